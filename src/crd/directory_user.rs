@@ -1,0 +1,286 @@
+//! `DirectoryUser`: one person as the HR system or identity provider knows them
+//! (spec), and where roster is in their leaver lifecycle (status).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::condition::{Condition, conditions_schema};
+
+/// The person's record as the source delivered it. roster never rewrites it, except
+/// to scrub PII once the user is purged.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "roster.dev",
+    version = "v1alpha1",
+    kind = "DirectoryUser",
+    namespaced,
+    status = "DirectoryUserStatus",
+    shortname = "du",
+    category = "roster",
+    printcolumn(json_path = ".status.phase", name = "Phase", type_ = "string"),
+    printcolumn(json_path = ".spec.tenant", name = "Tenant", type_ = "string"),
+    printcolumn(json_path = ".status.nextDeadline", name = "Next-Deadline", type_ = "string"),
+    printcolumn(json_path = ".spec.employeeId", name = "Employee-ID", type_ = "string", priority = 1),
+    printcolumn(json_path = ".status.trigger", name = "Trigger", type_ = "string", priority = 1),
+    printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUserSpec {
+    /// Name of the Tenant (in this namespace) the person belongs to. Immutable.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("tenant is immutable: delete and re-create the DirectoryUser to move a person to another tenant"))]
+    pub tenant: String,
+
+    /// Identifier of the person in the HR system: the mapping key, unique in the tenant
+    /// and immutable once set. Engagement records stay reachable by it after anonymization.
+    /// Letters, digits, `.`, `_` and `-`; up to 64 characters; leading zeros are kept.
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9][A-Za-z0-9._-]*$')").message("employeeId must start with a letter or digit and contain only letters, digits, '.', '_' or '-'"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("employeeId is immutable: it is the mapping key; create a new DirectoryUser for a different person"))]
+    pub employee_id: String,
+
+    /// Full name of the person. Personal data: replaced by a placeholder when purged.
+    #[schemars(length(min = 1, max = 256))]
+    pub full_name: String,
+
+    /// Primary email address. Personal data: replaced by a placeholder when purged.
+    #[schemars(length(min = 3, max = 254))]
+    #[x_kube(validation = Rule::new("self.matches('^[^@ ]+@[^@ ]+[.][^@ ]+$')").message("email must be an address such as name@example.com"))]
+    pub email: String,
+
+    /// URL of the profile picture (http or https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("pictureUrl must be an http(s) URL such as https://example.com/me.png"))]
+    pub picture_url: Option<String>,
+
+    /// Date (YYYY-MM-DD) the person joined. A hire date after the termination date
+    /// is a rehire and makes the person active again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("string(self).matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$')").message("hireDate must be a date in the form YYYY-MM-DD"))]
+    pub hire_date: Option<NaiveDate>,
+
+    /// Date (YYYY-MM-DD) the person leaves, read in the tenant's time zone. A future
+    /// date schedules deprovisioning; a date that has arrived triggers it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("string(self).matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$')").message("terminationDate must be a date in the form YYYY-MM-DD"))]
+    pub termination_date: Option<NaiveDate>,
+
+    /// Department name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub department: Option<String>,
+
+    /// Job title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub title: Option<String>,
+
+    /// Logical location name. It must match one of the Tenant's `locations`, otherwise
+    /// it is left blank downstream and the `LocationMatched` condition says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub location: Option<String>,
+
+    /// Primary email of the person's manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 254))]
+    #[x_kube(validation = Rule::new("self.matches('^[^@ ]+@[^@ ]+[.][^@ ]+$')").message("managerEmail must be an address such as manager@example.com"))]
+    pub manager_email: Option<String>,
+
+    /// Whether the source considers the person active. `false` (a SCIM deactivation,
+    /// absence from the HR feed) starts the quarantine.
+    #[serde(default = "default_active")]
+    pub active: bool,
+
+    /// Where the record came from.
+    #[serde(default)]
+    pub source: RecordSource,
+
+    /// Manual "deprovision now", like the platform's manual admin deletion: skips the
+    /// quarantine. Cannot be undone once deprovisioning has started.
+    #[serde(default)]
+    pub deprovision_now: bool,
+}
+
+fn default_active() -> bool {
+    true
+}
+
+impl Default for DirectoryUserSpec {
+    /// An active person with empty fields (for builders and tests).
+    fn default() -> Self {
+        Self {
+            tenant: String::new(),
+            employee_id: String::new(),
+            full_name: String::new(),
+            email: String::new(),
+            picture_url: None,
+            hire_date: None,
+            termination_date: None,
+            department: None,
+            title: None,
+            location: None,
+            manager_email: None,
+            active: true,
+            source: RecordSource::default(),
+            deprovision_now: false,
+        }
+    }
+}
+
+/// The people source a DirectoryUser was written by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RecordSource {
+    /// Applied by hand or by a GitOps pipeline.
+    #[default]
+    Manual,
+    /// Pushed by an identity provider over SCIM 2.0.
+    Scim,
+    /// Imported from the HR CSV file over SFTP.
+    Csv,
+    /// Fetched from the HR JSON report API.
+    HrApi,
+}
+
+/// Where a person is in the leaver lifecycle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// Has access; nothing scheduled except perhaps a future termination date.
+    #[default]
+    Active,
+    /// Would leave, but the mass-deprovisioning guard holds them until approved.
+    Held,
+    /// Access revoked; reversible until the deprovisioning deadline.
+    Quarantined,
+    /// Full-deprovisioning steps are running.
+    Deprovisioning,
+    /// All full-deprovisioning steps are done; PII purge pending.
+    Deprovisioned,
+    /// PII is gone everywhere roster can reach. Terminal.
+    Purged,
+}
+
+/// What started the leaver lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Trigger {
+    /// `active: false` (SCIM deactivation or absence from the HR feed).
+    Deactivated,
+    /// The termination date arrived in the tenant's time zone.
+    TerminationDate,
+    /// `deprovisionNow: true`.
+    DeprovisionNow,
+    /// The DirectoryUser object was deleted.
+    ObjectDeleted,
+}
+
+/// Full-deprovisioning and access steps, each recorded before the next runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum StepName {
+    /// Stage 1: revoke access at the learning platform.
+    RevokeAccess,
+    /// Reversal: restore access at the learning platform.
+    RestoreAccess,
+    TransferCalendarEvents,
+    TransferRules,
+    RemoveFromEvents,
+    RemoveFromGroups,
+    RemoveAssignments,
+    Anonymize,
+    /// Remove remaining PII downstream at the purge deadline.
+    Purge,
+}
+
+/// Progress of one step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum StepState {
+    #[default]
+    Pending,
+    Succeeded,
+    Failed,
+    /// Turned off by the policy, or planned only (dry-run).
+    Skipped,
+}
+
+/// The record of one side-effecting step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepStatus {
+    pub name: StepName,
+    pub state: StepState,
+    /// Calls made so far for this step.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Key sent with every call of this step, so a retried call is applied once.
+    #[schemars(length(max = 253))]
+    pub idempotency_key: String,
+    /// Last error category and detail, without personal data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub last_error: Option<String>,
+    /// What the step did, without personal data, e.g. "3 events transferred".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// After a failure: not retried before this time (backoff, or the service's `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// roster's view of the person's lifecycle. Never contains personal data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUserStatus {
+    #[serde(default)]
+    pub phase: Phase,
+    /// What started the current leaver episode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// Counts leaver episodes; part of every idempotency key so a reversed and
+    /// re-triggered user gets fresh keys.
+    #[serde(default)]
+    pub episode: u32,
+    /// When roster first saw the trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_at: Option<DateTime<Utc>>,
+    /// When access was revoked and the quarantine began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_started_at: Option<DateTime<Utc>>,
+    /// When full deprovisioning starts (end of quarantine). Persisted so a restart never moves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprovision_due_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprovisioned_at: Option<DateTime<Utc>>,
+    /// When PII must be gone (termination + purge deadline). Persisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_due_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged_at: Option<DateTime<Utc>>,
+    /// The next moment roster will act without being told to (shown by `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_deadline: Option<DateTime<Utc>>,
+    /// One entry per side-effecting step of the current episode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub steps: Vec<StepStatus>,
+    /// Learning-platform groups computed from the Tenant's group rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// How many times a quarantine was reversed, and when last.
+    #[serde(default)]
+    pub reversals: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reversed_at: Option<DateTime<Utc>>,
+    /// Dry-run: the steps that would run, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<StepName>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}

@@ -1,0 +1,374 @@
+//! `Tenant`: one customer organization of the learning platform, its connectors,
+//! its people sources and its switches.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::condition::{Condition, conditions_schema};
+
+/// One customer organization. A namespace holds one Tenant, its DeprovisionPolicy
+/// objects and its DirectoryUsers; nothing references across namespaces.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "roster.dev",
+    version = "v1alpha1",
+    kind = "Tenant",
+    namespaced,
+    status = "TenantStatus",
+    shortname = "tn",
+    category = "roster",
+    printcolumn(json_path = ".status.conditions[?(@.type==\"Ready\")].status", name = "Ready", type_ = "string"),
+    printcolumn(json_path = ".spec.policyRef.name", name = "Policy", type_ = "string"),
+    printcolumn(json_path = ".status.userCounts.active", name = "Active", type_ = "integer"),
+    printcolumn(json_path = ".status.userCounts.quarantined", name = "Quarantined", type_ = "integer"),
+    printcolumn(json_path = ".spec.suspend", name = "Suspended", type_ = "boolean"),
+    printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSpec {
+    /// Human-readable name of the organization.
+    #[schemars(length(min = 1, max = 256))]
+    pub display_name: String,
+
+    /// The DeprovisionPolicy (in this namespace) that governs this tenant's users.
+    pub policy_ref: LocalObjectRef,
+
+    /// Where the learning platform's API is and how to authenticate to it.
+    pub learning_platform: LearningPlatformConnection,
+
+    /// Calendar integration used to transfer events a leaver owns.
+    #[serde(default)]
+    pub calendar: CalendarConnection,
+
+    /// Configured location names. A user's location must match one of them, otherwise
+    /// it is left blank downstream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub locations: Vec<String>,
+
+    /// IANA time zone in which date-only HR fields (termination date) are read,
+    /// e.g. `Europe/Berlin`. Default `UTC`.
+    #[serde(default = "default_time_zone")]
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$')").message("timeZone must be an IANA time zone name such as UTC, Europe/Berlin or America/Los_Angeles"))]
+    pub time_zone: String,
+
+    /// Rules that put users into learning-platform groups from their profile fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500))]
+    pub group_rules: Vec<GroupRule>,
+
+    /// People sources that write this tenant's DirectoryUsers.
+    #[serde(default)]
+    pub sources: PeopleSources,
+
+    /// Stop every outbound side effect. Deadlines keep counting; what falls due while
+    /// suspended runs when the tenant is resumed.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// While true (the default) the Tenant cannot be deleted: deleting it removes every
+    /// user's data downstream, engagement records included.
+    #[serde(default = "default_true")]
+    pub deletion_protection: bool,
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A reference to an object in the same namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LocalObjectRef {
+    /// Name of the object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Connection to the learning platform's HTTP API (see docs/learning-platform.openapi.yaml).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LearningPlatformConnection {
+    /// Base URL, e.g. `https://lms.example.com/api/v1`.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("learningPlatform.endpoint must be an http(s) URL such as https://lms.example.com/api/v1"))]
+    pub endpoint: String,
+    /// Secret key holding the API bearer token.
+    pub credentials_secret_ref: SecretKeyRef,
+}
+
+/// Which calendar service holds the events users organize.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CalendarProvider {
+    /// No calendar integration: the transfer step is skipped.
+    #[default]
+    None,
+    /// Google Calendar API v3.
+    Google,
+    /// Microsoft Graph calendars.
+    Microsoft,
+}
+
+/// Calendar integration settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.provider == 'None' || (has(self.endpoint) && has(self.credentialsSecretRef) && has(self.fallbackOwnerEmail))").message("calendar.endpoint, calendar.credentialsSecretRef and calendar.fallbackOwnerEmail are required when calendar.provider is Google or Microsoft"))]
+pub struct CalendarConnection {
+    /// `None`, `Google` or `Microsoft`.
+    #[serde(default)]
+    pub provider: CalendarProvider,
+    /// Base URL of the calendar API, e.g. `https://www.googleapis.com/calendar/v3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("calendar.endpoint must be an http(s) URL such as https://graph.microsoft.com/v1.0"))]
+    pub endpoint: Option<String>,
+    /// Secret key holding the calendar API bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretKeyRef>,
+    /// Receives events when nobody in the policy's order is eligible. Must be an
+    /// existing Active DirectoryUser of this tenant with calendar access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 254))]
+    #[x_kube(validation = Rule::new("self.matches('^[^@ ]+@[^@ ]+[.][^@ ]+$')").message("calendar.fallbackOwnerEmail must be an address such as calendar-owner@example.com"))]
+    pub fallback_owner_email: Option<String>,
+}
+
+/// A profile field that sources map to and group rules test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ProfileField {
+    EmployeeId,
+    FullName,
+    Email,
+    PictureUrl,
+    HireDate,
+    TerminationDate,
+    Department,
+    Title,
+    Location,
+    ManagerEmail,
+    Active,
+}
+
+/// Puts users whose profile matches every condition into a learning-platform group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRule {
+    /// Group name at the learning platform.
+    #[schemars(length(min = 1, max = 256))]
+    pub group: String,
+    /// All must hold for the rule to match.
+    #[schemars(length(min = 1, max = 20))]
+    pub conditions: Vec<FieldCondition>,
+    /// Remove the user from the group when the rule stops matching. Off by default:
+    /// group rules only add, as in the platform's SSO group mapping.
+    #[serde(default)]
+    pub remove_when_unmatched: bool,
+}
+
+/// A test on one profile field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldCondition {
+    pub field: ProfileField,
+    /// `In` matches when the field equals one of `values` (case-insensitive);
+    /// `NotIn` when it equals none of them.
+    pub operator: FieldOperator,
+    #[schemars(length(min = 1, max = 100))]
+    pub values: Vec<String>,
+}
+
+/// Comparison used by a group rule condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum FieldOperator {
+    In,
+    NotIn,
+}
+
+/// People sources for a tenant. Any combination may be enabled.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeopleSources {
+    /// SCIM 2.0 endpoint served by roster for identity providers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<ScimSource>,
+    /// Daily HR CSV file pulled over SFTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<CsvSource>,
+    /// HR JSON report API (Workday-report style).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hr_api: Option<HrApiSource>,
+}
+
+/// SCIM 2.0 source settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimSource {
+    /// Secret key holding the bearer token the identity provider presents. A token
+    /// only ever reaches this tenant's users.
+    pub token_secret_ref: SecretKeyRef,
+}
+
+/// CSV-over-SFTP source settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CsvSource {
+    /// SFTP host name or address.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// SFTP port.
+    #[serde(default = "default_sftp_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// Path of the file on the server.
+    #[schemars(length(min = 1, max = 1024))]
+    pub path: String,
+    /// Secret holding `username` and either `password` or `privateKey`.
+    pub credentials_secret_name: String,
+    /// How often the file is pulled, as a Go duration. Default `24h`.
+    #[serde(default = "default_daily")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}(h|m|s))+$') && duration(self) >= duration('1m')").message("csv.interval must be a duration of at least 1m, such as 24h or 30m"))]
+    pub interval: String,
+    /// strftime-style format of date columns. Default `%Y-%m-%d`.
+    #[serde(default = "default_date_format")]
+    #[schemars(length(min = 2, max = 32))]
+    pub date_format: String,
+    /// Header name for each profile field, when it differs from the documents' names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
+    /// The file lists everyone: people missing from it are treated as removed from
+    /// the feed (guarded by the mass-deprovisioning guard). Default true.
+    #[serde(default = "default_true")]
+    pub complete_snapshot: bool,
+}
+
+/// HR JSON API source settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HrApiSource {
+    /// Report URL returning `{"Report_Entry": [...]}`.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("hrApi.url must be an http(s) URL"))]
+    pub url: String,
+    /// Secret holding `clientId` and `clientSecret`, or `token`.
+    pub credentials_secret_name: String,
+    /// How often the report is fetched, as a Go duration. Default `24h`.
+    #[serde(default = "default_daily")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}(h|m|s))+$') && duration(self) >= duration('1m')").message("hrApi.interval must be a duration of at least 1m, such as 24h or 30m"))]
+    pub interval: String,
+    /// Attribute mapping rules: report field → profile field. `employeeId` must be mapped.
+    #[schemars(length(min = 1, max = 100))]
+    #[x_kube(validation = Rule::new("self.exists(m, m.to == 'employeeId')").message("hrApi.mappings must map a report field to employeeId, the mapping key"))]
+    pub mappings: Vec<AttributeMapping>,
+}
+
+/// One attribute mapping rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeMapping {
+    /// Field (alias) in the source record.
+    #[schemars(length(min = 1, max = 256))]
+    pub from: String,
+    /// Profile field it fills.
+    pub to: ProfileField,
+    /// Optional transform applied to the value.
+    #[serde(default)]
+    pub transform: Transform,
+}
+
+/// Simple value transforms for attribute mapping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Transform {
+    #[default]
+    None,
+    Trim,
+    Lowercase,
+    Uppercase,
+    /// Keep only the date part of a date with an offset (`2025-03-17-08:00`).
+    DateOnly,
+}
+
+fn default_sftp_port() -> u16 {
+    22
+}
+fn default_daily() -> String {
+    "24h".into()
+}
+fn default_date_format() -> String {
+    "%Y-%m-%d".into()
+}
+
+/// Observed state of a Tenant.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    /// `Ready`, plus one condition per reference and connector
+    /// (`PolicyResolved`, `CredentialsFound`, `FallbackOwnerValid`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Users per lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_counts: Option<UserCounts>,
+    /// Last result of each people source's sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["source"]))]
+    pub source_syncs: Vec<SourceSync>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Number of users in each phase.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserCounts {
+    pub active: u32,
+    pub held: u32,
+    pub quarantined: u32,
+    pub deprovisioning: u32,
+    pub deprovisioned: u32,
+    pub purged: u32,
+}
+
+/// Result of a people source's last sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceSync {
+    /// `Scim`, `Csv` or `HrApi`.
+    #[schemars(length(max = 16))]
+    pub source: String,
+    pub finished_at: DateTime<Utc>,
+    /// `Succeeded`, `PartiallySucceeded` or `Failed`.
+    #[schemars(length(max = 32))]
+    pub result: String,
+    #[serde(default)]
+    pub created: u32,
+    #[serde(default)]
+    pub updated: u32,
+    #[serde(default)]
+    pub removed: u32,
+    /// Rows or records rejected (reported individually in Events).
+    #[serde(default)]
+    pub rejected: u32,
+}
