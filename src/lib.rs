@@ -2,9 +2,17 @@
 //!
 //! Architecture, from the inside out:
 //! - [`crd`]: the API types (`roster.dev/v1alpha1`).
+//! - [`lifecycle`]: the pure leaver state machine (no I/O, no clock).
+//! - [`controller`]: the kube-runtime shells that feed it and carry out its decisions.
+//! - [`effects`]: the connector interface side effects go through.
+//! - [`clock`]: the one place the wall clock is read.
 //! - [`controlplane`]: builds and runs a real kube-apiserver + etcd on loopback for
 //!   tests and the demo.
 
+pub mod clock;
+pub mod controller;
 pub mod controlplane;
-pub mod lifecycle;
 pub mod crd;
+pub mod effects;
+pub mod lifecycle;
+pub mod telemetry;

@@ -1,10 +1,15 @@
 //! The `roster` command: the operator and its tools.
 
-use clap::{Parser, Subcommand};
+use std::sync::Arc;
 
-/// roster runs the leaver lifecycle of a learning platform's users on Kubernetes.
+use clap::{Parser, Subcommand, ValueEnum};
+use roster::telemetry::{self, LogFormat};
+
+/// roster runs the leaver lifecycle of a learning platform's users on Kubernetes:
+/// access revoked at once, a reversible quarantine, commitments handed over,
+/// PII anonymized and purged before the legal deadline.
 #[derive(Parser)]
-#[command(name = "roster", version, about, long_about = None)]
+#[command(name = "roster", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -12,11 +17,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator against the cluster in KUBECONFIG (or the in-cluster config).
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML (what `crds/roster.yaml` holds).
     Crd,
-    /// Build (or reuse) and start a local kube-apiserver + etcd on loopback, print
-    /// the kubeconfig path, and run until interrupted.
+    /// Build (or reuse) and start a local kube-apiserver + etcd on loopback, print the
+    /// kubeconfig path, and run until interrupted (Ctrl-C).
     Controlplane,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "ROSTER_NAMESPACE")]
+    namespace: Option<String>,
+    /// Reconciles running at once per controller.
+    #[arg(long, env = "ROSTER_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Log line format.
+    #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+    /// Where side effects go. `memory` records them in-process only (for trying roster
+    /// out); the HTTP connectors for the learning platform and calendars are not
+    /// wired into this command yet.
+    #[arg(long, value_enum, default_value_t = EffectsKind::Memory)]
+    effects: EffectsKind,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EffectsKind {
+    Memory,
 }
 
 #[tokio::main]
@@ -25,11 +55,41 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => print!("{}", roster::crd::to_yaml()),
         Command::Controlplane => {
-            let plane = tokio::task::spawn_blocking(roster::controlplane::ControlPlane::start).await??;
-            println!("kubeconfig: {}", plane.kubeconfig_path().display());
-            println!("KUBECONFIG={} kubectl get ns", plane.kubeconfig_path().display());
+            let plane =
+                tokio::task::spawn_blocking(roster::controlplane::ControlPlane::start).await??;
+            println!(
+                "kube-apiserver {} is ready at {}",
+                plane.binaries().kubernetes_version,
+                plane.server_url()
+            );
+            println!("export KUBECONFIG={}", plane.kubeconfig_path().display());
+            println!("Press Ctrl-C to stop it.");
             tokio::signal::ctrl_c().await?;
-            plane.stop();
+            tokio::task::spawn_blocking(move || plane.stop()).await?;
+        }
+        Command::Run(args) => {
+            telemetry::init(args.log_format);
+            let client = kube::Client::try_default().await?;
+            let effects: Arc<dyn roster::effects::Effects> = match args.effects {
+                EffectsKind::Memory => Arc::new(roster::effects::memory::MemoryEffects::new()),
+            };
+            let options = roster::controller::Options {
+                concurrency: args.concurrency,
+                namespace: args.namespace,
+                instance: std::env::var("POD_NAME").ok(),
+            };
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "roster starting");
+            roster::controller::run(
+                client,
+                effects,
+                Arc::new(roster::clock::SystemClock),
+                options,
+                async {
+                    let _ = tokio::signal::ctrl_c().await;
+                },
+            )
+            .await;
+            tracing::info!("roster stopped");
         }
     }
     Ok(())

@@ -28,15 +28,28 @@ pub struct Binaries {
 #[derive(Debug, Error)]
 pub enum BuildError {
     #[error("cannot read the Go module at {path}: {source}")]
-    ReadModule { path: PathBuf, source: std::io::Error },
+    ReadModule {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{module}/go.mod does not pin {dependency}")]
-    NoPin { module: &'static str, dependency: &'static str },
+    NoPin {
+        module: &'static str,
+        dependency: &'static str,
+    },
     #[error("cannot use the cache directory {path}: {source}")]
-    Cache { path: PathBuf, source: std::io::Error },
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot run `go` (is the Go toolchain installed and on PATH?): {0}")]
     NoGo(std::io::Error),
     #[error("`go build` of {module} failed; see {log}:\n{tail}")]
-    GoBuild { module: &'static str, log: PathBuf, tail: String },
+    GoBuild {
+        module: &'static str,
+        log: PathBuf,
+        tail: String,
+    },
 }
 
 /// The directory holding the Go modules (`controlplane/` in the repository).
@@ -54,7 +67,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(dir).join("roster");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache").join("roster")
 }
 
@@ -64,11 +79,20 @@ pub fn ensure() -> Result<Binaries, BuildError> {
     let apiserver = GoModule::read(&src, "apiserver", "k8s.io/kubernetes")?;
     let etcd = GoModule::read(&src, "etcd", "go.etcd.io/etcd/server/v3")?;
     let root = cache_dir().join("controlplane");
-    fs::create_dir_all(&root).map_err(|source| BuildError::Cache { path: root.clone(), source })?;
+    fs::create_dir_all(&root).map_err(|source| BuildError::Cache {
+        path: root.clone(),
+        source,
+    })?;
 
     let lock_path = root.join(".build.lock");
-    let lock = File::create(&lock_path).map_err(|source| BuildError::Cache { path: lock_path.clone(), source })?;
-    lock.lock().map_err(|source| BuildError::Cache { path: lock_path, source })?;
+    let lock = File::create(&lock_path).map_err(|source| BuildError::Cache {
+        path: lock_path.clone(),
+        source,
+    })?;
+    lock.lock().map_err(|source| BuildError::Cache {
+        path: lock_path,
+        source,
+    })?;
 
     let (minor, major) = minor_major(&apiserver.version);
     let ldflags = format!(
@@ -77,7 +101,10 @@ pub fn ensure() -> Result<Binaries, BuildError> {
     );
     let k8s_dir = apiserver.build(
         &root,
-        &["k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kubectl"],
+        &[
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            "k8s.io/kubernetes/cmd/kubectl",
+        ],
         &["kube-apiserver", "kubectl"],
         &ldflags,
     )?;
@@ -114,31 +141,56 @@ impl GoModule {
         let mut hasher = DefaultHasher::new();
         let mut version = None;
         let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-            .map_err(|source| BuildError::ReadModule { path: dir.clone(), source })?
+            .map_err(|source| BuildError::ReadModule {
+                path: dir.clone(),
+                source,
+            })?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|p| p.is_file())
             .collect();
         files.sort();
         for file in &files {
-            let text = fs::read_to_string(file).map_err(|source| BuildError::ReadModule { path: file.clone(), source })?;
+            let text = fs::read_to_string(file).map_err(|source| BuildError::ReadModule {
+                path: file.clone(),
+                source,
+            })?;
             if file.ends_with("go.mod") {
                 version = text.lines().find_map(|line| {
                     let mut words = line.trim().trim_start_matches("require").split_whitespace();
-                    (words.next() == Some(dependency)).then(|| words.next().map(str::to_string)).flatten()
+                    (words.next() == Some(dependency))
+                        .then(|| words.next().map(str::to_string))
+                        .flatten()
                 });
             }
             file.file_name().hash(&mut hasher);
             text.hash(&mut hasher);
         }
-        let version = version.ok_or(BuildError::NoPin { module: name, dependency })?;
-        Ok(Self { name, dir, version, content_hash: hasher.finish() })
+        let version = version.ok_or(BuildError::NoPin {
+            module: name,
+            dependency,
+        })?;
+        Ok(Self {
+            name,
+            dir,
+            version,
+            content_hash: hasher.finish(),
+        })
     }
 
     /// Builds `packages` into `<root>/<name>-<version>-<hash>/` unless every output is
     /// already there. Builds into a scratch directory and renames it, so an interrupted
     /// build never leaves a half-filled cache entry.
-    fn build(&self, root: &Path, packages: &[&str], outputs: &[&str], ldflags: &str) -> Result<PathBuf, BuildError> {
-        let target = root.join(format!("{}-{}-{:016x}", self.name, self.version, self.content_hash));
+    fn build(
+        &self,
+        root: &Path,
+        packages: &[&str],
+        outputs: &[&str],
+        ldflags: &str,
+    ) -> Result<PathBuf, BuildError> {
+        let target = root.join(format!(
+            "{}-{}-{:016x}",
+            self.name, self.version, self.content_hash
+        ));
         if outputs.iter().all(|o| target.join(o).is_file()) {
             return Ok(target);
         }
@@ -180,11 +232,20 @@ impl GoModule {
             let text = fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(20).collect();
             let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
-            return Err(BuildError::GoBuild { module: self.name, log, tail });
+            return Err(BuildError::GoBuild {
+                module: self.name,
+                log,
+                tail,
+            });
         }
         let _ = fs::remove_dir_all(&target);
         fs::rename(&scratch, &target).map_err(cache_err(&target))?;
-        eprintln!("roster: built {} {} in {:.0?}", self.name, self.version, started.elapsed());
+        eprintln!(
+            "roster: built {} {} in {:.0?}",
+            self.name,
+            self.version,
+            started.elapsed()
+        );
         Ok(target)
     }
 }

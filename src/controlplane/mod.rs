@@ -33,7 +33,10 @@ pub enum ControlPlaneError {
     #[error(transparent)]
     Build(#[from] binaries::BuildError),
     #[error("control plane I/O at {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot generate credentials: {0}")]
     Credentials(#[from] rcgen::Error),
     #[error("{process} exited before the API server was ready; last log lines:\n{log}")]
@@ -80,7 +83,11 @@ impl ControlPlane {
     }
 
     fn start_once(binaries: &Binaries) -> Result<Self, ControlPlaneError> {
-        let dir = std::env::temp_dir().join(format!("roster-controlplane-{}-{:08x}", std::process::id(), rand::rng().random::<u32>()));
+        let dir = std::env::temp_dir().join(format!(
+            "roster-controlplane-{}-{:08x}",
+            std::process::id(),
+            rand::rng().random::<u32>()
+        ));
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ControlPlaneError::Io { path, source }
@@ -88,7 +95,10 @@ impl ControlPlane {
         fs::create_dir_all(dir.join("certs")).map_err(io(&dir))?;
         process::remove_at_exit(dir.clone());
 
-        let identities = Identities { admin_token: random_token(), unprivileged_token: random_token() };
+        let identities = Identities {
+            admin_token: random_token(),
+            unprivileged_token: random_token(),
+        };
         let tokens = dir.join("tokens.csv");
         fs::write(
             &tokens,
@@ -98,8 +108,14 @@ impl ControlPlane {
             ),
         )
         .map_err(io(&tokens))?;
+        // The signing key is PKCS#8, which the API server reads for signing but not as a
+        // verification key (it only takes PKIX public keys or SEC1/PKCS#1 private keys
+        // there), so the public half goes into a file of its own.
+        let sa_keypair = rcgen::KeyPair::generate()?;
         let sa_key = dir.join("service-account.key");
-        fs::write(&sa_key, rcgen::KeyPair::generate()?.serialize_pem()).map_err(io(&sa_key))?;
+        fs::write(&sa_key, sa_keypair.serialize_pem()).map_err(io(&sa_key))?;
+        let sa_pub = dir.join("service-account.pub");
+        fs::write(&sa_pub, sa_keypair.public_key_pem()).map_err(io(&sa_pub))?;
 
         let etcd_client = process::free_port().map_err(io(&dir))?;
         let etcd_peer = process::free_port().map_err(io(&dir))?;
@@ -109,11 +125,19 @@ impl ControlPlane {
         let mut etcd = Command::new(&binaries.etcd);
         etcd.arg("--name=roster")
             .arg(format!("--data-dir={}", dir.join("etcd").display()))
-            .arg(format!("--listen-client-urls=http://127.0.0.1:{etcd_client}"))
-            .arg(format!("--advertise-client-urls=http://127.0.0.1:{etcd_client}"))
+            .arg(format!(
+                "--listen-client-urls=http://127.0.0.1:{etcd_client}"
+            ))
+            .arg(format!(
+                "--advertise-client-urls=http://127.0.0.1:{etcd_client}"
+            ))
             .arg(format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer}"))
-            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"))
-            .arg(format!("--initial-cluster=roster=http://127.0.0.1:{etcd_peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"
+            ))
+            .arg(format!(
+                "--initial-cluster=roster=http://127.0.0.1:{etcd_peer}"
+            ))
             .arg("--unsafe-no-fsync")
             .arg("--log-level=warn");
         let etcd = spawn_logged(etcd, &etcd_log)?;
@@ -129,8 +153,11 @@ impl ControlPlane {
             .arg("--advertise-address=127.0.0.1")
             .arg("--endpoint-reconciler-type=none")
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
-            .arg(format!("--service-account-key-file={}", sa_key.display()))
-            .arg(format!("--service-account-signing-key-file={}", sa_key.display()))
+            .arg(format!("--service-account-key-file={}", sa_pub.display()))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                sa_key.display()
+            ))
             .arg("--service-cluster-ip-range=10.96.0.0/16")
             .arg("--authorization-mode=RBAC")
             .arg(format!("--token-auth-file={}", tokens.display()))
@@ -162,14 +189,20 @@ impl ControlPlane {
             admin = self.identities.admin_token,
             unprivileged = self.identities.unprivileged_token,
         );
-        fs::write(&self.kubeconfig, text).map_err(|source| ControlPlaneError::Io { path: self.kubeconfig.clone(), source })
+        fs::write(&self.kubeconfig, text).map_err(|source| ControlPlaneError::Io {
+            path: self.kubeconfig.clone(),
+            source,
+        })
     }
 
     /// Polls `/readyz` through kubectl (which also proves the kubeconfig works).
     fn wait_ready(&mut self) -> Result<(), ControlPlaneError> {
         let started = Instant::now();
         while started.elapsed() < READY_TIMEOUT {
-            for (name, child) in [("etcd", &mut self.etcd), ("kube-apiserver", &mut self.apiserver)] {
+            for (name, child) in [
+                ("etcd", &mut self.etcd),
+                ("kube-apiserver", &mut self.apiserver),
+            ] {
                 if let Some(child) = child
                     && let Ok(Some(_)) = child.try_wait()
                 {
@@ -212,7 +245,9 @@ impl ControlPlane {
     /// A `kubectl` command bound to this control plane's kubeconfig.
     pub fn kubectl_command(&self) -> Command {
         let mut command = Command::new(&self.binaries.kubectl);
-        command.env("KUBECONFIG", &self.kubeconfig).env_remove("KUBERNETES_SERVICE_HOST");
+        command
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST");
         command
     }
 
@@ -228,8 +263,12 @@ impl ControlPlane {
 
     async fn client_for_context(&self, context: &str) -> Result<kube::Client, kube::Error> {
         use kube::config::{KubeConfigOptions, Kubeconfig};
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).map_err(kube::Error::InferKubeconfig)?;
-        let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
+        let kubeconfig =
+            Kubeconfig::read_from(&self.kubeconfig).map_err(kube::Error::InferKubeconfig)?;
+        let options = KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..Default::default()
+        };
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(kube::Error::InferKubeconfig)?;
@@ -242,7 +281,10 @@ impl ControlPlane {
     }
 
     fn shutdown(&mut self) {
-        for child in [self.apiserver.take(), self.etcd.take()].into_iter().flatten() {
+        for child in [self.apiserver.take(), self.etcd.take()]
+            .into_iter()
+            .flatten()
+        {
             stop_child(child);
         }
         let _ = fs::remove_dir_all(&self.dir);
@@ -256,9 +298,15 @@ impl Drop for ControlPlane {
 }
 
 fn spawn_logged(mut command: Command, log: &Path) -> Result<Child, ControlPlaneError> {
-    let io = |source| ControlPlaneError::Io { path: log.to_path_buf(), source };
+    let io = |source| ControlPlaneError::Io {
+        path: log.to_path_buf(),
+        source,
+    };
     let file = fs::File::create(log).map_err(io)?;
-    command.stdin(Stdio::null()).stdout(file.try_clone().map_err(io)?).stderr(file);
+    command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().map_err(io)?)
+        .stderr(file);
     process::spawn(command).map_err(io)
 }
 

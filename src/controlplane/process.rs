@@ -35,7 +35,9 @@ pub fn spawn(mut command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("spawner lock poisoned"))?
         .send((command, reply))
         .map_err(|_| io::Error::other("spawner thread is gone"))?;
-    let child = response.recv().map_err(|_| io::Error::other("spawner thread is gone"))??;
+    let child = response
+        .recv()
+        .map_err(|_| io::Error::other("spawner thread is gone"))??;
     register_for_exit(child.id());
     Ok(child)
 }
@@ -113,5 +115,7 @@ extern "C" fn stop_children_at_exit() {
 /// A free TCP port on 127.0.0.1. Another process may take it before we bind it; the
 /// caller retries the start in that case.
 pub fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -82,7 +82,10 @@ pub fn find_condition<'a>(conditions: &'a [Condition], r#type: &str) -> Option<&
 pub(crate) fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut schema = generator.subschema_for::<Vec<Condition>>();
     schema.insert("x-kubernetes-list-type".into(), "map".into());
-    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["type"]),
+    );
     schema
 }
 
@@ -105,21 +108,30 @@ mod tests {
     #[test]
     fn same_status_keeps_transition_time_and_reports_no_change() {
         let mut list = vec![cond(ConditionStatus::True, "Ok", 10)];
-        assert!(!set_condition(&mut list, cond(ConditionStatus::True, "Ok", 99)));
+        assert!(!set_condition(
+            &mut list,
+            cond(ConditionStatus::True, "Ok", 99)
+        ));
         assert_eq!(list[0].last_transition_time.timestamp(), 10);
     }
 
     #[test]
     fn reason_change_without_flip_keeps_transition_time() {
         let mut list = vec![cond(ConditionStatus::True, "Ok", 10)];
-        assert!(set_condition(&mut list, cond(ConditionStatus::True, "Other", 99)));
+        assert!(set_condition(
+            &mut list,
+            cond(ConditionStatus::True, "Other", 99)
+        ));
         assert_eq!(list[0].last_transition_time.timestamp(), 10);
     }
 
     #[test]
     fn flip_moves_transition_time() {
         let mut list = vec![cond(ConditionStatus::True, "Ok", 10)];
-        assert!(set_condition(&mut list, cond(ConditionStatus::False, "Bad", 99)));
+        assert!(set_condition(
+            &mut list,
+            cond(ConditionStatus::False, "Bad", 99)
+        ));
         assert_eq!(list[0].last_transition_time.timestamp(), 99);
         assert_eq!(list.len(), 1);
     }

@@ -21,10 +21,28 @@ use super::condition::{Condition, conditions_schema};
     category = "roster",
     printcolumn(json_path = ".status.phase", name = "Phase", type_ = "string"),
     printcolumn(json_path = ".spec.tenant", name = "Tenant", type_ = "string"),
-    printcolumn(json_path = ".status.nextDeadline", name = "Next-Deadline", type_ = "string"),
-    printcolumn(json_path = ".spec.employeeId", name = "Employee-ID", type_ = "string", priority = 1),
-    printcolumn(json_path = ".status.trigger", name = "Trigger", type_ = "string", priority = 1),
-    printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date")
+    printcolumn(
+        json_path = ".status.nextDeadline",
+        name = "Next-Deadline",
+        type_ = "string"
+    ),
+    printcolumn(
+        json_path = ".spec.employeeId",
+        name = "Employee-ID",
+        type_ = "string",
+        priority = 1
+    ),
+    printcolumn(
+        json_path = ".status.trigger",
+        name = "Trigger",
+        type_ = "string",
+        priority = 1
+    ),
+    printcolumn(
+        json_path = ".metadata.creationTimestamp",
+        name = "Age",
+        type_ = "date"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryUserSpec {
@@ -59,13 +77,13 @@ pub struct DirectoryUserSpec {
     /// Date (YYYY-MM-DD) the person joined. A hire date after the termination date
     /// is a rehire and makes the person active again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("string(self).matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$')").message("hireDate must be a date in the form YYYY-MM-DD"))]
+    #[schemars(length(min = 10, max = 10))]
     pub hire_date: Option<NaiveDate>,
 
     /// Date (YYYY-MM-DD) the person leaves, read in the tenant's time zone. A future
     /// date schedules deprovisioning; a date that has arrived triggers it at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("string(self).matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$')").message("terminationDate must be a date in the form YYYY-MM-DD"))]
+    #[schemars(length(min = 10, max = 10))]
     pub termination_date: Option<NaiveDate>,
 
     /// Department name.
@@ -146,7 +164,20 @@ pub enum RecordSource {
 }
 
 /// Where a person is in the leaver lifecycle.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 pub enum Phase {
     /// Has access; nothing scheduled except perhaps a future termination date.
     #[default]
@@ -177,7 +208,9 @@ pub enum Trigger {
 }
 
 /// Full-deprovisioning and access steps, each recorded before the next runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum StepName {
     /// Stage 1: revoke access at the learning platform.
     RevokeAccess,
@@ -212,7 +245,7 @@ pub struct StepStatus {
     pub state: StepState,
     /// Calls made so far for this step.
     #[serde(default)]
-    pub attempts: u32,
+    pub attempts: i32,
     /// Key sent with every call of this step, so a retried call is applied once.
     #[schemars(length(max = 253))]
     pub idempotency_key: String,
@@ -243,7 +276,7 @@ pub struct DirectoryUserStatus {
     /// Counts leaver episodes; part of every idempotency key so a reversed and
     /// re-triggered user gets fresh keys.
     #[serde(default)]
-    pub episode: u32,
+    pub episode: i32,
     /// When roster first saw the trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_at: Option<DateTime<Utc>>,
@@ -272,7 +305,7 @@ pub struct DirectoryUserStatus {
     pub groups: Vec<String>,
     /// How many times a quarantine was reversed, and when last.
     #[serde(default)]
-    pub reversals: u32,
+    pub reversals: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reversed_at: Option<DateTime<Utc>>,
     /// Dry-run: the steps that would run, in order.

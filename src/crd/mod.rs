@@ -1,8 +1,12 @@
 //! API types of `roster.dev/v1alpha1`. The CRDs in `crds/` are generated from these.
 
+// kube's repeated `printcolumn(...)` arguments look like duplicated attributes to clippy.
 pub mod condition;
+#[allow(clippy::duplicated_attributes)]
 pub mod directory_user;
+#[allow(clippy::duplicated_attributes)]
 pub mod policy;
+#[allow(clippy::duplicated_attributes)]
 pub mod tenant;
 
 pub use condition::{Condition, ConditionStatus};
@@ -21,7 +25,11 @@ use kube::CustomResourceExt;
 
 /// Every CRD roster serves, in the order they are documented.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Tenant::crd(), DeprovisionPolicy::crd(), DirectoryUser::crd()]
+    vec![
+        Tenant::crd(),
+        DeprovisionPolicy::crd(),
+        DirectoryUser::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML stream, exactly as checked in under `crds/`.
@@ -31,4 +39,36 @@ pub fn to_yaml() -> String {
         .map(|crd| serde_yaml_ng::to_string(crd).expect("CRDs serialize"))
         .collect::<Vec<_>>()
         .join("---\n")
+}
+
+#[cfg(test)]
+mod tests {
+    /// `crds/roster.yaml` is generated from these types; this fails when it drifts.
+    #[test]
+    fn checked_in_crds_match_the_types() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/roster.yaml");
+        let checked_in = std::fs::read_to_string(&path).expect("read crds/roster.yaml");
+        assert!(
+            checked_in == super::to_yaml(),
+            "crds/roster.yaml is stale: regenerate it with `cargo run -- crd > crds/roster.yaml`"
+        );
+    }
+
+    #[test]
+    fn every_crd_is_namespaced_in_the_roster_category() {
+        for crd in super::all() {
+            assert_eq!(crd.spec.scope, "Namespaced");
+            assert_eq!(
+                crd.spec.names.categories.as_deref(),
+                Some(&["roster".to_string()][..])
+            );
+            assert!(
+                crd.spec
+                    .names
+                    .short_names
+                    .as_ref()
+                    .is_some_and(|s| !s.is_empty())
+            );
+        }
+    }
 }

@@ -22,11 +22,27 @@ pub const DURATION_PATTERN: &str = "^([0-9]{1,6}(h|m|s))+$";
     status = "DeprovisionPolicyStatus",
     shortname = "dpol",
     category = "roster",
-    printcolumn(json_path = ".spec.quarantinePeriod", name = "Quarantine", type_ = "string"),
-    printcolumn(json_path = ".spec.purgeDeadline", name = "Purge-Deadline", type_ = "string"),
-    printcolumn(json_path = ".spec.onObjectDeletion", name = "On-Delete", type_ = "string"),
+    printcolumn(
+        json_path = ".spec.quarantinePeriod",
+        name = "Quarantine",
+        type_ = "string"
+    ),
+    printcolumn(
+        json_path = ".spec.purgeDeadline",
+        name = "Purge-Deadline",
+        type_ = "string"
+    ),
+    printcolumn(
+        json_path = ".spec.onObjectDeletion",
+        name = "On-Delete",
+        type_ = "string"
+    ),
     printcolumn(json_path = ".spec.dryRun", name = "Dry-Run", type_ = "boolean"),
-    printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date")
+    printcolumn(
+        json_path = ".metadata.creationTimestamp",
+        name = "Age",
+        type_ = "date"
+    )
 )]
 #[x_kube(validation = Rule::new(
     "!self.quarantinePeriod.matches('^([0-9]{1,6}(h|m|s))+$') || !self.purgeDeadline.matches('^([0-9]{1,6}(h|m|s))+$') || duration(self.quarantinePeriod) <= duration(self.purgeDeadline)"
@@ -194,18 +210,18 @@ pub struct MassDeprovisionGuard {
     /// Hold when more than this many users would leave Active in one sync or minute.
     #[serde(default = "default_max_users")]
     #[schemars(range(min = 1, max = 1_000_000))]
-    pub max_users: u32,
+    pub max_users: i32,
     /// Hold when more than this percentage of the tenant would leave Active at once
     /// (Okta's import safeguard uses 20).
     #[serde(default = "default_max_percent")]
     #[schemars(range(min = 1, max = 100))]
-    pub max_percent: u32,
+    pub max_percent: i32,
 }
 
-fn default_max_users() -> u32 {
+fn default_max_users() -> i32 {
     50
 }
-fn default_max_percent() -> u32 {
+fn default_max_percent() -> i32 {
     20
 }
 

@@ -21,12 +21,28 @@ use super::condition::{Condition, conditions_schema};
     status = "TenantStatus",
     shortname = "tn",
     category = "roster",
-    printcolumn(json_path = ".status.conditions[?(@.type==\"Ready\")].status", name = "Ready", type_ = "string"),
+    printcolumn(
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        name = "Ready",
+        type_ = "string"
+    ),
     printcolumn(json_path = ".spec.policyRef.name", name = "Policy", type_ = "string"),
-    printcolumn(json_path = ".status.userCounts.active", name = "Active", type_ = "integer"),
-    printcolumn(json_path = ".status.userCounts.quarantined", name = "Quarantined", type_ = "integer"),
+    printcolumn(
+        json_path = ".status.userCounts.active",
+        name = "Active",
+        type_ = "integer"
+    ),
+    printcolumn(
+        json_path = ".status.userCounts.quarantined",
+        name = "Quarantined",
+        type_ = "integer"
+    ),
     printcolumn(json_path = ".spec.suspend", name = "Suspended", type_ = "boolean"),
-    printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date")
+    printcolumn(
+        json_path = ".metadata.creationTimestamp",
+        name = "Age",
+        type_ = "date"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSpec {
@@ -153,7 +169,9 @@ pub struct CalendarConnection {
 }
 
 /// A profile field that sources map to and group rules test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum ProfileField {
     EmployeeId,
@@ -238,7 +256,7 @@ pub struct CsvSource {
     /// SFTP port.
     #[serde(default = "default_sftp_port")]
     #[schemars(range(min = 1, max = 65535))]
-    pub port: u16,
+    pub port: i32,
     /// Path of the file on the server.
     #[schemars(length(min = 1, max = 1024))]
     pub path: String,
@@ -309,7 +327,7 @@ pub enum Transform {
     DateOnly,
 }
 
-fn default_sftp_port() -> u16 {
+fn default_sftp_port() -> i32 {
     22
 }
 fn default_daily() -> String {
@@ -343,12 +361,12 @@ pub struct TenantStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserCounts {
-    pub active: u32,
-    pub held: u32,
-    pub quarantined: u32,
-    pub deprovisioning: u32,
-    pub deprovisioned: u32,
-    pub purged: u32,
+    pub active: i32,
+    pub held: i32,
+    pub quarantined: i32,
+    pub deprovisioning: i32,
+    pub deprovisioned: i32,
+    pub purged: i32,
 }
 
 /// Result of a people source's last sync.
@@ -363,12 +381,12 @@ pub struct SourceSync {
     #[schemars(length(max = 32))]
     pub result: String,
     #[serde(default)]
-    pub created: u32,
+    pub created: i32,
     #[serde(default)]
-    pub updated: u32,
+    pub updated: i32,
     #[serde(default)]
-    pub removed: u32,
+    pub removed: i32,
     /// Rows or records rejected (reported individually in Events).
     #[serde(default)]
-    pub rejected: u32,
+    pub rejected: i32,
 }

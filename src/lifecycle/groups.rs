@@ -18,7 +18,12 @@ pub fn compute(rules: &[GroupRule], spec: &DirectoryUserSpec, previous: &[String
         })
         .cloned()
         .collect();
-    groups.extend(rules.iter().filter(|r| matches(r, spec)).map(|r| r.group.clone()));
+    groups.extend(
+        rules
+            .iter()
+            .filter(|r| matches(r, spec))
+            .map(|r| r.group.clone()),
+    );
     groups.sort();
     groups.dedup();
     groups
@@ -27,9 +32,12 @@ pub fn compute(rules: &[GroupRule], spec: &DirectoryUserSpec, previous: &[String
 fn matches(rule: &GroupRule, spec: &DirectoryUserSpec) -> bool {
     rule.conditions.iter().all(|condition| {
         let value = field_value(spec, condition.field);
-        let listed = value
-            .as_deref()
-            .is_some_and(|v| condition.values.iter().any(|c| c.trim().eq_ignore_ascii_case(v.trim())));
+        let listed = value.as_deref().is_some_and(|v| {
+            condition
+                .values
+                .iter()
+                .any(|c| c.trim().eq_ignore_ascii_case(v.trim()))
+        });
         match condition.operator {
             FieldOperator::In => listed,
             FieldOperator::NotIn => !listed,
@@ -71,13 +79,19 @@ mod tests {
     }
 
     fn person(title: &str) -> DirectoryUserSpec {
-        DirectoryUserSpec { title: Some(title.into()), ..Default::default() }
+        DirectoryUserSpec {
+            title: Some(title.into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn rules_add_only_by_default() {
         // The vendor's example: function X → group Y; A or B → group C.
-        let rules = [rule("Y", ProfileField::Title, &["X"], false), rule("C", ProfileField::Title, &["A", "B"], false)];
+        let rules = [
+            rule("Y", ProfileField::Title, &["X"], false),
+            rule("C", ProfileField::Title, &["A", "B"], false),
+        ];
         let first = compute(&rules, &person("x"), &[]);
         assert_eq!(first, vec!["Y"]);
         // Moving from X to A adds C but keeps Y.
@@ -87,15 +101,24 @@ mod tests {
     #[test]
     fn removal_only_when_the_rule_says_so() {
         let rules = [rule("Y", ProfileField::Title, &["X"], true)];
-        assert_eq!(compute(&rules, &person("A"), &["Y".into()]), Vec::<String>::new());
+        assert_eq!(
+            compute(&rules, &person("A"), &["Y".into()]),
+            Vec::<String>::new()
+        );
         // Groups no rule mentions are left alone.
-        assert_eq!(compute(&rules, &person("A"), &["Manual".into()]), vec!["Manual"]);
+        assert_eq!(
+            compute(&rules, &person("A"), &["Manual".into()]),
+            vec!["Manual"]
+        );
     }
 
     #[test]
     fn not_in_matches_absent_fields() {
         let mut r = rule("NotSales", ProfileField::Department, &["Sales"], false);
         r.conditions[0].operator = FieldOperator::NotIn;
-        assert_eq!(compute(&[r], &DirectoryUserSpec::default(), &[]), vec!["NotSales"]);
+        assert_eq!(
+            compute(&[r], &DirectoryUserSpec::default(), &[]),
+            vec!["NotSales"]
+        );
     }
 }

@@ -16,7 +16,9 @@ use chrono::{DateTime, Duration, Utc};
 use super::conditions::{self, ConditionInputs};
 use super::settings::{Policy, TenantSettings};
 use super::{groups, pii, trigger};
-use crate::crd::{DirectoryUserSpec, DirectoryUserStatus, Phase, StepName, StepState, StepStatus, Trigger};
+use crate::crd::{
+    DirectoryUserSpec, DirectoryUserStatus, Phase, StepName, StepState, StepStatus, Trigger,
+};
 
 /// What roster observes about one DirectoryUser.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +73,10 @@ pub enum Outcome {
     /// Done; `summary` says what happened without personal data.
     Succeeded { summary: String },
     /// Not done; retried after backoff, or after `retry_after` if the service asked for longer.
-    Failed { error: String, retry_after: Option<Duration> },
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// Stage-2 steps in the order the platform documents them.
@@ -88,11 +93,22 @@ pub const STAGE_TWO: [StepName; 6] = [
 pub const MAX_BACKOFF: Duration = Duration::minutes(5);
 
 /// Decides the next status, actions and wake-up for one user.
-pub fn step(observed: &Observed, policy: &Policy, tenant: &TenantSettings, now: DateTime<Utc>) -> Decision {
+pub fn step(
+    observed: &Observed,
+    policy: &Policy,
+    tenant: &TenantSettings,
+    now: DateTime<Utc>,
+) -> Decision {
     if policy.dry_run {
         return dry_run(observed, policy, tenant, now);
     }
-    let triggers = trigger::evaluate(observed.spec, observed.deleting, policy.on_object_deletion, tenant.time_zone, now);
+    let triggers = trigger::evaluate(
+        observed.spec,
+        observed.deleting,
+        policy.on_object_deletion,
+        tenant.time_zone,
+        now,
+    );
     let mut status = observed.status.clone();
     let mut transitions = Vec::new();
     let before = status.phase;
@@ -103,7 +119,11 @@ pub fn step(observed: &Observed, policy: &Policy, tenant: &TenantSettings, now: 
         let from = status.phase;
         let reason = advance(&mut status, observed, &triggers, policy, now);
         match reason {
-            Some(reason) => transitions.push(Transition { from, to: status.phase, reason }),
+            Some(reason) => transitions.push(Transition {
+                from,
+                to: status.phase,
+                reason,
+            }),
             None => break,
         }
     }
@@ -180,7 +200,16 @@ fn advance(
                 status.phase = Phase::Deprovisioning;
                 for name in STAGE_TWO {
                     let enabled = step_enabled(policy, name);
-                    add_step(status, observed.uid, name, if enabled { StepState::Pending } else { StepState::Skipped });
+                    add_step(
+                        status,
+                        observed.uid,
+                        name,
+                        if enabled {
+                            StepState::Pending
+                        } else {
+                            StepState::Skipped
+                        },
+                    );
                 }
                 Some("QuarantineEnded")
             } else {
@@ -188,9 +217,12 @@ fn advance(
             }
         }
         (Phase::Deprovisioning, _) => {
-            let done = STAGE_TWO
-                .iter()
-                .all(|name| matches!(step_state(status, *name), Some(StepState::Succeeded | StepState::Skipped)));
+            let done = STAGE_TWO.iter().all(|name| {
+                matches!(
+                    step_state(status, *name),
+                    Some(StepState::Succeeded | StepState::Skipped)
+                )
+            });
             done.then(|| {
                 status.phase = Phase::Deprovisioned;
                 status.deprovisioned_at = Some(now);
@@ -250,9 +282,16 @@ fn begin_episode(
 /// their trigger time: a shorter quarantine can make them due at once, a longer one
 /// extends it. The purge deadline only ever moves earlier. An immediate trigger makes
 /// the user due the first time it is seen, and that moment is kept.
-fn schedule(status: &mut DirectoryUserStatus, triggers: &trigger::Triggers, policy: &Policy, now: DateTime<Utc>) {
+fn schedule(
+    status: &mut DirectoryUserStatus,
+    triggers: &trigger::Triggers,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) {
     let triggered_at = status.triggered_at.unwrap_or(now);
-    let terminated_at = triggers.terminated_at.map_or(triggered_at, |at| at.min(triggered_at));
+    let terminated_at = triggers
+        .terminated_at
+        .map_or(triggered_at, |at| at.min(triggered_at));
     let mut purge_due = terminated_at + policy.purge_deadline;
     if let Some(previous) = status.purge_due_at {
         purge_due = purge_due.min(previous);
@@ -305,7 +344,7 @@ fn step_enabled(policy: &Policy, name: StepName) -> bool {
 
 /// The key sent with every call of a step: stable across retries and restarts, new
 /// for each episode so a re-triggered user is not mistaken for a retry.
-pub fn idempotency_key(uid: &str, episode: u32, name: StepName) -> String {
+pub fn idempotency_key(uid: &str, episode: i32, name: StepName) -> String {
     format!("{uid}/{episode}/{name:?}")
 }
 
@@ -326,7 +365,11 @@ fn add_step(status: &mut DirectoryUserStatus, uid: &str, name: StepName, state: 
 }
 
 fn step_state(status: &DirectoryUserStatus, name: StepName) -> Option<StepState> {
-    status.steps.iter().find(|s| s.name == name).map(|s| s.state)
+    status
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.state)
 }
 
 /// Steps to run now, in order: pending ones and failed ones whose retry time has
@@ -340,7 +383,10 @@ fn due_actions(status: &DirectoryUserStatus, now: DateTime<Utc>) -> Vec<Action> 
             StepState::Succeeded | StepState::Skipped => continue,
             StepState::Failed if s.retry_at.is_some_and(|at| at > now) => break,
             StepState::Pending | StepState::Failed => {
-                actions.push(Action { step: s.name, idempotency_key: s.idempotency_key.clone() });
+                actions.push(Action {
+                    step: s.name,
+                    idempotency_key: s.idempotency_key.clone(),
+                });
             }
         }
     }
@@ -348,7 +394,10 @@ fn due_actions(status: &DirectoryUserStatus, now: DateTime<Utc>) -> Vec<Action> 
 }
 
 /// The deadline shown to people: the next thing the schedule will do.
-fn next_deadline(status: &DirectoryUserStatus, triggers: &trigger::Triggers) -> Option<DateTime<Utc>> {
+fn next_deadline(
+    status: &DirectoryUserStatus,
+    triggers: &trigger::Triggers,
+) -> Option<DateTime<Utc>> {
     match status.phase {
         Phase::Active => triggers.scheduled,
         Phase::Quarantined => status.deprovision_due_at,
@@ -359,13 +408,27 @@ fn next_deadline(status: &DirectoryUserStatus, triggers: &trigger::Triggers) -> 
 
 /// The earliest future moment at which `step` would decide differently by itself.
 fn wake_at(status: &DirectoryUserStatus, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let retries = status.steps.iter().filter(|s| s.state == StepState::Failed).filter_map(|s| s.retry_at);
-    status.next_deadline.into_iter().chain(retries).filter(|at| *at > now).min()
+    let retries = status
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::Failed)
+        .filter_map(|s| s.retry_at);
+    status
+        .next_deadline
+        .into_iter()
+        .chain(retries)
+        .filter(|at| *at > now)
+        .min()
 }
 
 /// Folds a step's result into status. Pure; the caller persists the result before
 /// running the next step.
-pub fn record_outcome(status: &mut DirectoryUserStatus, name: StepName, outcome: Outcome, now: DateTime<Utc>) {
+pub fn record_outcome(
+    status: &mut DirectoryUserStatus,
+    name: StepName,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) {
     let Some(step) = status.steps.iter_mut().find(|s| s.name == name) else {
         return;
     };
@@ -391,17 +454,30 @@ pub fn record_outcome(status: &mut DirectoryUserStatus, name: StepName, outcome:
 }
 
 /// 1 s, 2 s, 4 s, ... up to [`MAX_BACKOFF`].
-pub fn backoff(attempts: u32) -> Duration {
-    let exponent = attempts.saturating_sub(1).min(16);
+pub fn backoff(attempts: i32) -> Duration {
+    let exponent = attempts.saturating_sub(1).clamp(0, 16);
     Duration::seconds(1_i64 << exponent).min(MAX_BACKOFF)
 }
 
 /// Dry-run: the phase stays, nothing runs, and `status.plan` lists the steps that
 /// would run from here. Only persisted deadlines are kept, so the plan is stable.
-fn dry_run(observed: &Observed, policy: &Policy, tenant: &TenantSettings, now: DateTime<Utc>) -> Decision {
-    let triggers = trigger::evaluate(observed.spec, observed.deleting, policy.on_object_deletion, tenant.time_zone, now);
+fn dry_run(
+    observed: &Observed,
+    policy: &Policy,
+    tenant: &TenantSettings,
+    now: DateTime<Utc>,
+) -> Decision {
+    let triggers = trigger::evaluate(
+        observed.spec,
+        observed.deleting,
+        policy.on_object_deletion,
+        tenant.time_zone,
+        now,
+    );
     let mut status = observed.status.clone();
-    let stage_two = STAGE_TWO.into_iter().filter(|name| step_enabled(policy, *name));
+    let stage_two = STAGE_TWO
+        .into_iter()
+        .filter(|name| step_enabled(policy, *name));
     let remaining = |status: &DirectoryUserStatus| -> Vec<StepName> {
         status
             .steps
@@ -415,9 +491,16 @@ fn dry_run(observed: &Observed, policy: &Policy, tenant: &TenantSettings, now: D
             .chain(stage_two)
             .chain(std::iter::once(StepName::Purge))
             .collect(),
-        (Phase::Quarantined, Some(_)) => remaining(&status).into_iter().chain(stage_two).chain([StepName::Purge]).collect(),
+        (Phase::Quarantined, Some(_)) => remaining(&status)
+            .into_iter()
+            .chain(stage_two)
+            .chain([StepName::Purge])
+            .collect(),
         (Phase::Quarantined | Phase::Deprovisioned, None) => vec![StepName::RestoreAccess],
-        (Phase::Deprovisioning, _) => remaining(&status).into_iter().chain([StepName::Purge]).collect(),
+        (Phase::Deprovisioning, _) => remaining(&status)
+            .into_iter()
+            .chain([StepName::Purge])
+            .collect(),
         (Phase::Deprovisioned, Some(_)) => vec![StepName::Purge],
         (Phase::Active | Phase::Held, None) | (Phase::Purged, _) => Vec::new(),
     };

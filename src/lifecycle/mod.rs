@@ -15,5 +15,8 @@ pub mod trigger;
 #[cfg(test)]
 mod tests;
 
-pub use machine::{Action, Decision, Observed, Outcome, STAGE_TWO, Transition, backoff, idempotency_key, record_outcome, step};
+pub use machine::{
+    Action, Decision, Observed, Outcome, STAGE_TWO, Transition, backoff, idempotency_key,
+    record_outcome, step,
+};
 pub use settings::{Policy, TenantSettings};

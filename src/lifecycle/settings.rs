@@ -39,8 +39,14 @@ impl Policy {
     /// Checks what the CRD's CEL rules check too, so a policy written before the rules
     /// existed (or with validation bypassed) still cannot drive the machine wrongly.
     pub fn from_spec(spec: &DeprovisionPolicySpec) -> Result<Self, InvalidPolicy> {
-        let quarantine = parse_duration(&spec.quarantine_period).ok_or(InvalidPolicy::Duration { field: "quarantinePeriod" })?;
-        let purge_deadline = parse_duration(&spec.purge_deadline).ok_or(InvalidPolicy::Duration { field: "purgeDeadline" })?;
+        let quarantine =
+            parse_duration(&spec.quarantine_period).ok_or(InvalidPolicy::Duration {
+                field: "quarantinePeriod",
+            })?;
+        let purge_deadline =
+            parse_duration(&spec.purge_deadline).ok_or(InvalidPolicy::Duration {
+                field: "purgeDeadline",
+            })?;
         if purge_deadline > MAX_PURGE_DEADLINE {
             return Err(InvalidPolicy::PurgeTooLong);
         }
@@ -68,7 +74,11 @@ impl Default for Policy {
 
 /// Parses the Go-style durations the CRDs accept (`168h`, `1h30m`, `45s`).
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'h' | b'm' | b's')) {
+    if text.is_empty()
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'h' | b'm' | b's'))
+    {
         return None;
     }
     let std = humantime::parse_duration(text).ok()?;
@@ -95,7 +105,10 @@ pub enum InvalidTenant {
 impl TenantSettings {
     pub fn from_spec(spec: &TenantSpec) -> Result<Self, InvalidTenant> {
         Ok(Self {
-            time_zone: spec.time_zone.parse().map_err(|_| InvalidTenant::TimeZone)?,
+            time_zone: spec
+                .time_zone
+                .parse()
+                .map_err(|_| InvalidTenant::TimeZone)?,
             suspended: spec.suspend,
             locations: spec.locations.clone(),
             group_rules: spec.group_rules.clone(),
@@ -105,7 +118,12 @@ impl TenantSettings {
 
 impl Default for TenantSettings {
     fn default() -> Self {
-        Self { time_zone: Tz::UTC, suspended: false, locations: Vec::new(), group_rules: Vec::new() }
+        Self {
+            time_zone: Tz::UTC,
+            suspended: false,
+            locations: Vec::new(),
+            group_rules: Vec::new(),
+        }
     }
 }
 
@@ -131,8 +149,16 @@ mod tests {
         spec.purge_deadline = "721h".into();
         assert_eq!(Policy::from_spec(&spec), Err(InvalidPolicy::PurgeTooLong));
         spec.purge_deadline = "24h".into();
-        assert_eq!(Policy::from_spec(&spec), Err(InvalidPolicy::QuarantineTooLong));
+        assert_eq!(
+            Policy::from_spec(&spec),
+            Err(InvalidPolicy::QuarantineTooLong)
+        );
         spec.quarantine_period = "7d".into();
-        assert_eq!(Policy::from_spec(&spec), Err(InvalidPolicy::Duration { field: "quarantinePeriod" }));
+        assert_eq!(
+            Policy::from_spec(&spec),
+            Err(InvalidPolicy::Duration {
+                field: "quarantinePeriod"
+            })
+        );
     }
 }

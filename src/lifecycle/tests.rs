@@ -8,8 +8,8 @@ use proptest::prelude::*;
 use super::machine::{Decision, Observed, Outcome, STAGE_TWO, Transition, record_outcome, step};
 use super::settings::{Policy, TenantSettings};
 use crate::crd::{
-    DeprovisionPolicySpec, DirectoryUserSpec, DirectoryUserStatus, ObjectDeletionMode, Phase, StepName, StepState,
-    Trigger,
+    DeprovisionPolicySpec, DirectoryUserSpec, DirectoryUserStatus, ObjectDeletionMode, Phase,
+    StepName, StepState, Trigger,
 };
 
 const UID: &str = "0b0e7c2c-uid";
@@ -91,7 +91,11 @@ impl World {
     }
 
     /// Like `settle`, but `fail` may turn an action into a failure.
-    fn settle_with(&mut self, now: DateTime<Utc>, mut fail: impl FnMut(StepName) -> Option<Outcome>) -> Decision {
+    fn settle_with(
+        &mut self,
+        now: DateTime<Utc>,
+        mut fail: impl FnMut(StepName) -> Option<Outcome>,
+    ) -> Decision {
         for _ in 0..20 {
             let decision = self.decide(now);
             assert_invariants(&self.status, &decision, now);
@@ -107,8 +111,13 @@ impl World {
             }
             for action in decision.actions {
                 let outcome = fail(action.step).unwrap_or_else(|| {
-                    *self.applied.entry(action.idempotency_key.clone()).or_default() += 1;
-                    Outcome::Succeeded { summary: format!("{:?} done", action.step) }
+                    *self
+                        .applied
+                        .entry(action.idempotency_key.clone())
+                        .or_default() += 1;
+                    Outcome::Succeeded {
+                        summary: format!("{:?} done", action.step),
+                    }
                 });
                 let failed = matches!(outcome, Outcome::Failed { .. });
                 record_outcome(&mut self.status, action.step, outcome, now);
@@ -125,7 +134,11 @@ impl World {
     }
 
     fn step_state(&self, name: StepName) -> Option<StepState> {
-        self.status.steps.iter().find(|s| s.name == name).map(|s| s.state)
+        self.status
+            .steps
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.state)
     }
 }
 
@@ -139,11 +152,21 @@ fn assert_invariants(before: &DirectoryUserStatus, decision: &Decision, now: Dat
     }
     for t in &decision.transitions {
         let forward = t.to > t.from;
-        let reversal = t.to == Phase::Active && matches!(t.from, Phase::Quarantined | Phase::Deprovisioned | Phase::Held);
+        let reversal = t.to == Phase::Active
+            && matches!(
+                t.from,
+                Phase::Quarantined | Phase::Deprovisioned | Phase::Held
+            );
         assert!(forward || reversal, "illegal transition {t:?}");
     }
     let text = serde_json::to_string(&decision.status).unwrap();
-    for pii in [NAME, EMAIL, "boss.person@example.com", "Zelda", "example.com"] {
+    for pii in [
+        NAME,
+        EMAIL,
+        "boss.person@example.com",
+        "Zelda",
+        "example.com",
+    ] {
         assert!(!text.contains(pii), "status holds PII {pii:?}: {text}");
     }
 }
@@ -159,7 +182,10 @@ fn an_active_person_at_rest_needs_nothing() {
     assert_eq!(decision.wake_at, None);
     assert!(decision.transitions.is_empty());
     let again = world.decide(at("2025-03-02T12:00:00Z"));
-    assert_eq!(again.status, world.status, "a settled user must not change status over time");
+    assert_eq!(
+        again.status, world.status,
+        "a settled user must not change status over time"
+    );
 }
 
 #[test]
@@ -171,8 +197,14 @@ fn the_full_path_with_default_durations() {
     let decision = world.settle(t0);
     assert_eq!(world.phase(), Phase::Quarantined);
     assert_eq!(world.status.trigger, Some(Trigger::Deactivated));
-    assert_eq!(world.step_state(StepName::RevokeAccess), Some(StepState::Succeeded));
-    assert_eq!(world.status.deprovision_due_at, Some(t0 + Duration::days(7)));
+    assert_eq!(
+        world.step_state(StepName::RevokeAccess),
+        Some(StepState::Succeeded)
+    );
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::days(7))
+    );
     assert_eq!(world.status.purge_due_at, Some(t0 + Duration::days(30)));
     assert_eq!(decision.wake_at, Some(t0 + Duration::days(7)));
 
@@ -182,7 +214,11 @@ fn the_full_path_with_default_durations() {
     let decision = world.settle(t0 + Duration::days(7));
     assert_eq!(world.phase(), Phase::Deprovisioned);
     for name in STAGE_TWO {
-        assert_eq!(world.step_state(name), Some(StepState::Succeeded), "{name:?}");
+        assert_eq!(
+            world.step_state(name),
+            Some(StepState::Succeeded),
+            "{name:?}"
+        );
     }
     assert_eq!(decision.wake_at, Some(t0 + Duration::days(30)));
 
@@ -191,7 +227,15 @@ fn the_full_path_with_default_durations() {
     assert_eq!(world.scrubbed, 1);
     assert!(!super::pii::has_pii(&world.spec));
     let reasons: Vec<_> = world.transitions.iter().map(|t| t.reason).collect();
-    assert_eq!(reasons, ["Deactivated", "QuarantineEnded", "StepsCompleted", "PiiPurged"]);
+    assert_eq!(
+        reasons,
+        [
+            "Deactivated",
+            "QuarantineEnded",
+            "StepsCompleted",
+            "PiiPurged"
+        ]
+    );
     // Every side effect took effect exactly once.
     assert_eq!(world.applied.len(), 8);
     assert!(world.applied.values().all(|n| *n == 1));
@@ -199,16 +243,40 @@ fn the_full_path_with_default_durations() {
 
 #[test]
 fn actions_come_in_the_documented_order_with_stable_keys() {
-    let mut world = World::new(DirectoryUserSpec { active: false, ..person() }, policy("0s", "1h"));
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        policy("0s", "1h"),
+    );
     let t0 = at("2025-03-01T00:00:00Z");
     let first = world.decide(t0);
     assert_eq!(first.actions.len(), 1);
     assert_eq!(first.actions[0].step, StepName::RevokeAccess);
-    assert_eq!(first.actions[0].idempotency_key, format!("{UID}/1/RevokeAccess"));
+    assert_eq!(
+        first.actions[0].idempotency_key,
+        format!("{UID}/1/RevokeAccess")
+    );
     // Deciding again without running anything yields the same keys.
-    assert_eq!(World { status: first.status.clone(), ..World::new(world.spec.clone(), world.policy.clone()) }.decide(t0).actions, first.actions);
+    assert_eq!(
+        World {
+            status: first.status.clone(),
+            ..World::new(world.spec.clone(), world.policy.clone())
+        }
+        .decide(t0)
+        .actions,
+        first.actions
+    );
     world.status = first.status;
-    record_outcome(&mut world.status, StepName::RevokeAccess, Outcome::Succeeded { summary: "revoked".into() }, t0);
+    record_outcome(
+        &mut world.status,
+        StepName::RevokeAccess,
+        Outcome::Succeeded {
+            summary: "revoked".into(),
+        },
+        t0,
+    );
     let second = world.decide(t0);
     let steps: Vec<_> = second.actions.iter().map(|a| a.step).collect();
     assert_eq!(steps, STAGE_TWO);
@@ -225,22 +293,86 @@ fn termination_dates_in_the_tenant_zone() {
         next: Option<&'static str>,
     }
     let cases = [
-        Case { name: "future date schedules", zone: "UTC", termination: "2025-03-10", now: "2025-03-01T00:00:00Z", phase: Phase::Active, next: Some("2025-03-10T00:00:00Z") },
-        Case { name: "exactly at now fires", zone: "UTC", termination: "2025-03-10", now: "2025-03-10T00:00:00Z", phase: Phase::Quarantined, next: Some("2025-03-17T00:00:00Z") },
-        Case { name: "one second before does not", zone: "UTC", termination: "2025-03-10", now: "2025-03-09T23:59:59Z", phase: Phase::Active, next: Some("2025-03-10T00:00:00Z") },
-        Case { name: "Berlin's day starts an hour earlier", zone: "Europe/Berlin", termination: "2025-03-10", now: "2025-03-09T23:00:00Z", phase: Phase::Quarantined, next: Some("2025-03-16T23:00:00Z") },
-        Case { name: "Berlin summer time", zone: "Europe/Berlin", termination: "2025-07-01", now: "2025-06-30T21:59:59Z", phase: Phase::Active, next: Some("2025-06-30T22:00:00Z") },
-        Case { name: "Los Angeles is still the day before", zone: "America/Los_Angeles", termination: "2025-03-10", now: "2025-03-10T06:59:59Z", phase: Phase::Active, next: Some("2025-03-10T07:00:00Z") },
-        Case { name: "DST gap at midnight (São Paulo 2018)", zone: "America/Sao_Paulo", termination: "2018-11-04", now: "2018-11-04T02:59:59Z", phase: Phase::Active, next: Some("2018-11-04T03:00:00Z") },
-        Case { name: "past date fires at once", zone: "UTC", termination: "2025-02-20", now: "2025-03-01T00:00:00Z", phase: Phase::Quarantined, next: Some("2025-03-08T00:00:00Z") },
+        Case {
+            name: "future date schedules",
+            zone: "UTC",
+            termination: "2025-03-10",
+            now: "2025-03-01T00:00:00Z",
+            phase: Phase::Active,
+            next: Some("2025-03-10T00:00:00Z"),
+        },
+        Case {
+            name: "exactly at now fires",
+            zone: "UTC",
+            termination: "2025-03-10",
+            now: "2025-03-10T00:00:00Z",
+            phase: Phase::Quarantined,
+            next: Some("2025-03-17T00:00:00Z"),
+        },
+        Case {
+            name: "one second before does not",
+            zone: "UTC",
+            termination: "2025-03-10",
+            now: "2025-03-09T23:59:59Z",
+            phase: Phase::Active,
+            next: Some("2025-03-10T00:00:00Z"),
+        },
+        Case {
+            name: "Berlin's day starts an hour earlier",
+            zone: "Europe/Berlin",
+            termination: "2025-03-10",
+            now: "2025-03-09T23:00:00Z",
+            phase: Phase::Quarantined,
+            next: Some("2025-03-16T23:00:00Z"),
+        },
+        Case {
+            name: "Berlin summer time",
+            zone: "Europe/Berlin",
+            termination: "2025-07-01",
+            now: "2025-06-30T21:59:59Z",
+            phase: Phase::Active,
+            next: Some("2025-06-30T22:00:00Z"),
+        },
+        Case {
+            name: "Los Angeles is still the day before",
+            zone: "America/Los_Angeles",
+            termination: "2025-03-10",
+            now: "2025-03-10T06:59:59Z",
+            phase: Phase::Active,
+            next: Some("2025-03-10T07:00:00Z"),
+        },
+        Case {
+            name: "DST gap at midnight (São Paulo 2018)",
+            zone: "America/Sao_Paulo",
+            termination: "2018-11-04",
+            now: "2018-11-04T02:59:59Z",
+            phase: Phase::Active,
+            next: Some("2018-11-04T03:00:00Z"),
+        },
+        Case {
+            name: "past date fires at once",
+            zone: "UTC",
+            termination: "2025-02-20",
+            now: "2025-03-01T00:00:00Z",
+            phase: Phase::Quarantined,
+            next: Some("2025-03-08T00:00:00Z"),
+        },
     ];
     for case in cases {
-        let spec = DirectoryUserSpec { termination_date: Some(date(case.termination)), ..person() };
+        let spec = DirectoryUserSpec {
+            termination_date: Some(date(case.termination)),
+            ..person()
+        };
         let mut world = World::new(spec, Policy::default());
         world.tenant.time_zone = case.zone.parse().unwrap();
         let decision = world.settle(at(case.now));
         assert_eq!(world.phase(), case.phase, "{}", case.name);
-        assert_eq!(world.status.next_deadline, case.next.map(at), "{}", case.name);
+        assert_eq!(
+            world.status.next_deadline,
+            case.next.map(at),
+            "{}",
+            case.name
+        );
         assert_eq!(decision.wake_at, case.next.map(at), "{}", case.name);
     }
 }
@@ -249,7 +381,10 @@ fn termination_dates_in_the_tenant_zone() {
 fn an_old_termination_is_purged_by_its_legal_deadline_not_later() {
     // Terminated 40 days ago, seen only now: the 30-day purge deadline has passed, so
     // everything runs at once instead of waiting out a quarantine.
-    let spec = DirectoryUserSpec { termination_date: Some(date("2025-01-20")), ..person() };
+    let spec = DirectoryUserSpec {
+        termination_date: Some(date("2025-01-20")),
+        ..person()
+    };
     let mut world = World::new(spec, Policy::default());
     let now = at("2025-03-01T09:00:00Z");
     world.settle(now);
@@ -259,11 +394,17 @@ fn an_old_termination_is_purged_by_its_legal_deadline_not_later() {
 
 #[test]
 fn purge_is_due_thirty_days_after_a_recent_termination() {
-    let spec = DirectoryUserSpec { termination_date: Some(date("2025-02-27")), ..person() };
+    let spec = DirectoryUserSpec {
+        termination_date: Some(date("2025-02-27")),
+        ..person()
+    };
     let mut world = World::new(spec, Policy::default());
     world.settle(at("2025-03-01T00:00:00Z"));
     assert_eq!(world.status.purge_due_at, Some(at("2025-03-29T00:00:00Z")));
-    assert_eq!(world.status.deprovision_due_at, Some(at("2025-03-08T00:00:00Z")));
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(at("2025-03-08T00:00:00Z"))
+    );
 }
 
 #[test]
@@ -277,21 +418,34 @@ fn reversal_during_quarantine_restores_access() {
     assert_eq!(world.phase(), Phase::Active);
     assert_eq!(world.status.reversals, 1);
     assert_eq!(world.status.last_reversed_at, Some(t0 + Duration::days(2)));
-    assert_eq!(world.step_state(StepName::RestoreAccess), Some(StepState::Succeeded));
+    assert_eq!(
+        world.step_state(StepName::RestoreAccess),
+        Some(StepState::Succeeded)
+    );
     assert_eq!(world.status.deprovision_due_at, None);
     assert_eq!(decision.wake_at, None);
-    assert_eq!(world.transitions.last().unwrap().reason, "QuarantineReversed");
+    assert_eq!(
+        world.transitions.last().unwrap().reason,
+        "QuarantineReversed"
+    );
     // A second leave is a new episode with new keys.
     world.spec.active = false;
     world.settle(t0 + Duration::days(3));
     assert_eq!(world.status.episode, 2);
     assert!(world.applied.contains_key(&format!("{UID}/2/RevokeAccess")));
-    assert_eq!(world.status.deprovision_due_at, Some(t0 + Duration::days(10)));
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::days(10))
+    );
 }
 
 #[test]
 fn rehire_during_quarantine_reverses_it() {
-    let spec = DirectoryUserSpec { termination_date: Some(date("2025-03-01")), hire_date: Some(date("2020-01-01")), ..person() };
+    let spec = DirectoryUserSpec {
+        termination_date: Some(date("2025-03-01")),
+        hire_date: Some(date("2020-01-01")),
+        ..person()
+    };
     let mut world = World::new(spec, Policy::default());
     world.settle(at("2025-03-02T00:00:00Z"));
     assert_eq!(world.phase(), Phase::Quarantined);
@@ -303,7 +457,10 @@ fn rehire_during_quarantine_reverses_it() {
 
 #[test]
 fn rehire_after_deprovisioning_re_enables_the_user() {
-    let spec = DirectoryUserSpec { termination_date: Some(date("2025-03-01")), ..person() };
+    let spec = DirectoryUserSpec {
+        termination_date: Some(date("2025-03-01")),
+        ..person()
+    };
     let mut world = World::new(spec, policy("1h", "720h"));
     world.settle(at("2025-03-01T00:00:00Z"));
     world.settle(at("2025-03-01T01:00:00Z"));
@@ -312,12 +469,21 @@ fn rehire_after_deprovisioning_re_enables_the_user() {
     world.settle(at("2025-04-01T00:00:00Z"));
     assert_eq!(world.phase(), Phase::Active);
     assert_eq!(world.transitions.last().unwrap().reason, "Reactivated");
-    assert_eq!(world.step_state(StepName::RestoreAccess), Some(StepState::Succeeded));
+    assert_eq!(
+        world.step_state(StepName::RestoreAccess),
+        Some(StepState::Succeeded)
+    );
 }
 
 #[test]
 fn deprovision_now_skips_the_quarantine_and_stays_put() {
-    let mut world = World::new(DirectoryUserSpec { deprovision_now: true, ..person() }, Policy::default());
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        Policy::default(),
+    );
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     assert_eq!(world.phase(), Phase::Deprovisioned);
@@ -327,19 +493,31 @@ fn deprovision_now_skips_the_quarantine_and_stays_put() {
 
 #[test]
 fn deprovision_now_during_quarantine_cuts_it_short() {
-    let mut world = World::new(DirectoryUserSpec { active: false, ..person() }, Policy::default());
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        Policy::default(),
+    );
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     world.spec.deprovision_now = true;
     world.settle(t0 + Duration::hours(5));
     assert_eq!(world.phase(), Phase::Deprovisioned);
-    assert_eq!(world.status.deprovision_due_at, Some(t0 + Duration::hours(5)));
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::hours(5))
+    );
     assert_eq!(world.status.trigger, Some(Trigger::DeprovisionNow));
 }
 
 #[test]
 fn object_deletion_under_both_modes() {
-    for (mode, quarantined_first) in [(ObjectDeletionMode::Quarantine, true), (ObjectDeletionMode::Immediate, false)] {
+    for (mode, quarantined_first) in [
+        (ObjectDeletionMode::Quarantine, true),
+        (ObjectDeletionMode::Immediate, false),
+    ] {
         let mut policy = policy("2s", "4s");
         policy.on_object_deletion = mode;
         let mut world = World::new(person(), policy);
@@ -364,7 +542,13 @@ fn object_deletion_under_both_modes() {
 
 #[test]
 fn deleting_a_purged_or_deprovisioned_user_releases_it() {
-    let mut world = World::new(DirectoryUserSpec { deprovision_now: true, ..person() }, Policy::default());
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        Policy::default(),
+    );
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     assert_eq!(world.phase(), Phase::Deprovisioned);
@@ -376,10 +560,18 @@ fn deleting_a_purged_or_deprovisioned_user_releases_it() {
 
 #[test]
 fn dry_run_records_the_plan_and_changes_nothing() {
-    let mut dry = Policy::default();
-    dry.dry_run = true;
+    let mut dry = Policy {
+        dry_run: true,
+        ..Policy::default()
+    };
     dry.actions.transfer_rules = false;
-    let mut world = World::new(DirectoryUserSpec { active: false, ..person() }, dry);
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        dry,
+    );
     let decision = world.settle(at("2025-03-01T00:00:00Z"));
     assert_eq!(world.phase(), Phase::Active);
     assert!(decision.actions.is_empty());
@@ -414,8 +606,16 @@ fn suspended_tenant_runs_nothing_and_catches_up_on_resume() {
     let decision = world.settle(t0);
     assert!(decision.actions.is_empty());
     assert_eq!(world.phase(), Phase::Quarantined);
-    assert_eq!(world.step_state(StepName::RevokeAccess), Some(StepState::Pending));
-    let ready = world.status.conditions.iter().find(|c| c.r#type == "Ready").unwrap();
+    assert_eq!(
+        world.step_state(StepName::RevokeAccess),
+        Some(StepState::Pending)
+    );
+    let ready = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "Ready")
+        .unwrap();
     assert_eq!(ready.reason, "TenantSuspended");
     // The deadline passes while suspended: nothing runs, nothing is skipped.
     world.settle(t0 + Duration::hours(3));
@@ -424,24 +624,40 @@ fn suspended_tenant_runs_nothing_and_catches_up_on_resume() {
     world.tenant.suspended = false;
     world.settle(t0 + Duration::hours(4));
     assert_eq!(world.phase(), Phase::Deprovisioned);
-    assert_eq!(world.status.deprovision_due_at, Some(t0 + Duration::hours(1)), "the deadline did not move");
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::hours(1)),
+        "the deadline did not move"
+    );
 }
 
 #[test]
 fn policy_edits_apply_to_users_in_quarantine_from_their_trigger_time() {
-    let mut world = World::new(DirectoryUserSpec { active: false, ..person() }, Policy::default());
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        Policy::default(),
+    );
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     // Longer quarantine: extended, counted from the trigger.
     world.policy = policy("336h", "720h");
     world.settle(t0 + Duration::days(1));
-    assert_eq!(world.status.deprovision_due_at, Some(t0 + Duration::days(14)));
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::days(14))
+    );
     // Shorter than the time already spent: due at once.
     world.policy = policy("24h", "720h");
     world.settle(t0 + Duration::days(2));
     assert_eq!(world.phase(), Phase::Deprovisioned);
     // A longer purge deadline never moves the legal purge date later.
-    world.policy = Policy { purge_deadline: Duration::days(30), ..policy("24h", "720h") };
+    world.policy = Policy {
+        purge_deadline: Duration::days(30),
+        ..policy("24h", "720h")
+    };
     let before = world.status.purge_due_at;
     world.settle(t0 + Duration::days(3));
     assert_eq!(world.status.purge_due_at, before);
@@ -449,7 +665,13 @@ fn policy_edits_apply_to_users_in_quarantine_from_their_trigger_time() {
 
 #[test]
 fn a_shorter_purge_deadline_moves_purge_earlier() {
-    let mut world = World::new(DirectoryUserSpec { active: false, ..person() }, policy("24h", "720h"));
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        policy("24h", "720h"),
+    );
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     world.policy = policy("24h", "48h");
@@ -459,34 +681,75 @@ fn a_shorter_purge_deadline_moves_purge_earlier() {
 
 #[test]
 fn a_clock_that_moved_backwards_neither_fires_nor_wakes_in_the_past() {
-    let mut world = World::new(DirectoryUserSpec { active: false, ..person() }, policy("1h", "720h"));
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        policy("1h", "720h"),
+    );
     let t0 = at("2025-03-01T12:00:00Z");
     world.settle(t0);
     let earlier = t0 - Duration::hours(2);
     let decision = world.settle(earlier);
     assert_eq!(world.phase(), Phase::Quarantined);
-    assert_eq!(world.status.deprovision_due_at, Some(t0 + Duration::hours(1)));
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::hours(1))
+    );
     assert_eq!(decision.wake_at, Some(t0 + Duration::hours(1)));
 }
 
 #[test]
 fn a_failed_step_is_retried_after_backoff_or_retry_after() {
-    let mut world = World::new(DirectoryUserSpec { deprovision_now: true, ..person() }, Policy::default());
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        Policy::default(),
+    );
     let t0 = at("2025-03-01T00:00:00Z");
     let decision = world.settle_with(t0, |step| {
-        (step == StepName::TransferRules).then(|| Outcome::Failed { error: "Unavailable: HTTP 429".into(), retry_after: Some(Duration::seconds(30)) })
+        (step == StepName::TransferRules).then(|| Outcome::Failed {
+            error: "Unavailable: HTTP 429".into(),
+            retry_after: Some(Duration::seconds(30)),
+        })
     });
     assert_eq!(world.phase(), Phase::Deprovisioning);
-    assert_eq!(world.step_state(StepName::TransferRules), Some(StepState::Failed));
-    assert_eq!(world.step_state(StepName::RemoveFromEvents), Some(StepState::Pending), "later steps wait");
+    assert_eq!(
+        world.step_state(StepName::TransferRules),
+        Some(StepState::Failed)
+    );
+    assert_eq!(
+        world.step_state(StepName::RemoveFromEvents),
+        Some(StepState::Pending),
+        "later steps wait"
+    );
     assert_eq!(decision.wake_at, Some(t0 + Duration::seconds(30)));
-    let ready = world.status.conditions.iter().find(|c| c.r#type == "Ready").unwrap();
+    let ready = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "Ready")
+        .unwrap();
     assert_eq!(ready.reason, "StepFailed");
     // Before the retry time the failed step is not offered again.
-    assert!(world.decide(t0 + Duration::seconds(29)).actions.iter().all(|a| a.step != StepName::TransferRules));
+    assert!(
+        world
+            .decide(t0 + Duration::seconds(29))
+            .actions
+            .iter()
+            .all(|a| a.step != StepName::TransferRules)
+    );
     world.settle(t0 + Duration::seconds(30));
     assert_eq!(world.phase(), Phase::Deprovisioned);
-    let rules = world.status.steps.iter().find(|s| s.name == StepName::TransferRules).unwrap();
+    let rules = world
+        .status
+        .steps
+        .iter()
+        .find(|s| s.name == StepName::TransferRules)
+        .unwrap();
     assert_eq!(rules.attempts, 2);
     assert_eq!(rules.last_error, None);
 }
@@ -502,25 +765,52 @@ fn steps_turned_off_by_the_policy_are_skipped() {
     let mut policy = Policy::default();
     policy.actions.transfer_calendar_events = false;
     policy.actions.anonymize = false;
-    let mut world = World::new(DirectoryUserSpec { deprovision_now: true, ..person() }, policy);
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        policy,
+    );
     world.settle(at("2025-03-01T00:00:00Z"));
     assert_eq!(world.phase(), Phase::Deprovisioned);
-    assert_eq!(world.step_state(StepName::TransferCalendarEvents), Some(StepState::Skipped));
-    assert_eq!(world.step_state(StepName::Anonymize), Some(StepState::Skipped));
+    assert_eq!(
+        world.step_state(StepName::TransferCalendarEvents),
+        Some(StepState::Skipped)
+    );
+    assert_eq!(
+        world.step_state(StepName::Anonymize),
+        Some(StepState::Skipped)
+    );
     assert!(!world.applied.keys().any(|k| k.ends_with("Anonymize")));
 }
 
 #[test]
 fn pii_reapplied_to_a_purged_user_is_removed_again() {
-    let mut world = World::new(DirectoryUserSpec { deprovision_now: true, ..person() }, policy("0s", "1s"));
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        policy("0s", "1s"),
+    );
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     world.settle(t0 + Duration::seconds(1));
     assert_eq!(world.phase(), Phase::Purged);
-    world.spec = DirectoryUserSpec { deprovision_now: true, ..person() };
+    world.spec = DirectoryUserSpec {
+        deprovision_now: true,
+        ..person()
+    };
     let decision = world.decide(t0 + Duration::seconds(6));
     assert!(decision.scrub_pii);
-    assert!(decision.status.conditions.iter().any(|c| c.r#type == "PiiReapplied"));
+    assert!(
+        decision
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "PiiReapplied")
+    );
     world.settle(t0 + Duration::seconds(6));
     assert!(!super::pii::has_pii(&world.spec));
     assert_eq!(world.phase(), Phase::Purged);
@@ -528,21 +818,43 @@ fn pii_reapplied_to_a_purged_user_is_removed_again() {
 
 #[test]
 fn an_unknown_location_is_reported() {
-    let mut world = World::new(DirectoryUserSpec { location: Some("Atlantis".into()), ..person() }, Policy::default());
+    let mut world = World::new(
+        DirectoryUserSpec {
+            location: Some("Atlantis".into()),
+            ..person()
+        },
+        Policy::default(),
+    );
     world.tenant.locations = vec!["Berlin".into()];
     world.settle(at("2025-03-01T00:00:00Z"));
-    let condition = world.status.conditions.iter().find(|c| c.r#type == "LocationMatched").unwrap();
+    let condition = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "LocationMatched")
+        .unwrap();
     assert_eq!(condition.reason, "UnknownLocation");
     assert!(!condition.message.contains("Atlantis"));
     world.spec.location = Some("berlin".into());
     world.settle(at("2025-03-01T00:00:00Z"));
-    let condition = world.status.conditions.iter().find(|c| c.r#type == "LocationMatched").unwrap();
+    let condition = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "LocationMatched")
+        .unwrap();
     assert_eq!(condition.reason, "ConfiguredLocation");
 }
 
 #[test]
 fn conditions_keep_their_transition_time_at_rest() {
-    let mut world = World::new(DirectoryUserSpec { active: false, ..person() }, Policy::default());
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        Policy::default(),
+    );
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     let before = world.status.clone();
@@ -585,7 +897,13 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 fn zone() -> impl Strategy<Value = &'static str> {
-    prop_oneof![Just("UTC"), Just("Europe/Berlin"), Just("America/Sao_Paulo"), Just("Pacific/Chatham"), Just("Asia/Kolkata")]
+    prop_oneof![
+        Just("UTC"),
+        Just("Europe/Berlin"),
+        Just("America/Sao_Paulo"),
+        Just("Pacific/Chatham"),
+        Just("Asia/Kolkata")
+    ]
 }
 
 proptest! {

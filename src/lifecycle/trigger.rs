@@ -23,12 +23,21 @@ pub struct Triggers {
 
 /// Evaluates every trigger. Precedence (strongest first): object deletion, manual
 /// deprovision-now, termination date, deactivation.
-pub fn evaluate(spec: &DirectoryUserSpec, deleting: bool, on_delete: ObjectDeletionMode, zone: Tz, now: DateTime<Utc>) -> Triggers {
+pub fn evaluate(
+    spec: &DirectoryUserSpec,
+    deleting: bool,
+    on_delete: ObjectDeletionMode,
+    zone: Tz,
+    now: DateTime<Utc>,
+) -> Triggers {
     let termination = effective_termination(spec).map(|date| start_of_day(date, zone));
     let arrived = termination.filter(|at| *at <= now);
     let scheduled = termination.filter(|at| *at > now);
     let (active, immediate) = if deleting {
-        (Some(Trigger::ObjectDeleted), on_delete == ObjectDeletionMode::Immediate)
+        (
+            Some(Trigger::ObjectDeleted),
+            on_delete == ObjectDeletionMode::Immediate,
+        )
     } else if spec.deprovision_now {
         (Some(Trigger::DeprovisionNow), true)
     } else if arrived.is_some() {
@@ -38,7 +47,12 @@ pub fn evaluate(spec: &DirectoryUserSpec, deleting: bool, on_delete: ObjectDelet
     } else {
         (None, false)
     };
-    Triggers { active, immediate, scheduled: scheduled.filter(|_| active.is_none()), terminated_at: arrived }
+    Triggers {
+        active,
+        immediate,
+        scheduled: scheduled.filter(|_| active.is_none()),
+        terminated_at: arrived,
+    }
 }
 
 /// The termination date, unless a later hire date says the person was rehired.
@@ -54,10 +68,15 @@ pub fn effective_termination(spec: &DirectoryUserSpec) -> Option<NaiveDate> {
 /// day starts at the first local time that exists; where midnight happens twice, at
 /// the earlier one.
 pub fn start_of_day(date: NaiveDate, zone: Tz) -> DateTime<Utc> {
-    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists on every date");
+    let midnight = date
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists on every date");
     // DST gaps are at most a few hours; step forward in minutes until a local time exists.
     (0..=24 * 60)
-        .find_map(|minutes| zone.from_local_datetime(&(midnight + Duration::minutes(minutes))).earliest())
+        .find_map(|minutes| {
+            zone.from_local_datetime(&(midnight + Duration::minutes(minutes)))
+                .earliest()
+        })
         .map(|local| local.with_timezone(&Utc))
         .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
 }
@@ -90,7 +109,11 @@ mod tests {
             ("2025-03-17", "Pacific/Kiritimati", "2025-03-16T10:00:00Z"),
         ];
         for (day, zone, expected) in cases {
-            assert_eq!(start_of_day(date(day), zone.parse().unwrap()), utc(expected), "{day} in {zone}");
+            assert_eq!(
+                start_of_day(date(day), zone.parse().unwrap()),
+                utc(expected),
+                "{day} in {zone}"
+            );
         }
     }
 
@@ -102,7 +125,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(effective_termination(&spec), None);
-        let same_day = DirectoryUserSpec { hire_date: Some(date("2025-01-31")), ..spec };
+        let same_day = DirectoryUserSpec {
+            hire_date: Some(date("2025-01-31")),
+            ..spec
+        };
         assert_eq!(effective_termination(&same_day), Some(date("2025-01-31")));
     }
 }
