@@ -14,5 +14,8 @@ pub mod controller;
 pub mod controlplane;
 pub mod crd;
 pub mod effects;
+pub mod http;
 pub mod lifecycle;
+pub mod metrics;
+pub mod operator;
 pub mod telemetry;

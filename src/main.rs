@@ -42,6 +42,21 @@ struct RunArgs {
     /// wired into this command yet.
     #[arg(long, value_enum, default_value_t = EffectsKind::Memory)]
     effects: EffectsKind,
+    /// Address of the health (`/healthz`, `/readyz`) and metrics (`/metrics`) server.
+    #[arg(long, env = "ROSTER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: std::net::SocketAddr,
+    /// Only reconcile while holding a Lease, so several replicas can run (one active).
+    #[arg(long, env = "ROSTER_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "roster-leader")]
+    lease_name: String,
+    /// Seconds before a silent leader's lease can be taken over.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -78,18 +93,13 @@ async fn main() -> anyhow::Result<()> {
                 namespace: args.namespace,
                 instance: std::env::var("POD_NAME").ok(),
             };
+            let leadership = args.leader_election.then(|| roster::operator::Leadership {
+                namespace: args.lease_namespace.clone(),
+                lease_name: args.lease_name.clone(),
+                duration_seconds: args.lease_duration_seconds,
+            });
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "roster starting");
-            roster::controller::run(
-                client,
-                effects,
-                Arc::new(roster::clock::SystemClock),
-                options,
-                async {
-                    let _ = tokio::signal::ctrl_c().await;
-                },
-            )
-            .await;
-            tracing::info!("roster stopped");
+            roster::operator::run(client, effects, options, leadership, args.http_addr).await?;
         }
     }
     Ok(())

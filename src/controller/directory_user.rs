@@ -148,9 +148,24 @@ fn gather(user: &DirectoryUser, namespace: &str, context: &Context) -> Gathered 
     }
 }
 
-#[instrument(skip_all, fields(namespace = user.namespace(), user = user.name_any()))]
 async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Action> {
     wait_for_stores(&context).await;
+    let labels = crate::metrics::ControllerLabels {
+        controller: "directoryuser",
+    };
+    context.metrics.reconciles.get_or_create(&labels).inc();
+    let started = std::time::Instant::now();
+    let result = reconcile_user(user, &context).await;
+    context
+        .metrics
+        .reconcile_seconds
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+#[instrument(skip_all, fields(namespace = user.namespace(), user = user.name_any()))]
+async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<Action> {
     let namespace = user.namespace().ok_or(Error::MissingNamespace)?;
     let name = user.name_any();
     let api: Api<DirectoryUser> = Api::namespaced(context.client.clone(), &namespace);
@@ -166,7 +181,7 @@ async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Ac
         return Ok(Action::await_change());
     }
 
-    let (tenant, policy, settings) = match gather(&user, &namespace, &context) {
+    let (tenant, policy, settings) = match gather(&user, &namespace, context) {
         Gathered::Ready {
             tenant,
             policy,
@@ -199,7 +214,7 @@ async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Ac
         if reapplied {
             warn!("a source re-applied personal data to a purged user; removed again");
             publish(
-                &context,
+                context,
                 &current,
                 EventType::Warning,
                 "PiiReapplied",
@@ -215,8 +230,14 @@ async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Ac
     }
     for transition in &decision.transitions {
         info!(from = ?transition.from, to = ?transition.to, reason = transition.reason, "phase changed");
+        let labels = crate::metrics::TransitionLabels {
+            from: format!("{:?}", transition.from),
+            to: format!("{:?}", transition.to),
+            reason: transition.reason,
+        };
+        context.metrics.transitions.get_or_create(&labels).inc();
         publish(
-            &context,
+            context,
             &current,
             EventType::Normal,
             transition.reason,
@@ -239,7 +260,7 @@ async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Ac
         if let Outcome::Failed { error, .. } = &outcome {
             warn!(step = ?action.step, error = %error, "step failed");
             publish(
-                &context,
+                context,
                 &current,
                 EventType::Warning,
                 "StepFailed",
@@ -249,6 +270,11 @@ async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Ac
             .await;
         }
         let failed = matches!(outcome, Outcome::Failed { .. });
+        let labels = crate::metrics::StepLabels {
+            step: format!("{:?}", action.step),
+            result: if failed { "failed" } else { "succeeded" },
+        };
+        context.metrics.steps.get_or_create(&labels).inc();
         lifecycle::record_outcome(&mut status, action.step, outcome, context.clock.now());
         // Recorded before the next step runs: a crash now neither repeats nor skips it.
         patch::status(&api, &name, KIND, &status).await?;
@@ -390,6 +416,7 @@ async fn publish(
 }
 
 fn error_policy(user: Arc<DirectoryUser>, error: &Error, context: Arc<Context>) -> Action {
+    context.count_error("directoryuser", error);
     let delay = context.failure_backoff(&user.uid().unwrap_or_default());
     warn!(category = error.category(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)

@@ -58,6 +58,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub clock: Arc<dyn Clock>,
     pub effects: Arc<dyn Effects>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub tenants: Store<crate::crd::Tenant>,
     pub policies: Store<crate::crd::DeprovisionPolicy>,
     /// Consecutive failures per object UID, for error backoff.
@@ -71,6 +72,14 @@ impl Context {
         *count += 1;
         let seconds = crate::lifecycle::backoff(*count).num_seconds().max(1) as u64;
         Duration::from_secs(seconds) + jitter()
+    }
+
+    fn count_error(&self, controller: &'static str, error: &Error) {
+        let labels = crate::metrics::ErrorLabels {
+            controller,
+            category: error.category(),
+        };
+        self.metrics.reconcile_errors.get_or_create(&labels).inc();
     }
 
     fn reset_failures(&self, uid: &str) {
@@ -128,6 +137,7 @@ pub async fn run(
     client: Client,
     effects: Arc<dyn Effects>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<crate::metrics::Metrics>,
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -149,6 +159,7 @@ pub async fn run(
         client: client.clone(),
         clock,
         effects,
+        metrics,
         tenants: tenants.clone(),
         policies: policies.clone(),
         failures: Mutex::default(),

@@ -8,6 +8,7 @@
 pub mod conditions;
 pub mod groups;
 pub mod machine;
+pub mod ownership;
 pub mod pii;
 pub mod settings;
 pub mod trigger;

@@ -44,6 +44,7 @@ impl Operator {
             client.clone(),
             effects,
             Arc::new(SystemClock),
+            Default::default(),
             options,
             async {
                 let _ = stopped.await;
