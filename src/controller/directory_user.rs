@@ -12,11 +12,11 @@ use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, FINALIZER, Options, Result, jitter, patch, reflect};
+use super::{Context, Error, FINALIZER, Options, Result, jitter, patch};
 use crate::crd::condition::{ConditionStatus, set_condition};
 use crate::crd::{Condition, DeprovisionPolicy, DirectoryUser, DirectoryUserStatus, Tenant};
 use crate::effects::EffectRequest;
@@ -26,17 +26,14 @@ const KIND: &str = "DirectoryUser";
 
 /// Builds and runs the controller until `shutdown` resolves.
 pub async fn controller(
-    client: &Client,
     options: &Options,
     context: Arc<Context>,
+    user_stream: impl Stream<Item = Result<DirectoryUser, watcher::Error>> + Send + 'static,
     tenant_stream: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
     policy_stream: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (users, user_stream) = reflect(
-        super::api::<DirectoryUser>(client, options.namespace.as_deref()),
-        watcher::Config::default(),
-    );
+    let users = context.users.clone();
     let tenants = context.tenants.clone();
     let by_tenant = users.clone();
     let by_policy = users.clone();
@@ -247,6 +244,7 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
         .await;
     }
 
+    let directory = colleagues(&context.users, &current);
     for action in &decision.actions {
         let outcome = context
             .effects
@@ -254,6 +252,7 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
                 tenant: &tenant,
                 policy: &policy,
                 user: &current,
+                directory: &directory,
                 action,
             })
             .await;
@@ -296,6 +295,16 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
         Some(at) => Action::requeue((at - now).to_std().unwrap_or(Duration::ZERO) + jitter()),
         None => Action::await_change(),
     })
+}
+
+/// The users of the same tenant (the leaver included), for choosing new owners.
+fn colleagues(users: &Store<DirectoryUser>, user: &DirectoryUser) -> Vec<Arc<DirectoryUser>> {
+    let namespace = user.namespace();
+    users
+        .state()
+        .into_iter()
+        .filter(|u| u.namespace() == namespace && u.spec.tenant == user.spec.tenant)
+        .collect()
 }
 
 fn decide(

@@ -61,6 +61,8 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub tenants: Store<crate::crd::Tenant>,
     pub policies: Store<crate::crd::DeprovisionPolicy>,
+    /// Every DirectoryUser, for finding colleagues (new owners, managers).
+    pub users: Store<crate::crd::DirectoryUser>,
     /// Consecutive failures per object UID, for error backoff.
     failures: Mutex<HashMap<String, i32>>,
 }
@@ -150,6 +152,10 @@ pub async fn run(
         api::<crate::crd::DeprovisionPolicy>(&client, ns),
         watcher::Config::default(),
     );
+    let (users, user_stream) = reflect(
+        api::<crate::crd::DirectoryUser>(&client, ns),
+        watcher::Config::default(),
+    );
     let reporter = Reporter {
         controller: "roster".into(),
         instance: options.instance.clone(),
@@ -162,13 +168,14 @@ pub async fn run(
         metrics,
         tenants: tenants.clone(),
         policies: policies.clone(),
+        users: users.clone(),
         failures: Mutex::default(),
     });
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let users = directory_user::controller(
-        &client,
         &options,
         context.clone(),
+        user_stream,
         tenant_stream,
         policy_stream,
         shutdown.clone(),

@@ -243,10 +243,13 @@ impl ControlPlane {
     }
 
     /// A `kubectl` command bound to this control plane's kubeconfig.
+    /// Its discovery cache lives with the control plane, so it neither fills
+    /// `~/.kube/cache` nor sees a previous control plane that used the same port.
     pub fn kubectl_command(&self) -> Command {
         let mut command = Command::new(&self.binaries.kubectl);
         command
             .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.join("kube-cache"))
             .env_remove("KUBERNETES_SERVICE_HOST");
         command
     }

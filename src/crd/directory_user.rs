@@ -12,6 +12,7 @@ use super::condition::{Condition, conditions_schema};
 /// to scrub PII once the user is purged.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
+    doc = "A person as the HR system or identity provider knows them (spec), and where roster is in their leaver lifecycle (status). Name it after the employee ID, never after the person.",
     group = "roster.dev",
     version = "v1alpha1",
     kind = "DirectoryUser",
@@ -48,6 +49,7 @@ use super::condition::{Condition, conditions_schema};
 pub struct DirectoryUserSpec {
     /// Name of the Tenant (in this namespace) the person belongs to. Immutable.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("tenant must be the name of a Tenant object: lowercase letters, digits, '-' and '.'"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("tenant is immutable: delete and re-create the DirectoryUser to move a person to another tenant"))]
     pub tenant: String,
 
@@ -118,7 +120,8 @@ pub struct DirectoryUserSpec {
     pub source: RecordSource,
 
     /// Manual "deprovision now", like the platform's manual admin deletion: skips the
-    /// quarantine. Cannot be undone once deprovisioning has started.
+    /// quarantine. Steps already run are not undone; clearing it afterwards counts as a
+    /// reinstatement (access is restored).
     #[serde(default)]
     pub deprovision_now: bool,
 }
@@ -257,6 +260,7 @@ pub struct StepStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub summary: Option<String>,
+    /// When the step succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
     /// After a failure: not retried before this time (backoff, or the service's `Retry-After`).
@@ -286,11 +290,13 @@ pub struct DirectoryUserStatus {
     /// When full deprovisioning starts (end of quarantine). Persisted so a restart never moves it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprovision_due_at: Option<DateTime<Utc>>,
+    /// When every full-deprovisioning step had completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprovisioned_at: Option<DateTime<Utc>>,
     /// When PII must be gone (termination + purge deadline). Persisted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purge_due_at: Option<DateTime<Utc>>,
+    /// When PII was purged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purged_at: Option<DateTime<Utc>>,
     /// The next moment roster will act without being told to (shown by `kubectl get`).
@@ -306,14 +312,18 @@ pub struct DirectoryUserStatus {
     /// How many times a quarantine was reversed, and when last.
     #[serde(default)]
     pub reversals: i32,
+    /// When the last reversal (or reinstatement) happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reversed_at: Option<DateTime<Utc>>,
     /// Dry-run: the steps that would run, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<StepName>,
+    /// `Ready`, `Quarantined`, `Deprovisioned`, `Purged`, and when they apply
+    /// `LocationMatched`, `Suspended`, `DryRun`, `PiiReapplied`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// The `.metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }

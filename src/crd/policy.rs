@@ -7,14 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use super::condition::{Condition, conditions_schema};
 
-/// Pattern every duration field accepts: Go-style units, which the API server's
-/// CEL `duration()` understands too (e.g. `168h`, `1h30m`, `45s`).
-pub const DURATION_PATTERN: &str = "^([0-9]{1,6}(h|m|s))+$";
+/// Pattern every duration field accepts: Go-style units, each at most once and in
+/// order, which the API server's CEL `duration()` understands too (`168h`, `1h30m`,
+/// `45s`). Bounded digits keep `duration()` from overflowing.
+pub const DURATION_PATTERN: &str = "^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$";
 
 /// How and when users of a tenant leave: the quarantine before full deprovisioning,
 /// the purge deadline, the actions that run, and the safety guards.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
+    doc = "How and when a tenant's users leave: quarantine length, purge deadline, which deprovisioning steps run, and safety guards (mass-deprovisioning guard, dry-run).",
     group = "roster.dev",
     version = "v1alpha1",
     kind = "DeprovisionPolicy",
@@ -45,7 +47,7 @@ pub const DURATION_PATTERN: &str = "^([0-9]{1,6}(h|m|s))+$";
     )
 )]
 #[x_kube(validation = Rule::new(
-    "!self.quarantinePeriod.matches('^([0-9]{1,6}(h|m|s))+$') || !self.purgeDeadline.matches('^([0-9]{1,6}(h|m|s))+$') || duration(self.quarantinePeriod) <= duration(self.purgeDeadline)"
+    "!self.quarantinePeriod.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') || !self.purgeDeadline.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') || duration(self.quarantinePeriod) <= duration(self.purgeDeadline)"
 ).message("quarantinePeriod must not be longer than purgeDeadline: shorten quarantinePeriod or lengthen purgeDeadline (at most 720h)").field_path(".quarantinePeriod"))]
 #[serde(rename_all = "camelCase")]
 pub struct DeprovisionPolicySpec {
@@ -54,15 +56,15 @@ pub struct DeprovisionPolicySpec {
     /// Any value from `0s` up to `purgeDeadline` is accepted so tests and demos can use seconds.
     #[serde(default = "default_quarantine")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}(h|m|s))+$')").message("quarantinePeriod must be a duration such as 168h, 24h or 30s (units h, m, s)"))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$')").message("quarantinePeriod must be a duration such as 168h, 24h or 30s (units h, m, s, each at most once)"))]
     pub quarantine_period: String,
 
     /// PII is fully removed no later than this after termination, as a Go duration.
     /// Default and maximum: `720h` (30 days).
     #[serde(default = "default_purge_deadline")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}(h|m|s))+$')").message("purgeDeadline must be a duration such as 720h or 48h (units h, m, s)"))]
-    #[x_kube(validation = Rule::new("!self.matches('^([0-9]{1,6}(h|m|s))+$') || duration(self) <= duration('720h')").message("purgeDeadline must be at most 720h (30 days), the legal limit for removing PII"))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$')").message("purgeDeadline must be a duration such as 720h or 48h (units h, m, s, each at most once)"))]
+    #[x_kube(validation = Rule::new("!self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') || duration(self) <= duration('720h')").message("purgeDeadline must be at most 720h (30 days), the legal limit for removing PII"))]
     pub purge_deadline: String,
 
     /// Which full-deprovisioning steps run. All are on by default.

@@ -14,6 +14,7 @@ use super::condition::{Condition, conditions_schema};
 /// objects and its DirectoryUsers; nothing references across namespaces.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
+    doc = "One customer organization of the learning platform: its connectors, people sources, time zone, group rules and switches. A namespace holds one Tenant, its policies and its users.",
     group = "roster.dev",
     version = "v1alpha1",
     kind = "Tenant",
@@ -63,15 +64,16 @@ pub struct TenantSpec {
     /// Configured location names. A user's location must match one of them, otherwise
     /// it is left blank downstream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1000))]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 256)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub locations: Vec<String>,
 
     /// IANA time zone in which date-only HR fields (termination date) are read,
-    /// e.g. `Europe/Berlin`. Default `UTC`.
+    /// e.g. `Europe/Berlin`. Default `UTC`. An unknown name is reported by the
+    /// `TimeZoneValid` condition.
     #[serde(default = "default_time_zone")]
     #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("self.matches('^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$')").message("timeZone must be an IANA time zone name such as UTC, Europe/Berlin or America/Los_Angeles"))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+){0,2}$')").message("timeZone must be an IANA time zone name such as UTC, Europe/Berlin or America/Los_Angeles"))]
     pub time_zone: String,
 
     /// Rules that put users into learning-platform groups from their profile fields.
@@ -102,18 +104,20 @@ fn default_true() -> bool {
 }
 
 /// A reference to an object in the same namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct LocalObjectRef {
     /// Name of the object.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("name must be an object name: lowercase letters, digits, '-' and '.'"))]
     pub name: String,
 }
 
 /// A key of a Secret in the same namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct SecretKeyRef {
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("the Secret name must be an object name: lowercase letters, digits, '-' and '.'"))]
     pub name: String,
     /// Key within the Secret.
     #[schemars(length(min = 1, max = 253))]
@@ -211,7 +215,8 @@ pub struct FieldCondition {
     /// `In` matches when the field equals one of `values` (case-insensitive);
     /// `NotIn` when it equals none of them.
     pub operator: FieldOperator,
-    #[schemars(length(min = 1, max = 100))]
+    /// Values compared with the field (case-insensitive).
+    #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 256)))]
     pub values: Vec<String>,
 }
 
@@ -261,11 +266,13 @@ pub struct CsvSource {
     #[schemars(length(min = 1, max = 1024))]
     pub path: String,
     /// Secret holding `username` and either `password` or `privateKey`.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("credentialsSecretName must be an object name: lowercase letters, digits, '-' and '.'"))]
     pub credentials_secret_name: String,
     /// How often the file is pulled, as a Go duration. Default `24h`.
     #[serde(default = "default_daily")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}(h|m|s))+$') && duration(self) >= duration('1m')").message("csv.interval must be a duration of at least 1m, such as 24h or 30m"))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') && duration(self) >= duration('1m')").message("csv.interval must be a duration of at least 1m, such as 24h or 30m"))]
     pub interval: String,
     /// strftime-style format of date columns. Default `%Y-%m-%d`.
     #[serde(default = "default_date_format")]
@@ -273,6 +280,9 @@ pub struct CsvSource {
     pub date_format: String,
     /// Header name for each profile field, when it differs from the documents' names.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 11))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['employeeId', 'fullName', 'email', 'pictureUrl', 'hireDate', 'terminationDate', 'department', 'title', 'location', 'managerEmail', 'active'])").message("csv.columns keys must be profile fields: employeeId, fullName, email, pictureUrl, hireDate, terminationDate, department, title, location, managerEmail, active"))]
+    #[x_kube(validation = Rule::new("self.all(k, size(self[k]) > 0 && size(self[k]) <= 256)").message("csv.columns values must be header names of 1 to 256 characters"))]
     pub columns: BTreeMap<String, String>,
     /// The file lists everyone: people missing from it are treated as removed from
     /// the feed (guarded by the mass-deprovisioning guard). Default true.
@@ -289,15 +299,17 @@ pub struct HrApiSource {
     #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("hrApi.url must be an http(s) URL"))]
     pub url: String,
     /// Secret holding `clientId` and `clientSecret`, or `token`.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("credentialsSecretName must be an object name: lowercase letters, digits, '-' and '.'"))]
     pub credentials_secret_name: String,
     /// How often the report is fetched, as a Go duration. Default `24h`.
     #[serde(default = "default_daily")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}(h|m|s))+$') && duration(self) >= duration('1m')").message("hrApi.interval must be a duration of at least 1m, such as 24h or 30m"))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') && duration(self) >= duration('1m')").message("hrApi.interval must be a duration of at least 1m, such as 24h or 30m"))]
     pub interval: String,
     /// Attribute mapping rules: report field → profile field. `employeeId` must be mapped.
     #[schemars(length(min = 1, max = 100))]
-    #[x_kube(validation = Rule::new("self.exists(m, m.to == 'employeeId')").message("hrApi.mappings must map a report field to employeeId, the mapping key"))]
+    #[x_kube(validation = Rule::new("self.exists_one(m, m.to == 'employeeId')").message("hrApi.mappings must map exactly one report field to employeeId, the mapping key"))]
     pub mappings: Vec<AttributeMapping>,
 }
 
@@ -353,6 +365,7 @@ pub struct TenantStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["source"]))]
     pub source_syncs: Vec<SourceSync>,
+    /// The `.metadata.generation` last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -361,6 +374,7 @@ pub struct TenantStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserCounts {
+    /// Users in each phase.
     pub active: i32,
     pub held: i32,
     pub quarantined: i32,
@@ -376,14 +390,18 @@ pub struct SourceSync {
     /// `Scim`, `Csv` or `HrApi`.
     #[schemars(length(max = 16))]
     pub source: String,
+    /// When the sync finished.
     pub finished_at: DateTime<Utc>,
     /// `Succeeded`, `PartiallySucceeded` or `Failed`.
     #[schemars(length(max = 32))]
     pub result: String,
+    /// Records created.
     #[serde(default)]
     pub created: i32,
+    /// Records updated.
     #[serde(default)]
     pub updated: i32,
+    /// Records treated as removed from the feed.
     #[serde(default)]
     pub removed: i32,
     /// Rows or records rejected (reported individually in Events).

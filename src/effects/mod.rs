@@ -18,6 +18,8 @@ pub struct EffectRequest<'a> {
     pub tenant: &'a Tenant,
     pub policy: &'a Policy,
     pub user: &'a DirectoryUser,
+    /// The tenant's users (the leaver included) as roster last saw them.
+    pub directory: &'a [std::sync::Arc<DirectoryUser>],
     pub action: &'a Action,
 }
 
