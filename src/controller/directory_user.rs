@@ -256,6 +256,22 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
                 action,
             })
             .await;
+        if let Outcome::Succeeded {
+            warning: Some(warning),
+            ..
+        } = &outcome
+        {
+            warn!(step = ?action.step, warning = %warning, "step needs attention");
+            publish(
+                context,
+                &current,
+                EventType::Warning,
+                "StepNeedsAttention",
+                "RunStep",
+                format!("{:?}: {warning}", action.step),
+            )
+            .await;
+        }
         if let Outcome::Failed { error, .. } = &outcome {
             warn!(step = ?action.step, error = %error, "step failed");
             publish(

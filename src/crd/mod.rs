@@ -18,7 +18,7 @@ pub use policy::{
     CalendarOwnerCandidate, DeprovisionActions, DeprovisionPolicy, DeprovisionPolicySpec,
     DeprovisionPolicyStatus, MassDeprovisionGuard, ObjectDeletionMode, RuleTransferTarget,
 };
-pub use tenant::{Tenant, TenantSpec, TenantStatus, UserCounts};
+pub use tenant::{CalendarProvider, Tenant, TenantSpec, TenantStatus, UserCounts};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

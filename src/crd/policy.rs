@@ -10,7 +10,8 @@ use super::condition::{Condition, conditions_schema};
 /// Pattern every duration field accepts: Go-style units, each at most once and in
 /// order, which the API server's CEL `duration()` understands too (`168h`, `1h30m`,
 /// `45s`). Bounded digits keep `duration()` from overflowing.
-pub const DURATION_PATTERN: &str = "^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$";
+pub const DURATION_PATTERN: &str =
+    "^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$";
 
 /// How and when users of a tenant leave: the quarantine before full deprovisioning,
 /// the purge deadline, the actions that run, and the safety guards.

@@ -87,6 +87,11 @@ impl Effects for MemoryEffects {
             applied: first,
         });
         let summary = format!("{:?} done", request.action.step);
-        Box::pin(async move { Outcome::Succeeded { summary } })
+        Box::pin(async move {
+            Outcome::Succeeded {
+                summary,
+                warning: None,
+            }
+        })
     }
 }

@@ -70,8 +70,12 @@ pub struct Transition {
 /// A step's result as the effect runner reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Done; `summary` says what happened without personal data.
-    Succeeded { summary: String },
+    /// Done; `summary` says what happened without personal data. `warning`, if any,
+    /// is something an administrator should act on (e.g. events nobody could take over).
+    Succeeded {
+        summary: String,
+        warning: Option<String>,
+    },
     /// Not done; retried after backoff, or after `retry_after` if the service asked for longer.
     Failed {
         error: String,
@@ -434,7 +438,7 @@ pub fn record_outcome(
     };
     step.attempts += 1;
     match outcome {
-        Outcome::Succeeded { summary } => {
+        Outcome::Succeeded { summary, .. } => {
             step.state = StepState::Succeeded;
             step.summary = Some(summary);
             step.last_error = None;

@@ -116,7 +116,7 @@ impl World {
                         .entry(action.idempotency_key.clone())
                         .or_default() += 1;
                     Outcome::Succeeded {
-                        summary: format!("{:?} done", action.step),
+                        summary: format!("{:?, warning: None} done", action.step),
                     }
                 });
                 let failed = matches!(outcome, Outcome::Failed { .. });
@@ -274,6 +274,7 @@ fn actions_come_in_the_documented_order_with_stable_keys() {
         StepName::RevokeAccess,
         Outcome::Succeeded {
             summary: "revoked".into(),
+            warning: None,
         },
         t0,
     );
