@@ -116,7 +116,8 @@ impl World {
                         .entry(action.idempotency_key.clone())
                         .or_default() += 1;
                     Outcome::Succeeded {
-                        summary: format!("{:?, warning: None} done", action.step),
+                        summary: format!("{:?} done", action.step),
+                        warning: None,
                     }
                 });
                 let failed = matches!(outcome, Outcome::Failed { .. });
