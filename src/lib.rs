@@ -10,6 +10,7 @@
 //!   tests and the demo.
 
 pub mod clock;
+pub mod connectors;
 pub mod controller;
 pub mod controlplane;
 pub mod crd;
@@ -18,4 +19,5 @@ pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod operator;
+pub mod standins;
 pub mod telemetry;

@@ -37,11 +37,16 @@ struct RunArgs {
     /// Log line format.
     #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
-    /// Where side effects go. `memory` records them in-process only (for trying roster
-    /// out); the HTTP connectors for the learning platform and calendars are not
-    /// wired into this command yet.
-    #[arg(long, value_enum, default_value_t = EffectsKind::Memory)]
+    /// Where side effects go: `http` calls the learning platform and calendar APIs each
+    /// Tenant names; `memory` only records them in-process (for trying roster out).
+    #[arg(long, env = "ROSTER_EFFECTS", value_enum, default_value_t = EffectsKind::Http)]
     effects: EffectsKind,
+    /// Calls per second per tenant and connector (learning platform, calendar).
+    #[arg(long, env = "ROSTER_RATE_LIMIT", default_value_t = std::num::NonZeroU32::new(20).expect("non-zero"))]
+    rate_limit: std::num::NonZeroU32,
+    /// Bound on each outbound HTTP request, in seconds.
+    #[arg(long, env = "ROSTER_HTTP_TIMEOUT_SECONDS", default_value_t = 10)]
+    http_timeout_seconds: u64,
     /// Address of the health (`/healthz`, `/readyz`) and metrics (`/metrics`) server.
     #[arg(long, env = "ROSTER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: std::net::SocketAddr,
@@ -61,6 +66,7 @@ struct RunArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum EffectsKind {
+    Http,
     Memory,
 }
 
@@ -87,6 +93,15 @@ async fn main() -> anyhow::Result<()> {
             let client = kube::Client::try_default().await?;
             let effects: Arc<dyn roster::effects::Effects> = match args.effects {
                 EffectsKind::Memory => Arc::new(roster::effects::memory::MemoryEffects::new()),
+                EffectsKind::Http => Arc::new(roster::effects::platform::PlatformEffects::new(
+                    client.clone(),
+                    Arc::new(roster::clock::SystemClock),
+                    roster::effects::platform::PlatformSettings {
+                        calls_per_second: args.rate_limit,
+                        timeout: std::time::Duration::from_secs(args.http_timeout_seconds),
+                        ..Default::default()
+                    },
+                )),
             };
             let options = roster::controller::Options {
                 concurrency: args.concurrency,

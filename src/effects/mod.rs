@@ -6,6 +6,7 @@
 //! is a success; errors and summaries never contain personal data.
 
 pub mod memory;
+pub mod platform;
 
 use futures::future::BoxFuture;
 

@@ -10,4 +10,6 @@ mod examples;
 mod invalid;
 mod kubectl;
 mod lifecycle;
+mod standin_calendar;
+mod standin_lms;
 mod support;
