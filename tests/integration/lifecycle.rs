@@ -8,13 +8,11 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{
     DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::runtime::wait::await_condition;
-use kube::{Api, Client, ResourceExt};
-use roster::clock::SystemClock;
-use roster::controller::Options;
 use roster::crd::tenant::{LearningPlatformConnection, LocalObjectRef, SecretKeyRef};
 use roster::crd::{
     DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec, ObjectDeletionMode,
@@ -23,58 +21,8 @@ use roster::crd::{
 use roster::effects::memory::MemoryEffects;
 use roster::lifecycle::pii;
 use serde_json::json;
-use tokio::sync::oneshot;
 
-use crate::support::{FIELD_MANAGER, TestEnv, WAIT_TIMEOUT};
-
-/// A running operator; stopped (gracefully) on `stop` or drop.
-struct Operator {
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Operator {
-    fn start(client: &Client, namespace: &str, effects: Arc<MemoryEffects>) -> Self {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let options = Options {
-            namespace: Some(namespace.to_string()),
-            ..Options::default()
-        };
-        let task = tokio::spawn(roster::controller::run(
-            client.clone(),
-            effects,
-            Arc::new(SystemClock),
-            Default::default(),
-            options,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Stops abruptly, like a crash: in-flight work is dropped.
-    async fn kill(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
+use crate::support::{Operator, TestEnv, WAIT_TIMEOUT, apply, wait_phase};
 
 /// A Tenant "acme" with its Secret and a policy "standard" with the given durations.
 async fn tenant(env: &TestEnv, quarantine: &str, purge: &str, on_delete: ObjectDeletionMode) {
@@ -126,20 +74,6 @@ async fn tenant(env: &TestEnv, quarantine: &str, purge: &str, on_delete: ObjectD
     apply(&env.api::<Tenant>(), "acme", &tenant).await;
 }
 
-async fn apply<K: serde::Serialize + Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
-    api: &Api<K>,
-    name: &str,
-    object: &K,
-) {
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await
-    .unwrap_or_else(|err| panic!("apply {name}: {err}"));
-}
-
 fn person(employee_id: &str) -> DirectoryUserSpec {
     DirectoryUserSpec {
         tenant: "acme".into(),
@@ -174,22 +108,6 @@ async fn merge_spec(env: &TestEnv, name: &str, spec: serde_json::Value) {
         )
         .await
         .unwrap_or_else(|err| panic!("patch {name}: {err}"));
-}
-
-/// Waits (watching, no sleeps) until the user reaches `phase`.
-async fn wait_phase(env: &TestEnv, name: &str, phase: Phase) -> DirectoryUser {
-    let condition = move |user: Option<&DirectoryUser>| {
-        user.and_then(|u| u.status.as_ref())
-            .is_some_and(|s| s.phase == phase)
-    };
-    tokio::time::timeout(
-        WAIT_TIMEOUT,
-        await_condition(env.api::<DirectoryUser>(), name, condition),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{name} did not reach {phase:?} within {WAIT_TIMEOUT:?}"))
-    .expect("watch user")
-    .expect("user exists")
 }
 
 async fn wait_gone(env: &TestEnv, name: &str) {

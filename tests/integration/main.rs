@@ -6,6 +6,7 @@
 //! publishes asynchronously, always with a deadline.
 
 mod crds;
+mod deprovisioning;
 mod examples;
 mod invalid;
 mod kubectl;

@@ -14,7 +14,13 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client};
+use roster::clock::SystemClock;
+use roster::controller::Options;
 use roster::controlplane::ControlPlane;
+use roster::crd::{DirectoryUser, Phase};
+use roster::effects::Effects;
+use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// Field manager of every server-side apply the tests make.
 pub const FIELD_MANAGER: &str = "roster-tests";
@@ -198,5 +204,88 @@ where
             "{what}: not reached within {WAIT_TIMEOUT:?}"
         );
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// A running operator; stopped (gracefully) on `stop` or drop.
+pub struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Operator {
+    pub fn start(client: &Client, namespace: &str, effects: Arc<dyn Effects>) -> Self {
+        // `ROSTER_TEST_LOG=1` shows the operator's logs (warnings and errors by default).
+        if std::env::var_os("ROSTER_TEST_LOG").is_some() {
+            roster::telemetry::init(roster::telemetry::LogFormat::Text);
+        }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = Options {
+            namespace: Some(namespace.to_string()),
+            ..Options::default()
+        };
+        let task = tokio::spawn(roster::controller::run(
+            client.clone(),
+            effects,
+            Arc::new(SystemClock),
+            Default::default(),
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops abruptly, like a crash: in-flight work is dropped.
+    pub async fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+pub async fn apply<K: serde::Serialize + Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
+    api: &Api<K>,
+    name: &str,
+    object: &K,
+) {
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("apply {name}: {err}"));
+}
+
+/// Waits (watching, no sleeps) until the user reaches `phase`.
+pub async fn wait_phase(env: &TestEnv, name: &str, phase: Phase) -> DirectoryUser {
+    let condition = move |user: Option<&DirectoryUser>| {
+        user.and_then(|u| u.status.as_ref())
+            .is_some_and(|s| s.phase == phase)
+    };
+    let api = env.api::<DirectoryUser>();
+    match tokio::time::timeout(WAIT_TIMEOUT, await_condition(api.clone(), name, condition)).await {
+        Ok(user) => user.expect("watch user").expect("user exists"),
+        Err(_) => {
+            let status = api.get(name).await.ok().and_then(|u| u.status);
+            panic!("{name} did not reach {phase:?} within {WAIT_TIMEOUT:?}; status: {status:#?}")
+        }
     }
 }
