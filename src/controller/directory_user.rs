@@ -68,10 +68,9 @@ pub async fn controller(
 
 /// Deciding before the Tenant and policy stores are filled would report "tenant not
 /// found" for every user at start-up. The streams that fill them are driven by the
-/// running controller, so this is awaited inside reconcile (instant once ready).
-async fn wait_for_stores(context: &Context) {
-    let _ = context.tenants.wait_until_ready().await;
-    let _ = context.policies.wait_until_ready().await;
+/// running controller, so readiness is checked inside reconcile.
+fn stores_ready(context: &Context) -> bool {
+    super::ready(&context.tenants) && super::ready(&context.policies)
 }
 
 fn users_of_tenant(users: &Store<DirectoryUser>, tenant: &Tenant) -> Vec<ObjectRef<DirectoryUser>> {
@@ -146,7 +145,9 @@ fn gather(user: &DirectoryUser, namespace: &str, context: &Context) -> Gathered 
 }
 
 async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Action> {
-    wait_for_stores(&context).await;
+    if !stores_ready(&context) {
+        return Ok(Action::requeue(super::STORE_WAIT));
+    }
     let labels = crate::metrics::ControllerLabels {
         controller: "directoryuser",
     };

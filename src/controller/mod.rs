@@ -92,6 +92,20 @@ impl Context {
     }
 }
 
+/// How soon a reconcile that found a store not yet filled tries again.
+pub(crate) const STORE_WAIT: Duration = Duration::from_millis(100);
+
+/// Whether a store has seen its first full list. Polled once rather than awaited:
+/// with many reconciles awaiting one store's readiness at start-up, only one of them
+/// was observed to resume, leaving the rest stuck until another event.
+pub(crate) fn ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    futures::FutureExt::now_or_never(store.wait_until_ready()).is_some_and(|r| r.is_ok())
+}
+
 /// Spreads requeues of users that share a deadline (a CSV import makes hundreds),
 /// while keeping them well under a second late.
 pub(crate) fn jitter() -> Duration {

@@ -88,8 +88,9 @@ pub async fn controller(
 #[instrument(skip_all, fields(namespace = tenant.namespace(), tenant = tenant.name_any()))]
 async fn reconcile(tenant: Arc<Tenant>, context: Arc<TenantContext>) -> Result<Action> {
     // Counting before the user store is filled would publish zeros.
-    let _ = context.users.wait_until_ready().await;
-    let _ = context.shared.policies.wait_until_ready().await;
+    if !super::ready(&context.users) || !super::ready(&context.shared.policies) {
+        return Ok(Action::requeue(super::STORE_WAIT));
+    }
     let namespace = tenant.namespace().ok_or(Error::MissingNamespace)?;
     let name = tenant.name_any();
     let client = &context.shared.client;

@@ -209,7 +209,7 @@ async fn a_leaver_hands_everything_over_and_is_anonymized() {
         .seed(&CalendarSeed::from_yaml_str(CALENDAR_SEED).unwrap())
         .unwrap();
     tenant(&env, &lms, Some(&google), "E001", "1s", "3s").await;
-    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    // Users exist before the operator starts, as after a restart.
     for (id, manager) in [
         ("E101", None),
         ("E102", None),
@@ -220,6 +220,7 @@ async fn a_leaver_hands_everything_over_and_is_anonymized() {
     ] {
         create_user(&env, person(id, manager)).await;
     }
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
     wait_phase(&env, "e-e001", Phase::Active).await;
     wait_phase(&env, "e-e100", Phase::Active).await;
 
