@@ -14,3 +14,4 @@ mod lifecycle;
 mod standin_calendar;
 mod standin_lms;
 mod support;
+mod tenant;
