@@ -458,3 +458,106 @@ async fn settled_users_cause_no_writes_at_rest() {
     println!("writes at rest over {seconds} s for 100 settled users: {writes}");
     assert_eq!(writes, 0);
 }
+
+#[tokio::test]
+async fn a_policy_edit_and_a_suspended_tenant_reach_users_through_their_watches() {
+    let env = TestEnv::new("lifecycle-watches").await;
+    tenant(&env, "1h", "720h", ObjectDeletionMode::Quarantine).await;
+    let effects = Arc::new(MemoryEffects::new());
+    let _operator = Operator::start(&env.client, &env.namespace, effects.clone());
+    let name = create_user(
+        &env,
+        DirectoryUserSpec {
+            active: false,
+            ..person("00107")
+        },
+    )
+    .await;
+    let quarantined = wait_phase(&env, &name, Phase::Quarantined).await;
+    let triggered = quarantined.status.unwrap().triggered_at.unwrap();
+
+    // Shortening the quarantine applies from the persisted trigger time: the user,
+    // woken by the policy watch, is deprovisioned without any change to itself.
+    let mut policy = env
+        .api::<DeprovisionPolicy>()
+        .get("standard")
+        .await
+        .unwrap();
+    policy.metadata = ObjectMeta {
+        name: policy.metadata.name.clone(),
+        ..Default::default()
+    };
+    policy.status = None;
+    policy.spec.quarantine_period = "2s".into();
+    apply(&env.api::<DeprovisionPolicy>(), "standard", &policy).await;
+    let deprovisioned = wait_phase(&env, &name, Phase::Deprovisioned).await;
+    assert_eq!(
+        deprovisioned.status.unwrap().deprovision_due_at,
+        Some(triggered + chrono::Duration::seconds(2))
+    );
+
+    // A suspended tenant runs nothing: the quarantine is recorded, access stays.
+    let mut acme = env.api::<Tenant>().get("acme").await.unwrap();
+    acme.metadata = ObjectMeta {
+        name: acme.metadata.name.clone(),
+        ..Default::default()
+    };
+    acme.status = None;
+    acme.spec.suspend = true;
+    apply(&env.api::<Tenant>(), "acme", &acme).await;
+    let suspended = crate::support::poll(
+        "Tenant suspended in the users' view",
+        Duration::from_millis(100),
+        || {
+            let api = env.api::<DirectoryUser>();
+            let name = name.clone();
+            async move {
+                let user = api.get(&name).await.ok()?;
+                user.status?
+                    .conditions
+                    .iter()
+                    .any(|c| c.r#type == "Suspended")
+                    .then_some(())
+            }
+        },
+    );
+    suspended.await;
+    let calls_before = effects.calls().len();
+    let second = create_user(
+        &env,
+        DirectoryUserSpec {
+            active: false,
+            ..person("00108")
+        },
+    )
+    .await;
+    let held = wait_phase(&env, &second, Phase::Quarantined).await;
+    assert_eq!(
+        step_state(&held, StepName::RevokeAccess),
+        Some(StepState::Pending)
+    );
+    assert_eq!(
+        effects.calls().len(),
+        calls_before,
+        "a side effect ran while suspended"
+    );
+
+    // Resuming wakes the tenant's users: the revocation that fell due runs now.
+    acme.spec.suspend = false;
+    apply(&env.api::<Tenant>(), "acme", &acme).await;
+    tokio::time::timeout(
+        WAIT_TIMEOUT,
+        await_condition(
+            env.api::<DirectoryUser>(),
+            &second,
+            |u: Option<&DirectoryUser>| {
+                u.is_some_and(|u| {
+                    step_state(u, StepName::RevokeAccess) == Some(StepState::Succeeded)
+                })
+            },
+        ),
+    )
+    .await
+    .expect("revocation after resume")
+    .unwrap();
+}
