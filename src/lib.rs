@@ -8,12 +8,14 @@
 //! - [`clock`]: the one place the wall clock is read.
 //! - [`controlplane`]: builds and runs a real kube-apiserver + etcd on loopback for
 //!   tests and the demo.
+//! - [`demo`]: `roster demo`, the whole lifecycle on one machine with stand-ins.
 
 pub mod clock;
 pub mod connectors;
 pub mod controller;
 pub mod controlplane;
 pub mod crd;
+pub mod demo;
 pub mod effects;
 pub mod http;
 pub mod lifecycle;

@@ -24,6 +24,13 @@ enum Command {
     /// Build (or reuse) and start a local kube-apiserver + etcd on loopback, print the
     /// kubeconfig path, and run until interrupted (Ctrl-C).
     Controlplane,
+    /// Show the whole leaver lifecycle on this machine in about a minute.
+    ///
+    /// Starts a local kube-apiserver + etcd, stand-ins for the learning platform and
+    /// Google Calendar seeded with a small fictional company, and the operator; a few
+    /// people leave in different ways; a summary of what changed downstream ends it.
+    /// Ctrl-C stops everything it started.
+    Demo(roster::demo::DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => print!("{}", roster::crd::to_yaml()),
+        Command::Demo(args) => std::process::exit(roster::demo::run(args).await),
         Command::Controlplane => {
             let plane =
                 tokio::task::spawn_blocking(roster::controlplane::ControlPlane::start).await??;

@@ -222,11 +222,15 @@ impl GoModule {
         if !ldflags.is_empty() {
             command.arg("-ldflags").arg(ldflags);
         }
-        let status = command
-            .args(packages)
-            .stdout(log_file)
-            .stderr(log_err)
-            .status()
+        command.args(packages).stdout(log_file).stderr(log_err);
+        // Spawned like the control plane itself, so an interrupted caller (Ctrl-C in
+        // the demo, a killed test) does not leave a compiler running.
+        let status = super::process::spawn(command)
+            .and_then(|mut child| {
+                let status = child.wait();
+                super::process::unregister(child.id());
+                status
+            })
             .map_err(BuildError::NoGo)?;
         if !status.success() {
             let text = fs::read_to_string(&log).unwrap_or_default();

@@ -371,6 +371,12 @@ impl PlatformEffects {
         let linked: HashMap<&str, _> = involvements
             .iter()
             .filter(|i| i.calendar_owner.as_deref() == Some(me))
+            // A session the leaver hosts is deleted by RemoveFromEvents; moving its
+            // calendar event first would only hand someone a cancelled meeting.
+            .filter(|i| {
+                !(i.kind == InvolvementKind::Session
+                    && (i.has_role(Role::Host) || i.host.as_deref() == Some(me)))
+            })
             .filter_map(|i| i.calendar_event_id.as_deref().map(|id| (id, i)))
             .collect();
         if linked.is_empty() {

@@ -6,6 +6,7 @@
 //! publishes asynchronously, always with a deadline.
 
 mod crds;
+mod demo;
 mod deprovisioning;
 mod examples;
 mod invalid;
