@@ -12,6 +12,7 @@ mod examples;
 mod invalid;
 mod kubectl;
 mod lifecycle;
+mod rbac;
 mod standin_calendar;
 mod standin_lms;
 mod support;
