@@ -19,6 +19,7 @@ use roster::crd::{
 use roster::effects::platform::{PlatformEffects, PlatformSettings};
 use roster::standins::calendar::CalendarSeed;
 use roster::standins::calendar::google::GoogleCalendarStandin;
+use roster::standins::calendar::graph::GraphCalendarStandin;
 use roster::standins::lms::{Fault, LmsSeed, LmsStandIn, LmsState};
 use serde_json::json;
 
@@ -35,7 +36,7 @@ fn email(employee_id: &str) -> String {
 async fn tenant(
     env: &TestEnv,
     lms: &LmsStandIn,
-    google: Option<&GoogleCalendarStandin>,
+    calendar: Option<(CalendarProvider, &str)>,
     fallback: &str,
     quarantine: &str,
     purge: &str,
@@ -63,10 +64,10 @@ async fn tenant(
         },
     );
     apply(&env.api::<DeprovisionPolicy>(), "standard", &policy).await;
-    let calendar = match google {
-        Some(google) => CalendarConnection {
-            provider: CalendarProvider::Google,
-            endpoint: Some(google.base_url().to_string()),
+    let calendar = match calendar {
+        Some((provider, endpoint)) => CalendarConnection {
+            provider,
+            endpoint: Some(endpoint.to_string()),
             credentials_secret_ref: Some(SecretKeyRef {
                 name: "calendar".into(),
                 key: "token".into(),
@@ -208,7 +209,15 @@ async fn a_leaver_hands_everything_over_and_is_anonymized() {
     google
         .seed(&CalendarSeed::from_yaml_str(CALENDAR_SEED).unwrap())
         .unwrap();
-    tenant(&env, &lms, Some(&google), "E001", "1s", "3s").await;
+    tenant(
+        &env,
+        &lms,
+        Some((CalendarProvider::Google, google.base_url())),
+        "E001",
+        "1s",
+        "3s",
+    )
+    .await;
     // Users exist before the operator starts, as after a restart.
     for (id, manager) in [
         ("E101", None),
@@ -576,4 +585,84 @@ async fn kill_9_at_twenty_random_moments_neither_repeats_nor_skips_work() {
         "operator logs hold PII"
     );
     let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test]
+async fn microsoft_graph_events_are_re_created_for_the_new_owner_and_cancelled() {
+    let env = TestEnv::new("deprov-graph").await;
+    let lms_seed = r#"
+users:
+  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true }
+  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
+  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
+events:
+  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-co, calendarOwner: E100 }
+  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, calendarEventId: cal-alone, calendarOwner: E100 }
+"#;
+    let calendar_seed = r#"
+users: [person.e100@example.com, person.e101@example.com, person.e001@example.com]
+events:
+  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: person.e101@example.com }, { email: guest@example.com }] }
+  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z", attendees: [{ email: guest@example.com }] }
+"#;
+    let lms = LmsStandIn::start(
+        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(lms_seed).unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let graph = GraphCalendarStandin::start().await.unwrap();
+    graph.control().require_token(Some(CALENDAR_TOKEN.into()));
+    graph
+        .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
+        .unwrap();
+    tenant(
+        &env,
+        &lms,
+        Some((CalendarProvider::Microsoft, graph.base_url())),
+        "E001",
+        "0s",
+        "2s",
+    )
+    .await;
+    for id in ["E101", "E001"] {
+        create_user(&env, person(id, None)).await;
+    }
+    create_user(
+        &env,
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person("E100", None)
+        },
+    )
+    .await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    wait_phase(&env, "e-e100", Phase::Purged).await;
+
+    // Graph cannot change an organizer: each event was re-created in the new owner's
+    // calendar with its attendees, and the original cancelled.
+    let co = graph.events_organized_by(&email("E101"));
+    assert_eq!(co.len(), 1);
+    assert!(co[0].has_attendee("guest@example.com"));
+    assert_eq!(
+        graph.events_organized_by(&email("E001")).len(),
+        1,
+        "the fallback owner's copy"
+    );
+    assert!(
+        graph.events_organized_by(&email("E100")).is_empty(),
+        "the leaver's originals are gone"
+    );
+    let cancelled: Vec<String> = graph.cancelled().into_iter().map(|e| e.id).collect();
+    assert!(
+        cancelled.contains(&"cal-co".to_string()) && cancelled.contains(&"cal-alone".to_string())
+    );
+    let link = lms.state().event("ev-co").unwrap();
+    assert_eq!(link.calendar_owner.as_deref(), Some("E101"));
+    assert_ne!(
+        link.calendar_event_id.as_deref(),
+        Some("cal-co"),
+        "the platform links the re-created event"
+    );
+    assert!(graph.duplicates().is_empty(), "an event was created twice");
+    assert!(lms.state().duplicates().is_empty());
 }
