@@ -91,6 +91,15 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<TenantContext>) -> Result<A
     if !super::ready(&context.users) || !super::ready(&context.shared.policies) {
         return Ok(Action::requeue(super::STORE_WAIT));
     }
+    let labels = crate::metrics::ControllerLabels {
+        controller: "tenant",
+    };
+    context
+        .shared
+        .metrics
+        .reconciles
+        .get_or_create(&labels)
+        .inc();
     let namespace = tenant.namespace().ok_or(Error::MissingNamespace)?;
     let name = tenant.name_any();
     let client = &context.shared.client;
