@@ -9,9 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use roster::clock::SystemClock;
-use roster::crd::tenant::{
-    CalendarConnection, LearningPlatformConnection, LocalObjectRef, SecretKeyRef,
-};
+use roster::crd::tenant::{CalendarConnection, SecretKeyRef};
 use roster::crd::{
     CalendarProvider, DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec,
     Phase, StepName, Tenant, TenantSpec,
@@ -79,24 +77,8 @@ async fn tenant(
     let tenant = Tenant::new(
         "acme",
         TenantSpec {
-            display_name: "Acme Corp".into(),
-            policy_ref: LocalObjectRef {
-                name: "standard".into(),
-            },
-            learning_platform: LearningPlatformConnection {
-                endpoint: lms.base_url().to_string(),
-                credentials_secret_ref: SecretKeyRef {
-                    name: "lms".into(),
-                    key: "token".into(),
-                },
-            },
             calendar,
-            locations: vec![],
-            time_zone: "UTC".into(),
-            group_rules: vec![],
-            sources: Default::default(),
-            suspend: false,
-            deletion_protection: true,
+            ..crate::support::tenant_spec(lms.base_url().as_str())
         },
     );
     apply(&env.api::<Tenant>(), "acme", &tenant).await;

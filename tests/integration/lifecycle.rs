@@ -13,7 +13,6 @@ use kube::api::{
     DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::runtime::wait::await_condition;
-use roster::crd::tenant::{LearningPlatformConnection, LocalObjectRef, SecretKeyRef};
 use roster::crd::{
     DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec, ObjectDeletionMode,
     Phase, StepName, StepState, Tenant, TenantSpec,
@@ -51,24 +50,8 @@ async fn tenant(env: &TestEnv, quarantine: &str, purge: &str, on_delete: ObjectD
     let tenant = Tenant::new(
         "acme",
         TenantSpec {
-            display_name: "Acme Corp".into(),
-            policy_ref: LocalObjectRef {
-                name: "standard".into(),
-            },
-            learning_platform: LearningPlatformConnection {
-                endpoint: "http://127.0.0.1:1/api/v1".into(),
-                credentials_secret_ref: SecretKeyRef {
-                    name: "lms".into(),
-                    key: "token".into(),
-                },
-            },
-            calendar: Default::default(),
-            locations: vec![],
             time_zone: "Europe/Berlin".into(),
-            group_rules: vec![],
-            sources: Default::default(),
-            suspend: false,
-            deletion_protection: true,
+            ..crate::support::tenant_spec("http://127.0.0.1:1/api/v1")
         },
     );
     apply(&env.api::<Tenant>(), "acme", &tenant).await;

@@ -14,7 +14,6 @@ use k8s_openapi::api::rbac::v1::{
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use kube_lease_manager::LeaseManagerBuilder;
-use roster::crd::tenant::{LearningPlatformConnection, LocalObjectRef, SecretKeyRef};
 use roster::crd::{
     ConditionStatus, DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec,
     Phase, Tenant, TenantSpec,
@@ -149,24 +148,7 @@ async fn the_chart_rbac_is_enough_to_run_the_lifecycle() {
     )
     .await;
     let tenant = TenantSpec {
-        display_name: "Acme".into(),
-        policy_ref: LocalObjectRef {
-            name: "standard".into(),
-        },
-        learning_platform: LearningPlatformConnection {
-            endpoint: "http://127.0.0.1:1/api/v1".into(),
-            credentials_secret_ref: SecretKeyRef {
-                name: "lms".into(),
-                key: "token".into(),
-            },
-        },
-        calendar: Default::default(),
-        locations: vec![],
-        time_zone: "UTC".into(),
-        group_rules: vec![],
-        sources: Default::default(),
-        suspend: false,
-        deletion_protection: true,
+        ..crate::support::tenant_spec("http://127.0.0.1:1/api/v1")
     };
     apply(&env.api::<Tenant>(), "acme", &Tenant::new("acme", tenant)).await;
 

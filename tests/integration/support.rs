@@ -289,3 +289,29 @@ pub async fn wait_phase(env: &TestEnv, name: &str, phase: Phase) -> DirectoryUse
         }
     }
 }
+
+/// A Tenant spec as most tests need it: policy "standard", the learning platform at
+/// `endpoint` with its token in Secret "lms" key "token", no calendar, UTC.
+pub fn tenant_spec(endpoint: &str) -> roster::crd::TenantSpec {
+    use roster::crd::tenant::{LearningPlatformConnection, LocalObjectRef, SecretKeyRef};
+    roster::crd::TenantSpec {
+        display_name: "Acme Corp".into(),
+        policy_ref: LocalObjectRef {
+            name: "standard".into(),
+        },
+        learning_platform: LearningPlatformConnection {
+            endpoint: endpoint.into(),
+            credentials_secret_ref: SecretKeyRef {
+                name: "lms".into(),
+                key: "token".into(),
+            },
+        },
+        calendar: Default::default(),
+        locations: vec![],
+        time_zone: "UTC".into(),
+        group_rules: vec![],
+        sources: Default::default(),
+        suspend: false,
+        deletion_protection: true,
+    }
+}

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::wait::await_condition;
-use roster::crd::tenant::{
-    CalendarConnection, LearningPlatformConnection, LocalObjectRef, SecretKeyRef,
-};
+use roster::crd::tenant::{CalendarConnection, SecretKeyRef};
 use roster::crd::{
     CalendarProvider, ConditionStatus, DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser,
     DirectoryUserSpec, Tenant, TenantSpec,
@@ -50,17 +48,6 @@ async fn tenant_conditions_follow_its_references_and_users_are_counted() {
     let tenant = Tenant::new(
         "acme",
         TenantSpec {
-            display_name: "Acme Corp".into(),
-            policy_ref: LocalObjectRef {
-                name: "standard".into(),
-            },
-            learning_platform: LearningPlatformConnection {
-                endpoint: "http://127.0.0.1:1/api/v1".into(),
-                credentials_secret_ref: SecretKeyRef {
-                    name: "lms".into(),
-                    key: "token".into(),
-                },
-            },
             calendar: CalendarConnection {
                 provider: CalendarProvider::Google,
                 endpoint: Some("http://127.0.0.1:1/calendar/v3".into()),
@@ -70,12 +57,8 @@ async fn tenant_conditions_follow_its_references_and_users_are_counted() {
                 }),
                 fallback_owner_email: Some("owner@example.com".into()),
             },
-            locations: vec![],
             time_zone: "Mars/Olympus_Mons".into(),
-            group_rules: vec![],
-            sources: Default::default(),
-            suspend: false,
-            deletion_protection: true,
+            ..crate::support::tenant_spec("http://127.0.0.1:1/api/v1")
         },
     );
     apply(&env.api::<Tenant>(), "acme", &tenant).await;
