@@ -148,6 +148,23 @@ where
     (reader, stream)
 }
 
+/// A backed-off watch used only to trigger reconciles; the objects go into no store.
+fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(api, config).default_backoff().touched_objects()
+}
+
 /// Runs both controllers until `shutdown` resolves.
 pub async fn run(
     client: Client,

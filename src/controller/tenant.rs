@@ -10,12 +10,12 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Config, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::{instrument, warn};
 
-use super::{Context, Error, Options, Result, patch, reflect};
+use super::{Context, Error, Options, Result, patch, reflect, watch};
 use crate::crd::condition::{ConditionStatus, set_condition};
 use crate::crd::tenant::{CalendarProvider, SecretKeyRef};
 use crate::crd::{Condition, DirectoryUser, Phase, Tenant, TenantStatus, UserCounts};
@@ -26,11 +26,6 @@ const KIND: &str = "Tenant";
 /// re-checked this often instead.
 const RECHECK: Duration = Duration::from_secs(300);
 
-struct TenantContext {
-    shared: Arc<Context>,
-    users: Store<DirectoryUser>,
-}
-
 pub async fn controller(
     client: &Client,
     options: &Options,
@@ -40,11 +35,13 @@ pub async fn controller(
     let ns = options.namespace.as_deref();
     let (tenants, tenant_stream) =
         reflect(super::api::<Tenant>(client, ns), watcher::Config::default());
-    let (users, user_stream) = reflect(
+    // Users and policies only trigger reconciles here; their stores are the shared
+    // ones in the context, so the tenant controller keeps no second copy.
+    let user_stream = watch(
         super::api::<DirectoryUser>(client, ns),
         watcher::Config::default(),
     );
-    let (_, policy_stream) = reflect(
+    let policy_stream = watch(
         super::api::<crate::crd::DeprovisionPolicy>(client, ns),
         watcher::Config::default(),
     );
@@ -74,9 +71,8 @@ pub async fn controller(
             },
         )
         .graceful_shutdown_on(shutdown);
-    let context = Arc::new(TenantContext { shared, users });
     controller
-        .run(reconcile, error_policy, context)
+        .run(reconcile, error_policy, shared)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "tenant reconcile stream");
@@ -86,24 +82,19 @@ pub async fn controller(
 }
 
 #[instrument(skip_all, fields(namespace = tenant.namespace(), tenant = tenant.name_any()))]
-async fn reconcile(tenant: Arc<Tenant>, context: Arc<TenantContext>) -> Result<Action> {
+async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action> {
     // Counting before the user store is filled would publish zeros.
-    if !super::ready(&context.users) || !super::ready(&context.shared.policies) {
+    if !super::ready(&context.users) || !super::ready(&context.policies) {
         return Ok(Action::requeue(super::STORE_WAIT));
     }
     let labels = crate::metrics::ControllerLabels {
         controller: "tenant",
     };
-    context
-        .shared
-        .metrics
-        .reconciles
-        .get_or_create(&labels)
-        .inc();
+    context.metrics.reconciles.get_or_create(&labels).inc();
     let namespace = tenant.namespace().ok_or(Error::MissingNamespace)?;
     let name = tenant.name_any();
-    let client = &context.shared.client;
-    let now = context.shared.clock.now();
+    let client = &context.client;
+    let now = context.clock.now();
     let generation = tenant.metadata.generation;
     let users: Vec<Arc<DirectoryUser>> = context
         .users
@@ -113,7 +104,7 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<TenantContext>) -> Result<A
         .collect();
 
     let mut checks = vec![
-        policy_check(&tenant, &namespace, &context.shared),
+        policy_check(&tenant, &namespace, &context),
         time_zone_check(&tenant),
     ];
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
@@ -331,10 +322,9 @@ fn count(users: &[Arc<DirectoryUser>]) -> UserCounts {
     counts
 }
 
-fn error_policy(tenant: Arc<Tenant>, error: &Error, context: Arc<TenantContext>) -> Action {
-    let delay = context
-        .shared
-        .failure_backoff(&tenant.uid().unwrap_or_default());
+fn error_policy(tenant: Arc<Tenant>, error: &Error, context: Arc<Context>) -> Action {
+    context.count_error("tenant", error);
+    let delay = context.failure_backoff(&tenant.uid().unwrap_or_default());
     warn!(category = error.category(), %error, retry_in = ?delay, "tenant reconcile failed");
     Action::requeue(delay)
 }

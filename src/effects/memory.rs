@@ -1,6 +1,5 @@
 //! In-memory effects: test and demo equipment that records every call and
-//! deduplicates by idempotency key the way the real services do. It can be told to
-//! fail calls, to exercise retries.
+//! deduplicates by idempotency key the way the real services do.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,10 +25,9 @@ pub struct Call {
 struct State {
     calls: Vec<Call>,
     applied: HashMap<String, u32>,
-    fail_next: u32,
 }
 
-/// Records calls; succeeds unless told to fail.
+/// Records calls; every call succeeds.
 #[derive(Default)]
 pub struct MemoryEffects {
     state: Mutex<State>,
@@ -38,11 +36,6 @@ pub struct MemoryEffects {
 impl MemoryEffects {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Makes the next `n` calls fail with a retryable error.
-    pub fn fail_next(&self, n: u32) {
-        self.lock().fail_next = n;
     }
 
     /// Every call so far, in order.
@@ -65,15 +58,6 @@ impl MemoryEffects {
 impl Effects for MemoryEffects {
     fn run<'a>(&'a self, request: EffectRequest<'a>) -> BoxFuture<'a, Outcome> {
         let mut state = self.lock();
-        if state.fail_next > 0 {
-            state.fail_next -= 1;
-            return Box::pin(async {
-                Outcome::Failed {
-                    error: "Unavailable: injected failure".into(),
-                    retry_after: None,
-                }
-            });
-        }
         let key = request.action.idempotency_key.clone();
         let first = !state.applied.contains_key(&key);
         if first {

@@ -25,10 +25,7 @@ use thiserror::Error;
 
 use super::{EffectRequest, Effects};
 use crate::clock::Clock;
-use crate::connectors::calendar::{
-    CalendarConnector, CalendarError, GoogleCalendar, GoogleCalendarConfig, GraphCalendar,
-    GraphCalendarConfig, StaticToken,
-};
+use crate::connectors::calendar::{CalendarConnector, CalendarError, StaticToken, connector_for};
 use crate::connectors::lms::{CalendarLink, EventRole, InvolvementKind, Role};
 use crate::connectors::lms::{LmsClient, LmsError};
 use crate::crd::tenant::{CalendarProvider, SecretKeyRef};
@@ -89,7 +86,9 @@ struct Connectors {
     lms: LmsClient,
     calendar: Option<Arc<dyn CalendarConnector>>,
     built: Instant,
-    resource_version: Option<String>,
+    /// The Tenant spec it was built from. Not the resourceVersion: that changes with
+    /// every status write (user counts), which would rebuild clients and re-read Secrets.
+    generation: Option<i64>,
 }
 
 /// Runs lifecycle steps against the real services (or their stand-ins).
@@ -216,7 +215,7 @@ impl PlatformEffects {
         Ok(String::from_utf8_lossy(&bytes.0).trim().to_string())
     }
 
-    /// The tenant's connectors, rebuilt when the Tenant changes or credentials age out.
+    /// The tenant's connectors, rebuilt when the Tenant's spec changes or credentials age out.
     async fn connectors(&self, tenant: &Tenant) -> Result<Arc<Connectors>, StepError> {
         let namespace = tenant.namespace().unwrap_or_default();
         let key = format!("{namespace}/{}", tenant.name_any());
@@ -227,7 +226,7 @@ impl PlatformEffects {
             .get(&key)
             .cloned();
         if let Some(c) = cached
-            && c.resource_version == tenant.resource_version()
+            && c.generation == tenant.metadata.generation
             && c.built.elapsed() < self.settings.credentials_ttl
         {
             return Ok(c);
@@ -240,12 +239,12 @@ impl PlatformEffects {
             .await?;
         let lms = LmsClient::new(base, token, self.settings.timeout);
         let calendar_spec = &tenant.spec.calendar;
-        let calendar: Option<Arc<dyn CalendarConnector>> = match calendar_spec.provider {
+        let calendar = match calendar_spec.provider {
             CalendarProvider::None => None,
             provider => {
                 let endpoint = calendar_spec
                     .endpoint
-                    .clone()
+                    .as_deref()
                     .ok_or_else(|| StepError::Config("calendar.endpoint is not set".into()))?;
                 let reference = calendar_spec
                     .credentials_secret_ref
@@ -254,31 +253,14 @@ impl PlatformEffects {
                         StepError::Config("calendar.credentialsSecretRef is not set".into())
                     })?;
                 let token = Arc::new(StaticToken::new(self.secret(&namespace, reference).await?));
-                Some(match provider {
-                    CalendarProvider::Google => Arc::new(GoogleCalendar::new(
-                        GoogleCalendarConfig {
-                            base_url: endpoint,
-                            timeout: self.settings.timeout,
-                            ..Default::default()
-                        },
-                        token,
-                    )?),
-                    _ => Arc::new(GraphCalendar::new(
-                        GraphCalendarConfig {
-                            base_url: endpoint,
-                            timeout: self.settings.timeout,
-                            ..Default::default()
-                        },
-                        token,
-                    )?),
-                })
+                connector_for(provider, endpoint, token, self.settings.timeout)?
             }
         };
         let built = Arc::new(Connectors {
             lms,
             calendar,
             built: Instant::now(),
-            resource_version: tenant.resource_version(),
+            generation: tenant.metadata.generation,
         });
         self.connectors
             .lock()

@@ -140,12 +140,12 @@ pub fn step(
     status.plan.clear();
 
     let mut actions = due_actions(&status, now);
+    let pending = actions.len();
     if tenant.suspended {
         actions.clear();
     }
     let scrub_pii = status.phase == Phase::Purged && pii::has_pii(observed.spec);
     let pii_reapplied = scrub_pii && before == Phase::Purged;
-    let pending = due_actions(&status, now).len();
     conditions::update(
         &mut status,
         &ConditionInputs {

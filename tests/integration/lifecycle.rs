@@ -111,6 +111,21 @@ fn assert_no_pii_in_status(user: &DirectoryUser, spec: &DirectoryUserSpec) {
     }
 }
 
+/// Waits (watching) until the user's `step` has succeeded.
+async fn wait_step(env: &TestEnv, name: &str, step: StepName) -> DirectoryUser {
+    let done = move |u: Option<&DirectoryUser>| {
+        u.is_some_and(|u| step_state(u, step) == Some(StepState::Succeeded))
+    };
+    tokio::time::timeout(
+        WAIT_TIMEOUT,
+        await_condition(env.api::<DirectoryUser>(), name, done),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{step:?} of {name} did not succeed within {WAIT_TIMEOUT:?}"))
+    .expect("watch user")
+    .expect("user exists")
+}
+
 fn step_state(user: &DirectoryUser, name: StepName) -> Option<StepState> {
     user.status
         .as_ref()?
@@ -205,23 +220,8 @@ async fn reversal_during_quarantine_restores_access() {
     .await;
     wait_phase(&env, &name, Phase::Quarantined).await;
     merge_spec(&env, &name, json!({ "active": true })).await;
-    let user = wait_phase(&env, &name, Phase::Active).await;
-    let user = tokio::time::timeout(
-        WAIT_TIMEOUT,
-        await_condition(
-            env.api::<DirectoryUser>(),
-            &name,
-            |u: Option<&DirectoryUser>| {
-                u.is_some_and(|u| {
-                    step_state(u, StepName::RestoreAccess) == Some(StepState::Succeeded)
-                })
-            },
-        ),
-    )
-    .await
-    .expect("restore within timeout")
-    .unwrap()
-    .unwrap_or(user);
+    wait_phase(&env, &name, Phase::Active).await;
+    let user = wait_step(&env, &name, StepName::RestoreAccess).await;
     let status = user.status.unwrap();
     assert_eq!(status.reversals, 1);
     assert!(status.last_reversed_at.is_some());
@@ -528,19 +528,5 @@ async fn a_policy_edit_and_a_suspended_tenant_reach_users_through_their_watches(
     // Resuming wakes the tenant's users: the revocation that fell due runs now.
     acme.spec.suspend = false;
     apply(&env.api::<Tenant>(), "acme", &acme).await;
-    tokio::time::timeout(
-        WAIT_TIMEOUT,
-        await_condition(
-            env.api::<DirectoryUser>(),
-            &second,
-            |u: Option<&DirectoryUser>| {
-                u.is_some_and(|u| {
-                    step_state(u, StepName::RevokeAccess) == Some(StepState::Succeeded)
-                })
-            },
-        ),
-    )
-    .await
-    .expect("revocation after resume")
-    .unwrap();
+    wait_step(&env, &second, StepName::RevokeAccess).await;
 }
