@@ -1,0 +1,206 @@
+//! The conditions a DirectoryUser carries, derived from its lifecycle state.
+//!
+//! Messages hold only phases, step names and timestamps that are persisted anyway,
+//! never personal data and never "time since" figures, so recomputing them at rest
+//! yields the same list and no status write.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use roster_api::condition::{ConditionStatus, set_condition};
+use roster_api::{Condition, DirectoryUserSpec, DirectoryUserStatus, Phase, StepState};
+
+/// What the conditions are computed from, besides the status itself.
+pub struct ConditionInputs<'a> {
+    pub spec: &'a DirectoryUserSpec,
+    pub generation: Option<i64>,
+    pub locations: &'a [String],
+    pub suspended: bool,
+    pub dry_run: bool,
+    pub pending_actions: usize,
+    pub pii_reapplied: bool,
+}
+
+/// Replaces `status.conditions` with the derived set, keeping each unchanged
+/// condition's `lastTransitionTime`.
+pub fn update(status: &mut DirectoryUserStatus, inputs: &ConditionInputs, now: DateTime<Utc>) {
+    let derived = derive(status, inputs, now);
+    status
+        .conditions
+        .retain(|c| derived.iter().any(|d| d.r#type == c.r#type));
+    for condition in derived {
+        set_condition(&mut status.conditions, condition);
+    }
+}
+
+fn derive(
+    status: &DirectoryUserStatus,
+    inputs: &ConditionInputs,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let make = |r#type: &str, on: bool, reason: &str, message: String| Condition {
+        r#type: r#type.into(),
+        status: ConditionStatus::from(on),
+        reason: reason.into(),
+        message,
+        last_transition_time: now,
+        observed_generation: inputs.generation,
+    };
+    let phase = status.phase;
+    let failed = status
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::Failed)
+        .count();
+    let (ready, reason, message) = if inputs.dry_run {
+        (
+            true,
+            "DryRun",
+            "dry-run policy: status.plan lists the steps that would run; nothing runs".to_string(),
+        )
+    } else if inputs.pending_actions > 0 && inputs.suspended {
+        (
+            false,
+            "TenantSuspended",
+            format!(
+                "{} step(s) wait until the tenant is resumed",
+                inputs.pending_actions
+            ),
+        )
+    } else if failed > 0 {
+        (
+            false,
+            "StepFailed",
+            format!("{failed} step(s) failed and will be retried; see status.steps"),
+        )
+    } else if inputs.pending_actions > 0 {
+        (
+            false,
+            "Progressing",
+            format!("{} step(s) running", inputs.pending_actions),
+        )
+    } else {
+        match phase {
+            Phase::Active => (
+                true,
+                "Active",
+                match status.next_deadline {
+                    Some(at) => {
+                        format!("termination scheduled; quarantine starts at {}", stamp(at))
+                    }
+                    None => "active".to_string(),
+                },
+            ),
+            Phase::Held => (
+                true,
+                "Held",
+                "held by the mass-deprovisioning guard until approved".to_string(),
+            ),
+            Phase::Quarantined => (
+                true,
+                "Quarantined",
+                format!(
+                    "access revoked; reversible until {}",
+                    status.deprovision_due_at.map(stamp).unwrap_or_default()
+                ),
+            ),
+            Phase::Deprovisioning => (
+                false,
+                "Progressing",
+                "full deprovisioning in progress".to_string(),
+            ),
+            Phase::Deprovisioned => (
+                true,
+                "Deprovisioned",
+                format!(
+                    "deprovisioned; PII purge due at {}",
+                    status.purge_due_at.map(stamp).unwrap_or_default()
+                ),
+            ),
+            Phase::Purged => (true, "Purged", "personal data purged".to_string()),
+        }
+    };
+    let trigger = status
+        .trigger
+        .map(|t| format!("{t:?}"))
+        .unwrap_or_else(|| "None".into());
+    let mut conditions = vec![
+        make("Ready", ready, reason, message),
+        make(
+            "Quarantined",
+            phase == Phase::Quarantined,
+            if phase == Phase::Quarantined {
+                &trigger
+            } else {
+                "NotQuarantined"
+            },
+            String::new(),
+        ),
+        make(
+            "Deprovisioned",
+            matches!(phase, Phase::Deprovisioned | Phase::Purged),
+            if matches!(phase, Phase::Deprovisioned | Phase::Purged) {
+                "StepsCompleted"
+            } else {
+                "NotDeprovisioned"
+            },
+            String::new(),
+        ),
+        make(
+            "Purged",
+            phase == Phase::Purged,
+            if phase == Phase::Purged {
+                "PiiPurged"
+            } else {
+                "NotPurged"
+            },
+            String::new(),
+        ),
+    ];
+    if let Some(location) = inputs.spec.location.as_deref() {
+        let known = inputs
+            .locations
+            .iter()
+            .any(|l| l.trim().eq_ignore_ascii_case(location.trim()));
+        conditions.push(if known {
+            make("LocationMatched", true, "ConfiguredLocation", String::new())
+        } else {
+            make(
+                "LocationMatched",
+                false,
+                "UnknownLocation",
+                "spec.location is not one of the Tenant's locations, so it is left blank at the learning platform; add it to Tenant spec.locations or correct the record".into(),
+            )
+        });
+    }
+    if inputs.suspended {
+        conditions.push(make(
+            "Suspended",
+            true,
+            "TenantSuspended",
+            "the tenant is suspended: no side effects run; deadlines keep counting".into(),
+        ));
+    }
+    if inputs.dry_run {
+        conditions.push(make(
+            "DryRun",
+            true,
+            "PolicyDryRun",
+            "the policy is in dry-run: phases do not change and nothing runs".into(),
+        ));
+    }
+    // Sticky: once a source re-applied PII to a purged user, the record stays.
+    let reapplied_before = status.conditions.iter().any(|c| c.r#type == "PiiReapplied");
+    if phase == Phase::Purged && (inputs.pii_reapplied || reapplied_before) {
+        conditions.push(make(
+            "PiiReapplied",
+            true,
+            "SourceReappliedPii",
+            "a source wrote personal data to a purged user; roster removed it again".into(),
+        ));
+    }
+    conditions
+}
+
+fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

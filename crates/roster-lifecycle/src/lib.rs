@@ -1,0 +1,23 @@
+//! The pure core: the leaver lifecycle as a function of
+//! (spec, status, policy, tenant, now) → (new status, actions, next wake-up).
+//!
+//! Architecture invariant: nothing in this module knows about the API server, HTTP,
+//! the clock or async. The controllers of the `roster` crate are thin shells that
+//! gather inputs, call [`step`], run the actions and persist the result.
+
+pub mod conditions;
+pub mod groups;
+pub mod machine;
+pub mod ownership;
+pub mod pii;
+pub mod settings;
+pub mod trigger;
+
+#[cfg(test)]
+mod tests;
+
+pub use machine::{
+    Action, Decision, Observed, Outcome, STAGE_TWO, Transition, backoff, idempotency_key,
+    record_outcome, step,
+};
+pub use settings::{Policy, TenantSettings};

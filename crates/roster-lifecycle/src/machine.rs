@@ -1,0 +1,534 @@
+//! The leaver state machine: `step` turns what roster observes into what it should
+//! do, and `record_outcome` folds a side effect's result back into status.
+//!
+//! ```text
+//! Active ──trigger──▶ Quarantined ──deadline──▶ Deprovisioning ──steps done──▶ Deprovisioned ──purge due──▶ Purged
+//!    ▲                    │                                                        │
+//!    └──trigger cleared───┘ (reversal)                  (rehire / reactivation) ◀──┘
+//! ```
+//!
+//! Invariant: no clock, no I/O, no async. Every deadline is derived from timestamps
+//! persisted in status, so calling `step` again (after a restart, on another replica)
+//! yields the same deadlines.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::conditions::{self, ConditionInputs};
+use super::settings::{Policy, TenantSettings};
+use super::{groups, pii, trigger};
+use roster_api::{
+    DirectoryUserSpec, DirectoryUserStatus, Phase, StepName, StepState, StepStatus, Trigger,
+};
+
+/// What roster observes about one DirectoryUser.
+#[derive(Clone, Copy, Debug)]
+pub struct Observed<'a> {
+    /// The object's UID: the stem of every idempotency key.
+    pub uid: &'a str,
+    pub generation: Option<i64>,
+    /// `.metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+    pub spec: &'a DirectoryUserSpec,
+    pub status: &'a DirectoryUserStatus,
+}
+
+/// What to do next.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The status to persist (unchanged when nothing happened).
+    pub status: DirectoryUserStatus,
+    /// Side effects to run now, in order. Run them one by one, record each result with
+    /// [`record_outcome`] and persist it before the next; stop at the first failure.
+    pub actions: Vec<Action>,
+    /// The next moment something falls due without any change being observed. Always
+    /// after `now`; `None` when nothing is scheduled.
+    pub wake_at: Option<DateTime<Utc>>,
+    /// Phase changes made by this step, for Kubernetes Events.
+    pub transitions: Vec<Transition>,
+    /// The record carries personal data that must be removed from the object.
+    pub scrub_pii: bool,
+    /// Everything is done and the object is being deleted: drop the finalizer.
+    pub release: bool,
+}
+
+/// One side effect to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    pub step: StepName,
+    /// Sent with every call of the step; identical across retries, restarts and replicas.
+    pub idempotency_key: String,
+}
+
+/// A phase change and why it happened. `reason` is CamelCase and PII-free.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub from: Phase,
+    pub to: Phase,
+    pub reason: &'static str,
+}
+
+/// A step's result as the effect runner reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; `summary` says what happened without personal data. `warning`, if any,
+    /// is something an administrator should act on (e.g. events nobody could take over).
+    Succeeded {
+        summary: String,
+        warning: Option<String>,
+    },
+    /// Not done; retried after backoff, or after `retry_after` if the service asked for longer.
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Stage-2 steps in the order the platform documents them.
+pub const STAGE_TWO: [StepName; 6] = [
+    StepName::TransferCalendarEvents,
+    StepName::TransferRules,
+    StepName::RemoveFromEvents,
+    StepName::RemoveFromGroups,
+    StepName::RemoveAssignments,
+    StepName::Anonymize,
+];
+
+/// Longest wait between retries of a failed step.
+pub const MAX_BACKOFF: Duration = Duration::minutes(5);
+
+/// Decides the next status, actions and wake-up for one user.
+pub fn step(
+    observed: &Observed,
+    policy: &Policy,
+    tenant: &TenantSettings,
+    now: DateTime<Utc>,
+) -> Decision {
+    if policy.dry_run {
+        return dry_run(observed, policy, tenant, now);
+    }
+    let triggers = trigger::evaluate(
+        observed.spec,
+        observed.deleting,
+        policy.on_object_deletion,
+        tenant.time_zone,
+        now,
+    );
+    let mut status = observed.status.clone();
+    let mut transitions = Vec::new();
+    let before = status.phase;
+
+    // Transitions chain within one step (e.g. an immediate trigger whose revoke already
+    // succeeded), but each phase is entered at most once per call.
+    for _ in 0..6 {
+        let from = status.phase;
+        let reason = advance(&mut status, observed, &triggers, policy, now);
+        match reason {
+            Some(reason) => transitions.push(Transition {
+                from,
+                to: status.phase,
+                reason,
+            }),
+            None => break,
+        }
+    }
+
+    if status.phase == Phase::Active {
+        status.groups = groups::compute(&tenant.group_rules, observed.spec, &status.groups);
+    }
+    status.next_deadline = next_deadline(&status, &triggers);
+    status.observed_generation = observed.generation;
+    status.plan.clear();
+
+    let mut actions = due_actions(&status, now);
+    let pending = actions.len();
+    if tenant.suspended {
+        actions.clear();
+    }
+    let scrub_pii = status.phase == Phase::Purged && pii::has_pii(observed.spec);
+    let pii_reapplied = scrub_pii && before == Phase::Purged;
+    conditions::update(
+        &mut status,
+        &ConditionInputs {
+            spec: observed.spec,
+            generation: observed.generation,
+            locations: &tenant.locations,
+            suspended: tenant.suspended,
+            dry_run: false,
+            pending_actions: pending,
+            pii_reapplied,
+        },
+        now,
+    );
+    Decision {
+        wake_at: wake_at(&status, now),
+        release: observed.deleting && status.phase == Phase::Purged,
+        status,
+        actions,
+        transitions,
+        scrub_pii,
+    }
+}
+
+/// Makes at most one phase change; returns its reason.
+fn advance(
+    status: &mut DirectoryUserStatus,
+    observed: &Observed,
+    triggers: &trigger::Triggers,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Option<&'static str> {
+    match (status.phase, triggers.active) {
+        (Phase::Active, Some(trigger)) => {
+            begin_episode(status, observed.uid, trigger, triggers, policy, now);
+            Some(match trigger {
+                Trigger::Deactivated => "Deactivated",
+                Trigger::TerminationDate => "TerminationDateReached",
+                Trigger::DeprovisionNow => "DeprovisionNowRequested",
+                Trigger::ObjectDeleted => "ObjectDeleted",
+            })
+        }
+        (Phase::Held, None) => {
+            status.phase = Phase::Active;
+            Some("TriggerCleared")
+        }
+        (Phase::Quarantined, None) => {
+            restore(status, observed.uid, now);
+            Some("QuarantineReversed")
+        }
+        (Phase::Quarantined, Some(trigger)) => {
+            status.trigger = Some(trigger);
+            schedule(status, triggers, policy, now);
+            let revoked = step_state(status, StepName::RevokeAccess) == Some(StepState::Succeeded);
+            let due = status.deprovision_due_at.is_some_and(|at| at <= now);
+            if revoked && due {
+                status.phase = Phase::Deprovisioning;
+                for name in STAGE_TWO {
+                    let enabled = step_enabled(policy, name);
+                    add_step(
+                        status,
+                        observed.uid,
+                        name,
+                        if enabled {
+                            StepState::Pending
+                        } else {
+                            StepState::Skipped
+                        },
+                    );
+                }
+                Some("QuarantineEnded")
+            } else {
+                None
+            }
+        }
+        (Phase::Deprovisioning, _) => {
+            let done = STAGE_TWO.iter().all(|name| {
+                matches!(
+                    step_state(status, *name),
+                    Some(StepState::Succeeded | StepState::Skipped)
+                )
+            });
+            done.then(|| {
+                status.phase = Phase::Deprovisioned;
+                status.deprovisioned_at = Some(now);
+                "StepsCompleted"
+            })
+        }
+        (Phase::Deprovisioned, None) => {
+            restore(status, observed.uid, now);
+            Some("Reactivated")
+        }
+        (Phase::Deprovisioned, Some(trigger)) => {
+            if trigger == Trigger::ObjectDeleted && status.trigger != Some(Trigger::ObjectDeleted) {
+                // Deleting the object of a deprovisioned user: nothing is left to wait for.
+                status.trigger = Some(trigger);
+                status.purge_due_at = Some(status.purge_due_at.map_or(now, |at| at.min(now)));
+            }
+            let due = status.purge_due_at.is_some_and(|at| at <= now);
+            if due && step_state(status, StepName::Purge).is_none() {
+                add_step(status, observed.uid, StepName::Purge, StepState::Pending);
+            }
+            (step_state(status, StepName::Purge) == Some(StepState::Succeeded)).then(|| {
+                status.phase = Phase::Purged;
+                status.purged_at = Some(now);
+                "PiiPurged"
+            })
+        }
+        // Held users wait for approval; Purged is terminal.
+        (Phase::Held, Some(_)) | (Phase::Active, None) | (Phase::Purged, _) => None,
+    }
+}
+
+/// Starts a leaver episode: new idempotency keys, access revocation, deadlines.
+fn begin_episode(
+    status: &mut DirectoryUserStatus,
+    uid: &str,
+    trigger: Trigger,
+    triggers: &trigger::Triggers,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) {
+    status.phase = Phase::Quarantined;
+    status.episode += 1;
+    status.trigger = Some(trigger);
+    status.triggered_at = Some(now);
+    status.quarantine_started_at = Some(now);
+    status.deprovision_due_at = None;
+    status.purge_due_at = None;
+    status.deprovisioned_at = None;
+    status.purged_at = None;
+    status.steps.clear();
+    add_step(status, uid, StepName::RevokeAccess, StepState::Pending);
+    schedule(status, triggers, policy, now);
+}
+
+/// (Re)computes the deadlines of a quarantined user from persisted timestamps and the
+/// current policy. A policy edit applies to users already in quarantine, counted from
+/// their trigger time: a shorter quarantine can make them due at once, a longer one
+/// extends it. The purge deadline only ever moves earlier. An immediate trigger makes
+/// the user due the first time it is seen, and that moment is kept.
+fn schedule(
+    status: &mut DirectoryUserStatus,
+    triggers: &trigger::Triggers,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) {
+    let triggered_at = status.triggered_at.unwrap_or(now);
+    let terminated_at = triggers
+        .terminated_at
+        .map_or(triggered_at, |at| at.min(triggered_at));
+    let mut purge_due = terminated_at + policy.purge_deadline;
+    if let Some(previous) = status.purge_due_at {
+        purge_due = purge_due.min(previous);
+    }
+    let mut deprovision_due = (triggered_at + policy.quarantine).min(purge_due);
+    if triggers.immediate {
+        let first_seen = match status.deprovision_due_at {
+            Some(at) if at <= now => at,
+            _ => now,
+        };
+        deprovision_due = deprovision_due.min(first_seen);
+    }
+    if status.trigger == Some(Trigger::ObjectDeleted) {
+        // The object waits in Terminating: purge right after deprovisioning.
+        purge_due = purge_due.min(deprovision_due);
+    }
+    status.deprovision_due_at = Some(deprovision_due);
+    status.purge_due_at = Some(purge_due);
+}
+
+/// Ends an episode early (reversal during quarantine, or a rehire/reactivation after
+/// deprovisioning): access is restored and the episode's schedule dropped.
+fn restore(status: &mut DirectoryUserStatus, uid: &str, now: DateTime<Utc>) {
+    status.phase = Phase::Active;
+    status.trigger = None;
+    status.triggered_at = None;
+    status.quarantine_started_at = None;
+    status.deprovision_due_at = None;
+    status.deprovisioned_at = None;
+    status.purge_due_at = None;
+    status.purged_at = None;
+    status.reversals += 1;
+    status.last_reversed_at = Some(now);
+    status.steps.clear();
+    add_step(status, uid, StepName::RestoreAccess, StepState::Pending);
+}
+
+fn step_enabled(policy: &Policy, name: StepName) -> bool {
+    let a = &policy.actions;
+    match name {
+        StepName::TransferCalendarEvents => a.transfer_calendar_events,
+        StepName::TransferRules => a.transfer_rules,
+        StepName::RemoveFromEvents => a.remove_from_events,
+        StepName::RemoveFromGroups => a.remove_from_groups,
+        StepName::RemoveAssignments => a.remove_assignments,
+        StepName::Anonymize => a.anonymize,
+        StepName::RevokeAccess | StepName::RestoreAccess | StepName::Purge => true,
+    }
+}
+
+/// The key sent with every call of a step: stable across retries and restarts, new
+/// for each episode so a re-triggered user is not mistaken for a retry.
+pub fn idempotency_key(uid: &str, episode: i32, name: StepName) -> String {
+    format!("{uid}/{episode}/{name:?}")
+}
+
+fn add_step(status: &mut DirectoryUserStatus, uid: &str, name: StepName, state: StepState) {
+    if status.steps.iter().any(|s| s.name == name) {
+        return;
+    }
+    status.steps.push(StepStatus {
+        name,
+        state,
+        attempts: 0,
+        idempotency_key: idempotency_key(uid, status.episode, name),
+        last_error: None,
+        summary: (state == StepState::Skipped).then(|| "turned off by the policy".to_string()),
+        completed_at: None,
+        retry_at: None,
+    });
+}
+
+fn step_state(status: &DirectoryUserStatus, name: StepName) -> Option<StepState> {
+    status
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.state)
+}
+
+/// Steps to run now, in order: pending ones and failed ones whose retry time has
+/// come. A failed step still backing off holds back every step after it, since each
+/// step may rely on the ones before (events are transferred before the leaver is
+/// removed from them; anonymization comes last).
+fn due_actions(status: &DirectoryUserStatus, now: DateTime<Utc>) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for s in &status.steps {
+        match s.state {
+            StepState::Succeeded | StepState::Skipped => continue,
+            StepState::Failed if s.retry_at.is_some_and(|at| at > now) => break,
+            StepState::Pending | StepState::Failed => {
+                actions.push(Action {
+                    step: s.name,
+                    idempotency_key: s.idempotency_key.clone(),
+                });
+            }
+        }
+    }
+    actions
+}
+
+/// The deadline shown to people: the next thing the schedule will do.
+fn next_deadline(
+    status: &DirectoryUserStatus,
+    triggers: &trigger::Triggers,
+) -> Option<DateTime<Utc>> {
+    match status.phase {
+        Phase::Active => triggers.scheduled,
+        Phase::Quarantined => status.deprovision_due_at,
+        Phase::Deprovisioning | Phase::Deprovisioned => status.purge_due_at,
+        Phase::Held | Phase::Purged => None,
+    }
+}
+
+/// The earliest future moment at which `step` would decide differently by itself.
+fn wake_at(status: &DirectoryUserStatus, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let retries = status
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::Failed)
+        .filter_map(|s| s.retry_at);
+    status
+        .next_deadline
+        .into_iter()
+        .chain(retries)
+        .filter(|at| *at > now)
+        .min()
+}
+
+/// Folds a step's result into status. Pure; the caller persists the result before
+/// running the next step.
+pub fn record_outcome(
+    status: &mut DirectoryUserStatus,
+    name: StepName,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) {
+    let Some(step) = status.steps.iter_mut().find(|s| s.name == name) else {
+        return;
+    };
+    step.attempts += 1;
+    match outcome {
+        Outcome::Succeeded { summary, .. } => {
+            step.state = StepState::Succeeded;
+            step.summary = Some(summary);
+            step.last_error = None;
+            step.retry_at = None;
+            step.completed_at = Some(now);
+            if name == StepName::RemoveFromGroups {
+                status.groups.clear();
+            }
+        }
+        Outcome::Failed { error, retry_after } => {
+            let backoff = backoff(step.attempts).max(retry_after.unwrap_or_else(Duration::zero));
+            step.state = StepState::Failed;
+            step.last_error = Some(error);
+            step.retry_at = Some(now + backoff);
+        }
+    }
+}
+
+/// 1 s, 2 s, 4 s, ... up to [`MAX_BACKOFF`].
+pub fn backoff(attempts: i32) -> Duration {
+    let exponent = attempts.saturating_sub(1).clamp(0, 16);
+    Duration::seconds(1_i64 << exponent).min(MAX_BACKOFF)
+}
+
+/// Dry-run: the phase stays, nothing runs, and `status.plan` lists the steps that
+/// would run from here. Only persisted deadlines are kept, so the plan is stable.
+fn dry_run(
+    observed: &Observed,
+    policy: &Policy,
+    tenant: &TenantSettings,
+    now: DateTime<Utc>,
+) -> Decision {
+    let triggers = trigger::evaluate(
+        observed.spec,
+        observed.deleting,
+        policy.on_object_deletion,
+        tenant.time_zone,
+        now,
+    );
+    let mut status = observed.status.clone();
+    let stage_two = STAGE_TWO
+        .into_iter()
+        .filter(|name| step_enabled(policy, *name));
+    let remaining = |status: &DirectoryUserStatus| -> Vec<StepName> {
+        status
+            .steps
+            .iter()
+            .filter(|s| matches!(s.state, StepState::Pending | StepState::Failed))
+            .map(|s| s.name)
+            .collect()
+    };
+    status.plan = match (status.phase, triggers.active) {
+        (Phase::Active | Phase::Held, Some(_)) => std::iter::once(StepName::RevokeAccess)
+            .chain(stage_two)
+            .chain(std::iter::once(StepName::Purge))
+            .collect(),
+        (Phase::Quarantined, Some(_)) => remaining(&status)
+            .into_iter()
+            .chain(stage_two)
+            .chain([StepName::Purge])
+            .collect(),
+        (Phase::Quarantined | Phase::Deprovisioned, None) => vec![StepName::RestoreAccess],
+        (Phase::Deprovisioning, _) => remaining(&status)
+            .into_iter()
+            .chain([StepName::Purge])
+            .collect(),
+        (Phase::Deprovisioned, Some(_)) => vec![StepName::Purge],
+        (Phase::Active | Phase::Held, None) | (Phase::Purged, _) => Vec::new(),
+    };
+    status.next_deadline = next_deadline(&status, &triggers);
+    status.observed_generation = observed.generation;
+    conditions::update(
+        &mut status,
+        &ConditionInputs {
+            spec: observed.spec,
+            generation: observed.generation,
+            locations: &tenant.locations,
+            suspended: tenant.suspended,
+            dry_run: true,
+            pending_actions: 0,
+            pii_reapplied: false,
+        },
+        now,
+    );
+    Decision {
+        wake_at: wake_at(&status, now),
+        status,
+        actions: Vec::new(),
+        transitions: Vec::new(),
+        scrub_pii: false,
+        release: false,
+    }
+}

@@ -1,0 +1,969 @@
+//! Table-driven and property tests of the state machine, on simulated time.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use proptest::prelude::*;
+
+use super::machine::{Decision, Observed, Outcome, STAGE_TWO, Transition, record_outcome, step};
+use super::settings::{Policy, TenantSettings};
+use roster_api::{
+    DeprovisionPolicySpec, DirectoryUserSpec, DirectoryUserStatus, ObjectDeletionMode, Phase,
+    StepName, StepState, Trigger,
+};
+
+const UID: &str = "0b0e7c2c-uid";
+const NAME: &str = "Zelda Quintessential-Example";
+const EMAIL: &str = "zelda.q@example.com";
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("RFC 3339 time")
+}
+
+fn date(text: &str) -> NaiveDate {
+    text.parse().expect("date")
+}
+
+fn person() -> DirectoryUserSpec {
+    DirectoryUserSpec {
+        tenant: "acme".into(),
+        employee_id: "00042".into(),
+        full_name: NAME.into(),
+        email: EMAIL.into(),
+        manager_email: Some("boss.person@example.com".into()),
+        ..Default::default()
+    }
+}
+
+fn policy(quarantine: &str, purge: &str) -> Policy {
+    Policy::from_spec(&DeprovisionPolicySpec {
+        quarantine_period: quarantine.into(),
+        purge_deadline: purge.into(),
+        ..Default::default()
+    })
+    .expect("valid policy")
+}
+
+/// One user, a policy, a tenant and a simulated learning platform that counts how
+/// often each idempotency key took effect.
+struct World {
+    spec: DirectoryUserSpec,
+    status: DirectoryUserStatus,
+    deleting: bool,
+    policy: Policy,
+    tenant: TenantSettings,
+    applied: HashMap<String, u32>,
+    transitions: Vec<Transition>,
+    released: bool,
+    scrubbed: u32,
+}
+
+impl World {
+    fn new(spec: DirectoryUserSpec, policy: Policy) -> Self {
+        Self {
+            spec,
+            status: DirectoryUserStatus::default(),
+            deleting: false,
+            policy,
+            tenant: TenantSettings::default(),
+            applied: HashMap::new(),
+            transitions: Vec::new(),
+            released: false,
+            scrubbed: 0,
+        }
+    }
+
+    fn decide(&self, now: DateTime<Utc>) -> Decision {
+        let observed = Observed {
+            uid: UID,
+            generation: Some(1),
+            deleting: self.deleting,
+            spec: &self.spec,
+            status: &self.status,
+        };
+        step(&observed, &self.policy, &self.tenant, now)
+    }
+
+    /// Reconciles until nothing more happens at `now`, running every action with
+    /// success, as the controller does. Returns the last decision.
+    fn settle(&mut self, now: DateTime<Utc>) -> Decision {
+        self.settle_with(now, |_| None)
+    }
+
+    /// Like `settle`, but `fail` may turn an action into a failure.
+    fn settle_with(
+        &mut self,
+        now: DateTime<Utc>,
+        mut fail: impl FnMut(StepName) -> Option<Outcome>,
+    ) -> Decision {
+        for _ in 0..20 {
+            let decision = self.decide(now);
+            assert_invariants(&self.status, &decision, now);
+            self.status = decision.status.clone();
+            self.transitions.extend(decision.transitions.clone());
+            self.released |= decision.release;
+            if decision.scrub_pii {
+                self.scrubbed += 1;
+                self.spec = super::pii::scrubbed(&self.spec);
+            }
+            if decision.actions.is_empty() {
+                return decision;
+            }
+            for action in decision.actions {
+                let outcome = fail(action.step).unwrap_or_else(|| {
+                    *self
+                        .applied
+                        .entry(action.idempotency_key.clone())
+                        .or_default() += 1;
+                    Outcome::Succeeded {
+                        summary: format!("{:?} done", action.step),
+                        warning: None,
+                    }
+                });
+                let failed = matches!(outcome, Outcome::Failed { .. });
+                record_outcome(&mut self.status, action.step, outcome, now);
+                if failed {
+                    break;
+                }
+            }
+        }
+        panic!("did not settle at {now}: {:#?}", self.status);
+    }
+
+    fn phase(&self) -> Phase {
+        self.status.phase
+    }
+
+    fn step_state(&self, name: StepName) -> Option<StepState> {
+        self.status
+            .steps
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.state)
+    }
+}
+
+/// What must hold for every decision, whatever led to it.
+fn assert_invariants(before: &DirectoryUserStatus, decision: &Decision, now: DateTime<Utc>) {
+    if let Some(wake) = decision.wake_at {
+        assert!(wake > now, "wake-up {wake} is not after now {now}");
+    }
+    if before.phase == Phase::Purged {
+        assert_eq!(decision.status.phase, Phase::Purged, "Purged is terminal");
+    }
+    for t in &decision.transitions {
+        let forward = t.to > t.from;
+        let reversal = t.to == Phase::Active
+            && matches!(
+                t.from,
+                Phase::Quarantined | Phase::Deprovisioned | Phase::Held
+            );
+        assert!(forward || reversal, "illegal transition {t:?}");
+    }
+    let text = serde_json::to_string(&decision.status).unwrap();
+    for pii in [
+        NAME,
+        EMAIL,
+        "boss.person@example.com",
+        "Zelda",
+        "example.com",
+    ] {
+        assert!(!text.contains(pii), "status holds PII {pii:?}: {text}");
+    }
+}
+
+// ---------------------------------------------------------------- table tests
+
+#[test]
+fn an_active_person_at_rest_needs_nothing() {
+    let mut world = World::new(person(), Policy::default());
+    let decision = world.settle(at("2025-03-01T12:00:00Z"));
+    assert_eq!(world.phase(), Phase::Active);
+    assert!(decision.actions.is_empty());
+    assert_eq!(decision.wake_at, None);
+    assert!(decision.transitions.is_empty());
+    let again = world.decide(at("2025-03-02T12:00:00Z"));
+    assert_eq!(
+        again.status, world.status,
+        "a settled user must not change status over time"
+    );
+}
+
+#[test]
+fn the_full_path_with_default_durations() {
+    let mut world = World::new(person(), Policy::default());
+    let t0 = at("2025-03-01T12:00:00Z");
+    world.settle(t0);
+    world.spec.active = false;
+    let decision = world.settle(t0);
+    assert_eq!(world.phase(), Phase::Quarantined);
+    assert_eq!(world.status.trigger, Some(Trigger::Deactivated));
+    assert_eq!(
+        world.step_state(StepName::RevokeAccess),
+        Some(StepState::Succeeded)
+    );
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::days(7))
+    );
+    assert_eq!(world.status.purge_due_at, Some(t0 + Duration::days(30)));
+    assert_eq!(decision.wake_at, Some(t0 + Duration::days(7)));
+
+    // One second before the deadline nothing changes; at the deadline it fires.
+    world.settle(t0 + Duration::days(7) - Duration::seconds(1));
+    assert_eq!(world.phase(), Phase::Quarantined);
+    let decision = world.settle(t0 + Duration::days(7));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    for name in STAGE_TWO {
+        assert_eq!(
+            world.step_state(name),
+            Some(StepState::Succeeded),
+            "{name:?}"
+        );
+    }
+    assert_eq!(decision.wake_at, Some(t0 + Duration::days(30)));
+
+    world.settle(t0 + Duration::days(30));
+    assert_eq!(world.phase(), Phase::Purged);
+    assert_eq!(world.scrubbed, 1);
+    assert!(!super::pii::has_pii(&world.spec));
+    let reasons: Vec<_> = world.transitions.iter().map(|t| t.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            "Deactivated",
+            "QuarantineEnded",
+            "StepsCompleted",
+            "PiiPurged"
+        ]
+    );
+    // Every side effect took effect exactly once.
+    assert_eq!(world.applied.len(), 8);
+    assert!(world.applied.values().all(|n| *n == 1));
+}
+
+#[test]
+fn actions_come_in_the_documented_order_with_stable_keys() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        policy("0s", "1h"),
+    );
+    let t0 = at("2025-03-01T00:00:00Z");
+    let first = world.decide(t0);
+    assert_eq!(first.actions.len(), 1);
+    assert_eq!(first.actions[0].step, StepName::RevokeAccess);
+    assert_eq!(
+        first.actions[0].idempotency_key,
+        format!("{UID}/1/RevokeAccess")
+    );
+    // Deciding again without running anything yields the same keys.
+    assert_eq!(
+        World {
+            status: first.status.clone(),
+            ..World::new(world.spec.clone(), world.policy.clone())
+        }
+        .decide(t0)
+        .actions,
+        first.actions
+    );
+    world.status = first.status;
+    record_outcome(
+        &mut world.status,
+        StepName::RevokeAccess,
+        Outcome::Succeeded {
+            summary: "revoked".into(),
+            warning: None,
+        },
+        t0,
+    );
+    let second = world.decide(t0);
+    let steps: Vec<_> = second.actions.iter().map(|a| a.step).collect();
+    assert_eq!(steps, STAGE_TWO);
+}
+
+#[test]
+fn termination_dates_in_the_tenant_zone() {
+    struct Case {
+        name: &'static str,
+        zone: &'static str,
+        termination: &'static str,
+        now: &'static str,
+        phase: Phase,
+        next: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "future date schedules",
+            zone: "UTC",
+            termination: "2025-03-10",
+            now: "2025-03-01T00:00:00Z",
+            phase: Phase::Active,
+            next: Some("2025-03-10T00:00:00Z"),
+        },
+        Case {
+            name: "exactly at now fires",
+            zone: "UTC",
+            termination: "2025-03-10",
+            now: "2025-03-10T00:00:00Z",
+            phase: Phase::Quarantined,
+            next: Some("2025-03-17T00:00:00Z"),
+        },
+        Case {
+            name: "one second before does not",
+            zone: "UTC",
+            termination: "2025-03-10",
+            now: "2025-03-09T23:59:59Z",
+            phase: Phase::Active,
+            next: Some("2025-03-10T00:00:00Z"),
+        },
+        Case {
+            name: "Berlin's day starts an hour earlier",
+            zone: "Europe/Berlin",
+            termination: "2025-03-10",
+            now: "2025-03-09T23:00:00Z",
+            phase: Phase::Quarantined,
+            next: Some("2025-03-16T23:00:00Z"),
+        },
+        Case {
+            name: "Berlin summer time",
+            zone: "Europe/Berlin",
+            termination: "2025-07-01",
+            now: "2025-06-30T21:59:59Z",
+            phase: Phase::Active,
+            next: Some("2025-06-30T22:00:00Z"),
+        },
+        Case {
+            name: "Los Angeles is still the day before",
+            zone: "America/Los_Angeles",
+            termination: "2025-03-10",
+            now: "2025-03-10T06:59:59Z",
+            phase: Phase::Active,
+            next: Some("2025-03-10T07:00:00Z"),
+        },
+        Case {
+            name: "DST gap at midnight (São Paulo 2018)",
+            zone: "America/Sao_Paulo",
+            termination: "2018-11-04",
+            now: "2018-11-04T02:59:59Z",
+            phase: Phase::Active,
+            next: Some("2018-11-04T03:00:00Z"),
+        },
+        Case {
+            name: "past date fires at once",
+            zone: "UTC",
+            termination: "2025-02-20",
+            now: "2025-03-01T00:00:00Z",
+            phase: Phase::Quarantined,
+            next: Some("2025-03-08T00:00:00Z"),
+        },
+    ];
+    for case in cases {
+        let spec = DirectoryUserSpec {
+            termination_date: Some(date(case.termination)),
+            ..person()
+        };
+        let mut world = World::new(spec, Policy::default());
+        world.tenant.time_zone = case.zone.parse().unwrap();
+        let decision = world.settle(at(case.now));
+        assert_eq!(world.phase(), case.phase, "{}", case.name);
+        assert_eq!(
+            world.status.next_deadline,
+            case.next.map(at),
+            "{}",
+            case.name
+        );
+        assert_eq!(decision.wake_at, case.next.map(at), "{}", case.name);
+    }
+}
+
+#[test]
+fn an_old_termination_is_purged_by_its_legal_deadline_not_later() {
+    // Terminated 40 days ago, seen only now: the 30-day purge deadline has passed, so
+    // everything runs at once instead of waiting out a quarantine.
+    let spec = DirectoryUserSpec {
+        termination_date: Some(date("2025-01-20")),
+        ..person()
+    };
+    let mut world = World::new(spec, Policy::default());
+    let now = at("2025-03-01T09:00:00Z");
+    world.settle(now);
+    assert_eq!(world.phase(), Phase::Purged);
+    assert_eq!(world.status.purge_due_at, Some(at("2025-02-19T00:00:00Z")));
+}
+
+#[test]
+fn purge_is_due_thirty_days_after_a_recent_termination() {
+    let spec = DirectoryUserSpec {
+        termination_date: Some(date("2025-02-27")),
+        ..person()
+    };
+    let mut world = World::new(spec, Policy::default());
+    world.settle(at("2025-03-01T00:00:00Z"));
+    assert_eq!(world.status.purge_due_at, Some(at("2025-03-29T00:00:00Z")));
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(at("2025-03-08T00:00:00Z"))
+    );
+}
+
+#[test]
+fn reversal_during_quarantine_restores_access() {
+    let mut world = World::new(person(), Policy::default());
+    let t0 = at("2025-03-01T00:00:00Z");
+    world.spec.active = false;
+    world.settle(t0);
+    world.spec.active = true;
+    let decision = world.settle(t0 + Duration::days(2));
+    assert_eq!(world.phase(), Phase::Active);
+    assert_eq!(world.status.reversals, 1);
+    assert_eq!(world.status.last_reversed_at, Some(t0 + Duration::days(2)));
+    assert_eq!(
+        world.step_state(StepName::RestoreAccess),
+        Some(StepState::Succeeded)
+    );
+    assert_eq!(world.status.deprovision_due_at, None);
+    assert_eq!(decision.wake_at, None);
+    assert_eq!(
+        world.transitions.last().unwrap().reason,
+        "QuarantineReversed"
+    );
+    // A second leave is a new episode with new keys.
+    world.spec.active = false;
+    world.settle(t0 + Duration::days(3));
+    assert_eq!(world.status.episode, 2);
+    assert!(world.applied.contains_key(&format!("{UID}/2/RevokeAccess")));
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::days(10))
+    );
+}
+
+#[test]
+fn rehire_during_quarantine_reverses_it() {
+    let spec = DirectoryUserSpec {
+        termination_date: Some(date("2025-03-01")),
+        hire_date: Some(date("2020-01-01")),
+        ..person()
+    };
+    let mut world = World::new(spec, Policy::default());
+    world.settle(at("2025-03-02T00:00:00Z"));
+    assert_eq!(world.phase(), Phase::Quarantined);
+    world.spec.hire_date = Some(date("2025-03-05"));
+    world.settle(at("2025-03-05T00:00:00Z"));
+    assert_eq!(world.phase(), Phase::Active);
+    assert_eq!(world.status.next_deadline, None);
+}
+
+#[test]
+fn rehire_after_deprovisioning_re_enables_the_user() {
+    let spec = DirectoryUserSpec {
+        termination_date: Some(date("2025-03-01")),
+        ..person()
+    };
+    let mut world = World::new(spec, policy("1h", "720h"));
+    world.settle(at("2025-03-01T00:00:00Z"));
+    world.settle(at("2025-03-01T01:00:00Z"));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    world.spec.hire_date = Some(date("2025-04-01"));
+    world.settle(at("2025-04-01T00:00:00Z"));
+    assert_eq!(world.phase(), Phase::Active);
+    assert_eq!(world.transitions.last().unwrap().reason, "Reactivated");
+    assert_eq!(
+        world.step_state(StepName::RestoreAccess),
+        Some(StepState::Succeeded)
+    );
+}
+
+#[test]
+fn deprovision_now_skips_the_quarantine_and_stays_put() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        Policy::default(),
+    );
+    let t0 = at("2025-03-01T00:00:00Z");
+    world.settle(t0);
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    assert_eq!(world.status.deprovision_due_at, Some(t0));
+    assert_eq!(world.status.purge_due_at, Some(t0 + Duration::days(30)));
+}
+
+#[test]
+fn deprovision_now_during_quarantine_cuts_it_short() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        Policy::default(),
+    );
+    let t0 = at("2025-03-01T00:00:00Z");
+    world.settle(t0);
+    world.spec.deprovision_now = true;
+    world.settle(t0 + Duration::hours(5));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::hours(5))
+    );
+    assert_eq!(world.status.trigger, Some(Trigger::DeprovisionNow));
+}
+
+#[test]
+fn object_deletion_under_both_modes() {
+    for (mode, quarantined_first) in [
+        (ObjectDeletionMode::Quarantine, true),
+        (ObjectDeletionMode::Immediate, false),
+    ] {
+        let mut policy = policy("2s", "4s");
+        policy.on_object_deletion = mode;
+        let mut world = World::new(person(), policy);
+        let t0 = at("2025-03-01T00:00:00Z");
+        world.settle(t0);
+        world.deleting = true;
+        let decision = world.settle(t0);
+        assert_eq!(world.status.trigger, Some(Trigger::ObjectDeleted));
+        if quarantined_first {
+            assert_eq!(world.phase(), Phase::Quarantined, "{mode:?}");
+            assert!(!decision.release);
+            assert_eq!(decision.wake_at, Some(t0 + Duration::seconds(2)));
+            let decision = world.settle(t0 + Duration::seconds(2));
+            assert!(decision.release, "{mode:?}");
+        } else {
+            assert!(decision.release, "{mode:?}");
+        }
+        assert_eq!(world.phase(), Phase::Purged, "{mode:?}");
+        assert!(world.released);
+    }
+}
+
+#[test]
+fn deleting_a_purged_or_deprovisioned_user_releases_it() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        Policy::default(),
+    );
+    let t0 = at("2025-03-01T00:00:00Z");
+    world.settle(t0);
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    world.deleting = true;
+    let decision = world.settle(t0 + Duration::minutes(1));
+    assert!(decision.release);
+    assert_eq!(world.phase(), Phase::Purged);
+}
+
+#[test]
+fn dry_run_records_the_plan_and_changes_nothing() {
+    let mut dry = Policy {
+        dry_run: true,
+        ..Policy::default()
+    };
+    dry.actions.transfer_rules = false;
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        dry,
+    );
+    let decision = world.settle(at("2025-03-01T00:00:00Z"));
+    assert_eq!(world.phase(), Phase::Active);
+    assert!(decision.actions.is_empty());
+    assert!(world.applied.is_empty());
+    assert_eq!(
+        world.status.plan,
+        [
+            StepName::RevokeAccess,
+            StepName::TransferCalendarEvents,
+            StepName::RemoveFromEvents,
+            StepName::RemoveFromGroups,
+            StepName::RemoveAssignments,
+            StepName::Anonymize,
+            StepName::Purge
+        ]
+    );
+    assert!(world.status.conditions.iter().any(|c| c.r#type == "DryRun"));
+    // Turning dry-run off starts the real lifecycle and clears the plan.
+    world.policy.dry_run = false;
+    world.settle(at("2025-03-02T00:00:00Z"));
+    assert_eq!(world.phase(), Phase::Quarantined);
+    assert!(world.status.plan.is_empty());
+    assert!(!world.status.conditions.iter().any(|c| c.r#type == "DryRun"));
+}
+
+#[test]
+fn suspended_tenant_runs_nothing_and_catches_up_on_resume() {
+    let mut world = World::new(person(), policy("1h", "720h"));
+    world.tenant.suspended = true;
+    world.spec.active = false;
+    let t0 = at("2025-03-01T00:00:00Z");
+    let decision = world.settle(t0);
+    assert!(decision.actions.is_empty());
+    assert_eq!(world.phase(), Phase::Quarantined);
+    assert_eq!(
+        world.step_state(StepName::RevokeAccess),
+        Some(StepState::Pending)
+    );
+    let ready = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "Ready")
+        .unwrap();
+    assert_eq!(ready.reason, "TenantSuspended");
+    // The deadline passes while suspended: nothing runs, nothing is skipped.
+    world.settle(t0 + Duration::hours(3));
+    assert!(world.applied.is_empty());
+    assert_eq!(world.phase(), Phase::Quarantined);
+    world.tenant.suspended = false;
+    world.settle(t0 + Duration::hours(4));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::hours(1)),
+        "the deadline did not move"
+    );
+}
+
+#[test]
+fn policy_edits_apply_to_users_in_quarantine_from_their_trigger_time() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        Policy::default(),
+    );
+    let t0 = at("2025-03-01T00:00:00Z");
+    world.settle(t0);
+    // Longer quarantine: extended, counted from the trigger.
+    world.policy = policy("336h", "720h");
+    world.settle(t0 + Duration::days(1));
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::days(14))
+    );
+    // Shorter than the time already spent: due at once.
+    world.policy = policy("24h", "720h");
+    world.settle(t0 + Duration::days(2));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    // A longer purge deadline never moves the legal purge date later.
+    world.policy = Policy {
+        purge_deadline: Duration::days(30),
+        ..policy("24h", "720h")
+    };
+    let before = world.status.purge_due_at;
+    world.settle(t0 + Duration::days(3));
+    assert_eq!(world.status.purge_due_at, before);
+}
+
+#[test]
+fn a_shorter_purge_deadline_moves_purge_earlier() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        policy("24h", "720h"),
+    );
+    let t0 = at("2025-03-01T00:00:00Z");
+    world.settle(t0);
+    world.policy = policy("24h", "48h");
+    world.settle(t0 + Duration::hours(1));
+    assert_eq!(world.status.purge_due_at, Some(t0 + Duration::hours(48)));
+}
+
+#[test]
+fn a_clock_that_moved_backwards_neither_fires_nor_wakes_in_the_past() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        policy("1h", "720h"),
+    );
+    let t0 = at("2025-03-01T12:00:00Z");
+    world.settle(t0);
+    let earlier = t0 - Duration::hours(2);
+    let decision = world.settle(earlier);
+    assert_eq!(world.phase(), Phase::Quarantined);
+    assert_eq!(
+        world.status.deprovision_due_at,
+        Some(t0 + Duration::hours(1))
+    );
+    assert_eq!(decision.wake_at, Some(t0 + Duration::hours(1)));
+}
+
+#[test]
+fn a_failed_step_is_retried_after_backoff_or_retry_after() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        Policy::default(),
+    );
+    let t0 = at("2025-03-01T00:00:00Z");
+    let decision = world.settle_with(t0, |step| {
+        (step == StepName::TransferRules).then(|| Outcome::Failed {
+            error: "Unavailable: HTTP 429".into(),
+            retry_after: Some(Duration::seconds(30)),
+        })
+    });
+    assert_eq!(world.phase(), Phase::Deprovisioning);
+    assert_eq!(
+        world.step_state(StepName::TransferRules),
+        Some(StepState::Failed)
+    );
+    assert_eq!(
+        world.step_state(StepName::RemoveFromEvents),
+        Some(StepState::Pending),
+        "later steps wait"
+    );
+    assert_eq!(decision.wake_at, Some(t0 + Duration::seconds(30)));
+    let ready = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "Ready")
+        .unwrap();
+    assert_eq!(ready.reason, "StepFailed");
+    // Before the retry time the failed step is not offered again.
+    assert!(
+        world
+            .decide(t0 + Duration::seconds(29))
+            .actions
+            .iter()
+            .all(|a| a.step != StepName::TransferRules)
+    );
+    world.settle(t0 + Duration::seconds(30));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    let rules = world
+        .status
+        .steps
+        .iter()
+        .find(|s| s.name == StepName::TransferRules)
+        .unwrap();
+    assert_eq!(rules.attempts, 2);
+    assert_eq!(rules.last_error, None);
+}
+
+#[test]
+fn backoff_doubles_up_to_five_minutes() {
+    let seconds: Vec<i64> = (1..=10).map(|n| super::backoff(n).num_seconds()).collect();
+    assert_eq!(seconds, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
+}
+
+#[test]
+fn steps_turned_off_by_the_policy_are_skipped() {
+    let mut policy = Policy::default();
+    policy.actions.transfer_calendar_events = false;
+    policy.actions.anonymize = false;
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        policy,
+    );
+    world.settle(at("2025-03-01T00:00:00Z"));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    assert_eq!(
+        world.step_state(StepName::TransferCalendarEvents),
+        Some(StepState::Skipped)
+    );
+    assert_eq!(
+        world.step_state(StepName::Anonymize),
+        Some(StepState::Skipped)
+    );
+    assert!(!world.applied.keys().any(|k| k.ends_with("Anonymize")));
+}
+
+#[test]
+fn pii_reapplied_to_a_purged_user_is_removed_again() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person()
+        },
+        policy("0s", "1s"),
+    );
+    let t0 = at("2025-03-01T00:00:00Z");
+    world.settle(t0);
+    world.settle(t0 + Duration::seconds(1));
+    assert_eq!(world.phase(), Phase::Purged);
+    world.spec = DirectoryUserSpec {
+        deprovision_now: true,
+        ..person()
+    };
+    let decision = world.decide(t0 + Duration::seconds(6));
+    assert!(decision.scrub_pii);
+    assert!(
+        decision
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "PiiReapplied")
+    );
+    world.settle(t0 + Duration::seconds(6));
+    assert!(!super::pii::has_pii(&world.spec));
+    assert_eq!(world.phase(), Phase::Purged);
+}
+
+#[test]
+fn an_unknown_location_is_reported() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            location: Some("Atlantis".into()),
+            ..person()
+        },
+        Policy::default(),
+    );
+    world.tenant.locations = vec!["Berlin".into()];
+    world.settle(at("2025-03-01T00:00:00Z"));
+    let condition = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "LocationMatched")
+        .unwrap();
+    assert_eq!(condition.reason, "UnknownLocation");
+    assert!(!condition.message.contains("Atlantis"));
+    world.spec.location = Some("berlin".into());
+    world.settle(at("2025-03-01T00:00:00Z"));
+    let condition = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "LocationMatched")
+        .unwrap();
+    assert_eq!(condition.reason, "ConfiguredLocation");
+}
+
+#[test]
+fn conditions_keep_their_transition_time_at_rest() {
+    let mut world = World::new(
+        DirectoryUserSpec {
+            active: false,
+            ..person()
+        },
+        Policy::default(),
+    );
+    let t0 = at("2025-03-01T00:00:00Z");
+    world.settle(t0);
+    let before = world.status.clone();
+    world.settle(t0 + Duration::hours(1));
+    assert_eq!(world.status, before);
+}
+
+// ---------------------------------------------------------------- properties
+
+/// Something that can happen between two reconciles.
+#[derive(Clone, Debug)]
+enum Event {
+    Advance(i64),
+    SetActive(bool),
+    SetTermination(Option<i64>),
+    Rehire(i64),
+    DeprovisionNow,
+    Delete,
+    Suspend(bool),
+    DryRun(bool),
+    Quarantine(i64),
+    ReapplyPii,
+    FailNext,
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        4 => (0i64..200_000).prop_map(Event::Advance),
+        2 => any::<bool>().prop_map(Event::SetActive),
+        1 => proptest::option::of(-40i64..40).prop_map(Event::SetTermination),
+        1 => (-40i64..40).prop_map(Event::Rehire),
+        1 => Just(Event::DeprovisionNow),
+        1 => Just(Event::Delete),
+        1 => any::<bool>().prop_map(Event::Suspend),
+        1 => any::<bool>().prop_map(Event::DryRun),
+        1 => (0i64..604_800).prop_map(Event::Quarantine),
+        1 => Just(Event::ReapplyPii),
+        2 => Just(Event::FailNext),
+    ]
+}
+
+fn zone() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        Just("UTC"),
+        Just("Europe/Berlin"),
+        Just("America/Sao_Paulo"),
+        Just("Pacific/Chatham"),
+        Just("Asia/Kolkata")
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Whatever happens: Purged is terminal, phases only move forward except
+    /// reversals, wake-ups are in the future, status never holds PII (all checked
+    /// in `assert_invariants` on every decision), a settled state is a fixpoint, and
+    /// no side effect takes effect twice.
+    #[test]
+    fn invariants_hold_for_any_history(events in proptest::collection::vec(event(), 1..40), zone in zone()) {
+        let mut world = World::new(person(), policy("3600s", "7200s"));
+        world.tenant.time_zone = zone.parse().unwrap();
+        let base = at("2025-03-01T00:00:00Z");
+        let mut now = base;
+        let mut fail_next = false;
+        let mut was_purged = false;
+        for event in events {
+            match event {
+                Event::Advance(seconds) => now += Duration::seconds(seconds),
+                Event::SetActive(active) => world.spec.active = active,
+                Event::SetTermination(days) => world.spec.termination_date = days.map(|d| (base + Duration::days(d)).date_naive()),
+                Event::Rehire(days) => world.spec.hire_date = Some((base + Duration::days(days)).date_naive()),
+                Event::DeprovisionNow => world.spec.deprovision_now = true,
+                Event::Delete => world.deleting = true,
+                Event::Suspend(on) => world.tenant.suspended = on,
+                Event::DryRun(on) => world.policy.dry_run = on,
+                Event::Quarantine(seconds) => world.policy.quarantine = Duration::seconds(seconds).min(world.policy.purge_deadline),
+                Event::ReapplyPii => { world.spec.full_name = NAME.into(); world.spec.email = EMAIL.into(); }
+                Event::FailNext => fail_next = true,
+            }
+            let decision = world.settle_with(now, |_| std::mem::take(&mut fail_next).then(|| Outcome::Failed { error: "Unavailable".into(), retry_after: None }));
+            prop_assert!(!was_purged || world.phase() == Phase::Purged);
+            was_purged = world.phase() == Phase::Purged;
+            // A settled state is a fixpoint: no status write at rest.
+            if decision.actions.is_empty() {
+                let again = world.decide(now);
+                prop_assert_eq!(&again.status, &world.status);
+                prop_assert!(again.actions.is_empty());
+            }
+            if world.released {
+                prop_assert_eq!(world.phase(), Phase::Purged);
+            }
+        }
+        prop_assert!(world.applied.values().all(|n| *n == 1), "a side effect ran twice: {:?}", world.applied);
+    }
+
+    /// Restarting (re-deciding from persisted status at any later moment) never moves
+    /// a deadline.
+    #[test]
+    fn deadlines_survive_restarts(offset in 0i64..3_600, later in 0i64..3_000) {
+        let mut world = World::new(DirectoryUserSpec { active: false, ..person() }, policy("1h", "2h"));
+        let t0 = at("2025-03-01T00:00:00Z") + Duration::seconds(offset);
+        world.settle(t0);
+        let due = world.status.deprovision_due_at;
+        let restarted = World { status: world.status.clone(), ..World::new(world.spec.clone(), world.policy.clone()) };
+        let decision = restarted.decide(t0 + Duration::seconds(later));
+        prop_assert_eq!(decision.status.deprovision_due_at, due);
+        prop_assert_eq!(decision.wake_at, due);
+    }
+}

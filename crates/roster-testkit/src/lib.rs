@@ -1,0 +1,352 @@
+//! Test equipment: a real local control plane, `etcd` + `kube-apiserver` on loopback.
+//!
+//! Architecture invariant: never a dependency of the operator (`.ci/run` checks the
+//! operator's dependency tree); tests and the demo use it, production never does.
+//!
+//! Tests and the demo run against this, never against a fake API server. The
+//! binaries are built from the upstream Go modules pinned in `controlplane/`
+//! ([`binaries`]); this module starts them on free ports with generated credentials,
+//! waits for `/readyz`, writes a kubeconfig, and stops them again ([`process`]
+//! guarantees no orphans, also when the caller panics or is killed).
+//!
+//! No controller-manager runs: namespaces are never finalized and owner references
+//! are not garbage-collected, which roster's tests do not rely on.
+
+pub mod binaries;
+pub mod process;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use thiserror::Error;
+
+pub use binaries::Binaries;
+
+/// A path inside this repository (the workspace root), for tests and tools that read
+/// checked-in files (examples, charts, the Go modules of `controlplane/`).
+pub fn repo_path(relative: impl AsRef<Path>) -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(relative)
+}
+
+/// How long the API server may take to become ready (it is ~1.5 s on 2 cores).
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts with fresh ports, in case another process grabbed a port we picked.
+const START_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Error)]
+pub enum ControlPlaneError {
+    #[error(transparent)]
+    Build(#[from] binaries::BuildError),
+    #[error("control plane I/O at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot generate credentials: {0}")]
+    Credentials(#[from] rcgen::Error),
+    #[error("{process} exited before the API server was ready; last log lines:\n{log}")]
+    Exited { process: &'static str, log: String },
+    #[error("the API server was not ready within {0:?}")]
+    NotReady(Duration),
+}
+
+/// Identities the API server accepts (static bearer tokens).
+#[derive(Clone, Debug)]
+pub struct Identities {
+    /// In `system:masters`.
+    pub admin_token: String,
+    /// Authenticated but without any RBAC grant, for least-privilege tests.
+    pub unprivileged_token: String,
+}
+
+/// A running etcd + kube-apiserver pair. Stopped on drop.
+pub struct ControlPlane {
+    dir: PathBuf,
+    etcd: Option<Child>,
+    apiserver: Option<Child>,
+    kubeconfig: PathBuf,
+    server: String,
+    identities: Identities,
+    binaries: Binaries,
+}
+
+impl ControlPlane {
+    /// Builds (or reuses) the binaries and starts a fresh control plane. Blocking: it
+    /// spawns processes and polls readiness, so call it from a plain thread or with
+    /// `spawn_blocking` inside async code.
+    pub fn start() -> Result<Self, ControlPlaneError> {
+        let binaries = binaries::ensure()?;
+        let mut last = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once(&binaries) {
+                Ok(plane) => return Ok(plane),
+                Err(err @ ControlPlaneError::Exited { .. }) => last = Some(err),
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last.unwrap_or(ControlPlaneError::NotReady(READY_TIMEOUT)))
+    }
+
+    fn start_once(binaries: &Binaries) -> Result<Self, ControlPlaneError> {
+        let dir = std::env::temp_dir().join(format!(
+            "roster-controlplane-{}-{:08x}",
+            std::process::id(),
+            rand::rng().random::<u32>()
+        ));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ControlPlaneError::Io { path, source }
+        };
+        fs::create_dir_all(dir.join("certs")).map_err(io(&dir))?;
+        process::remove_at_exit(dir.clone());
+
+        let identities = Identities {
+            admin_token: random_token(),
+            unprivileged_token: random_token(),
+        };
+        let tokens = dir.join("tokens.csv");
+        fs::write(
+            &tokens,
+            format!(
+                "{},roster-admin,roster-admin,\"system:masters\"\n{},roster-unprivileged,roster-unprivileged,\n",
+                identities.admin_token, identities.unprivileged_token
+            ),
+        )
+        .map_err(io(&tokens))?;
+        // The signing key is PKCS#8, which the API server reads for signing but not as a
+        // verification key (it only takes PKIX public keys or SEC1/PKCS#1 private keys
+        // there), so the public half goes into a file of its own.
+        let sa_keypair = rcgen::KeyPair::generate()?;
+        let sa_key = dir.join("service-account.key");
+        fs::write(&sa_key, sa_keypair.serialize_pem()).map_err(io(&sa_key))?;
+        let sa_pub = dir.join("service-account.pub");
+        fs::write(&sa_pub, sa_keypair.public_key_pem()).map_err(io(&sa_pub))?;
+
+        let etcd_client = process::free_port().map_err(io(&dir))?;
+        let etcd_peer = process::free_port().map_err(io(&dir))?;
+        let secure_port = process::free_port().map_err(io(&dir))?;
+
+        let etcd_log = dir.join("etcd.log");
+        let mut etcd = Command::new(&binaries.etcd);
+        etcd.arg("--name=roster")
+            .arg(format!("--data-dir={}", dir.join("etcd").display()))
+            .arg(format!(
+                "--listen-client-urls=http://127.0.0.1:{etcd_client}"
+            ))
+            .arg(format!(
+                "--advertise-client-urls=http://127.0.0.1:{etcd_client}"
+            ))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"
+            ))
+            .arg(format!(
+                "--initial-cluster=roster=http://127.0.0.1:{etcd_peer}"
+            ))
+            .arg("--unsafe-no-fsync")
+            .arg("--log-level=warn");
+        let etcd = spawn_logged(etcd, &etcd_log)?;
+
+        let apiserver_log = dir.join("kube-apiserver.log");
+        let cert_dir = dir.join("certs");
+        let mut apiserver = Command::new(&binaries.kube_apiserver);
+        apiserver
+            .arg(format!("--etcd-servers=http://127.0.0.1:{etcd_client}"))
+            .arg(format!("--cert-dir={}", cert_dir.display()))
+            .arg(format!("--secure-port={secure_port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--advertise-address=127.0.0.1")
+            .arg("--endpoint-reconciler-type=none")
+            .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+            .arg(format!("--service-account-key-file={}", sa_pub.display()))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                sa_key.display()
+            ))
+            .arg("--service-cluster-ip-range=10.96.0.0/16")
+            .arg("--authorization-mode=RBAC")
+            .arg(format!("--token-auth-file={}", tokens.display()))
+            .arg("--disable-admission-plugins=ServiceAccount")
+            .arg("--profiling=false")
+            .arg("--v=0");
+        let mut plane = Self {
+            etcd: Some(etcd),
+            apiserver: None,
+            kubeconfig: dir.join("kubeconfig"),
+            server: format!("https://127.0.0.1:{secure_port}"),
+            identities,
+            binaries: binaries.clone(),
+            dir,
+        };
+        plane.apiserver = Some(spawn_logged(apiserver, &apiserver_log)?);
+        plane.write_kubeconfig(&cert_dir.join("apiserver.crt"))?;
+        plane.wait_ready()?;
+        Ok(plane)
+    }
+
+    fn write_kubeconfig(&self, ca: &Path) -> Result<(), ControlPlaneError> {
+        let mut text = String::new();
+        let _ = write!(
+            text,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: roster-local\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: roster-admin\n  user:\n    token: {admin}\n- name: roster-unprivileged\n  user:\n    token: {unprivileged}\ncontexts:\n- name: roster-local\n  context:\n    cluster: roster-local\n    user: roster-admin\n    namespace: default\n- name: roster-unprivileged\n  context:\n    cluster: roster-local\n    user: roster-unprivileged\n    namespace: default\ncurrent-context: roster-local\n",
+            server = self.server,
+            ca = ca.display(),
+            admin = self.identities.admin_token,
+            unprivileged = self.identities.unprivileged_token,
+        );
+        fs::write(&self.kubeconfig, text).map_err(|source| ControlPlaneError::Io {
+            path: self.kubeconfig.clone(),
+            source,
+        })
+    }
+
+    /// Polls `/readyz` through kubectl (which also proves the kubeconfig works).
+    fn wait_ready(&mut self) -> Result<(), ControlPlaneError> {
+        let started = Instant::now();
+        while started.elapsed() < READY_TIMEOUT {
+            for (name, child) in [
+                ("etcd", &mut self.etcd),
+                ("kube-apiserver", &mut self.apiserver),
+            ] {
+                if let Some(child) = child
+                    && let Ok(Some(_)) = child.try_wait()
+                {
+                    let log = tail(&self.dir.join(format!("{name}.log")), 30);
+                    return Err(ControlPlaneError::Exited { process: name, log });
+                }
+            }
+            let ready = self
+                .kubectl_command()
+                .args(["get", "--raw=/readyz", "--request-timeout=2s"])
+                .stderr(Stdio::null())
+                .output()
+                .is_ok_and(|out| out.status.success() && out.stdout.starts_with(b"ok"));
+            if ready {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(ControlPlaneError::NotReady(READY_TIMEOUT))
+    }
+
+    /// Path of a kubeconfig whose current context is the admin (`system:masters`).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn server_url(&self) -> &str {
+        &self.server
+    }
+
+    pub fn identities(&self) -> &Identities {
+        &self.identities
+    }
+
+    pub fn binaries(&self) -> &Binaries {
+        &self.binaries
+    }
+
+    /// A `kubectl` command bound to this control plane's kubeconfig.
+    /// Its discovery cache lives with the control plane, so it neither fills
+    /// `~/.kube/cache` nor sees a previous control plane that used the same port.
+    pub fn kubectl_command(&self) -> Command {
+        let mut command = Command::new(&self.binaries.kubectl);
+        command
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.join("kube-cache"))
+            .env_remove("KUBERNETES_SERVICE_HOST");
+        command
+    }
+
+    /// A kube client authenticated as the admin identity.
+    pub async fn client(&self) -> Result<kube::Client, kube::Error> {
+        self.client_for_context("roster-local").await
+    }
+
+    /// A kube client with no RBAC grants.
+    pub async fn unprivileged_client(&self) -> Result<kube::Client, kube::Error> {
+        self.client_for_context("roster-unprivileged").await
+    }
+
+    async fn client_for_context(&self, context: &str) -> Result<kube::Client, kube::Error> {
+        use kube::config::{KubeConfigOptions, Kubeconfig};
+        let kubeconfig =
+            Kubeconfig::read_from(&self.kubeconfig).map_err(kube::Error::InferKubeconfig)?;
+        let options = KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(kube::Error::InferKubeconfig)?;
+        kube::Client::try_from(config)
+    }
+
+    /// Stops both processes and removes the data directory.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        for child in [self.apiserver.take(), self.etcd.take()]
+            .into_iter()
+            .flatten()
+        {
+            stop_child(child);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn spawn_logged(mut command: Command, log: &Path) -> Result<Child, ControlPlaneError> {
+    let io = |source| ControlPlaneError::Io {
+        path: log.to_path_buf(),
+        source,
+    };
+    let file = fs::File::create(log).map_err(io)?;
+    command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().map_err(io)?)
+        .stderr(file);
+    process::spawn(command).map_err(io)
+}
+
+/// SIGTERM, then SIGKILL after a grace period; always reaps.
+fn stop_child(mut child: Child) {
+    let pid = child.id();
+    // SAFETY: signalling a child we own.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            process::unregister(pid);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    process::unregister(pid);
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,81 @@
+//! In-memory effects: test and demo equipment that records every call and
+//! deduplicates by idempotency key the way the real services do.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+
+use super::{EffectRequest, Effects};
+use roster_api::StepName;
+use roster_lifecycle::Outcome;
+
+/// One call as the service saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub namespace: String,
+    pub employee_id: String,
+    pub step: StepName,
+    pub idempotency_key: String,
+    /// False when the key had been applied before (a deduplicated retry).
+    pub applied: bool,
+}
+
+#[derive(Default)]
+struct State {
+    calls: Vec<Call>,
+    applied: HashMap<String, u32>,
+}
+
+/// Records calls; every call succeeds.
+#[derive(Default)]
+pub struct MemoryEffects {
+    state: Mutex<State>,
+}
+
+impl MemoryEffects {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// How many times each idempotency key took effect (must never exceed 1).
+    pub fn applied(&self) -> HashMap<String, u32> {
+        self.lock().applied.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Effects for MemoryEffects {
+    fn run<'a>(&'a self, request: EffectRequest<'a>) -> BoxFuture<'a, Outcome> {
+        let mut state = self.lock();
+        let key = request.action.idempotency_key.clone();
+        let first = !state.applied.contains_key(&key);
+        if first {
+            state.applied.insert(key.clone(), 1);
+        }
+        state.calls.push(Call {
+            namespace: request.user.metadata.namespace.clone().unwrap_or_default(),
+            employee_id: request.user.spec.employee_id.clone(),
+            step: request.action.step,
+            idempotency_key: key,
+            applied: first,
+        });
+        let summary = format!("{:?} done", request.action.step);
+        Box::pin(async move {
+            Outcome::Succeeded {
+                summary,
+                warning: None,
+            }
+        })
+    }
+}

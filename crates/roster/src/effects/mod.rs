@@ -1,0 +1,30 @@
+//! Side effects: the interface through which the lifecycle's actions reach the
+//! learning platform and the calendar services.
+//!
+//! Contract for every implementation: a call carries the action's idempotency key, so
+//! running the same action twice takes effect once; "already done" or "already gone"
+//! is a success; errors and summaries never contain personal data.
+
+pub mod memory;
+pub mod platform;
+
+use futures::future::BoxFuture;
+
+use roster_api::{DirectoryUser, Tenant};
+use roster_lifecycle::{Action, Outcome, Policy};
+
+/// Everything a connector may need to carry out one action for one user.
+#[derive(Clone, Copy)]
+pub struct EffectRequest<'a> {
+    pub tenant: &'a Tenant,
+    pub policy: &'a Policy,
+    pub user: &'a DirectoryUser,
+    /// The tenant's users (the leaver included) as roster last saw them.
+    pub directory: &'a [std::sync::Arc<DirectoryUser>],
+    pub action: &'a Action,
+}
+
+/// Runs lifecycle actions against the outside world.
+pub trait Effects: Send + Sync + 'static {
+    fn run<'a>(&'a self, request: EffectRequest<'a>) -> BoxFuture<'a, Outcome>;
+}

@@ -1,0 +1,679 @@
+//! Effects over HTTP: each lifecycle step carried out against the learning platform
+//! and the tenant's calendar service.
+//!
+//! Every call carries an idempotency key derived from the step's key and the item it
+//! touches (`<step key>/<item id>`), so re-running a step after a crash or a failure
+//! re-applies nothing; lists are re-read, so items already handled no longer appear.
+//! Calls are rate-limited per tenant and connector; timeouts live in the clients; a
+//! failed call fails the step with the service's `Retry-After`, and the lifecycle
+//! persists when to retry. Summaries and errors carry counts and categories only.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use std::future::Future;
+
+use backon::{ExponentialBuilder, Retryable};
+use futures::future::BoxFuture;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+use thiserror::Error;
+
+use super::{EffectRequest, Effects};
+use crate::clock::Clock;
+use roster_api::tenant::{CalendarProvider, SecretKeyRef};
+use roster_api::{DirectoryUser, Phase, StepName, Tenant};
+use roster_connectors::calendar::{CalendarConnector, CalendarError, StaticToken, connector_for};
+use roster_connectors::lms::{CalendarLink, EventRole, InvolvementKind, Role};
+use roster_connectors::lms::{LmsClient, LmsError};
+use roster_lifecycle::Outcome;
+use roster_lifecycle::ownership::{self, EventPeople};
+
+/// The longest `Retry-After` honoured inside a step; longer ones fail the step.
+pub const MAX_IN_CALL_WAIT: Duration = Duration::from_secs(5);
+
+/// What a connector error says about retrying.
+trait RetryHint {
+    fn is_retryable(&self) -> bool;
+    fn retry_after(&self) -> Option<Duration>;
+}
+
+impl RetryHint for LmsError {
+    fn is_retryable(&self) -> bool {
+        LmsError::is_retryable(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        LmsError::retry_after(self)
+    }
+}
+
+impl RetryHint for CalendarError {
+    fn is_retryable(&self) -> bool {
+        CalendarError::is_retryable(self)
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        CalendarError::retry_after(self)
+    }
+}
+
+/// Tunables of the HTTP effects.
+#[derive(Clone, Debug)]
+pub struct PlatformSettings {
+    /// Bound on each HTTP request.
+    pub timeout: Duration,
+    /// Calls per second per tenant and connector.
+    pub calls_per_second: NonZeroU32,
+    /// How long credentials read from Secrets are reused.
+    pub credentials_ttl: Duration,
+}
+
+impl Default for PlatformSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            calls_per_second: NonZeroU32::new(20).expect("non-zero"),
+            credentials_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The connectors of one tenant, built from its spec and Secrets.
+struct Connectors {
+    lms: LmsClient,
+    calendar: Option<Arc<dyn CalendarConnector>>,
+    built: Instant,
+    /// The Tenant spec it was built from. Not the resourceVersion: that changes with
+    /// every status write (user counts), which would rebuild clients and re-read Secrets.
+    generation: Option<i64>,
+}
+
+/// Runs lifecycle steps against the real services (or their stand-ins).
+pub struct PlatformEffects {
+    client: kube::Client,
+    clock: Arc<dyn Clock>,
+    settings: PlatformSettings,
+    connectors: Mutex<HashMap<String, Arc<Connectors>>>,
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+#[derive(Debug, Error)]
+enum StepError {
+    #[error("learning platform: {0}")]
+    Lms(#[from] LmsError),
+    #[error("calendar: {0}")]
+    Calendar(#[from] CalendarError),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl StepError {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Lms(e) => e.retry_after(),
+            Self::Calendar(e) => e.retry_after(),
+            Self::Config(_) => None,
+        }
+    }
+}
+
+/// A step's result: what it did, and what an administrator should look at.
+struct Done {
+    summary: String,
+    warning: Option<String>,
+}
+
+impl From<&str> for Done {
+    fn from(summary: &str) -> Self {
+        Self {
+            summary: summary.to_string(),
+            warning: None,
+        }
+    }
+}
+
+impl PlatformEffects {
+    pub fn new(client: kube::Client, clock: Arc<dyn Clock>, settings: PlatformSettings) -> Self {
+        let limiter = RateLimiter::keyed(Quota::per_second(settings.calls_per_second));
+        Self {
+            client,
+            clock,
+            settings,
+            connectors: Mutex::default(),
+            limiter,
+        }
+    }
+
+    /// One outbound call: rate-limited per tenant and connector, retried in place with
+    /// exponential backoff (from 100 ms, at most 4 tries) that honours `Retry-After` up
+    /// to [`MAX_IN_CALL_WAIT`]. A longer wait fails the step instead, and the lifecycle
+    /// persists when to retry it, so no task sleeps for minutes.
+    async fn request<T, E, F, Fut>(
+        &self,
+        tenant: &Tenant,
+        connector: &str,
+        mut op: F,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: RetryHint,
+    {
+        let key = format!(
+            "{}/{}/{connector}",
+            tenant.namespace().unwrap_or_default(),
+            tenant.name_any()
+        );
+        let attempt = || {
+            let call = op();
+            let key = &key;
+            async move {
+                self.limiter.until_key_ready(key).await;
+                call.await
+            }
+        };
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(MAX_IN_CALL_WAIT)
+                    .with_max_times(3)
+                    .with_jitter(),
+            )
+            .when(|e: &E| e.is_retryable())
+            .adjust(|e: &E, planned| match (planned, e.retry_after()) {
+                (None, _) => None,
+                (Some(_), Some(wait)) if wait > MAX_IN_CALL_WAIT => None,
+                (Some(planned), Some(wait)) => Some(planned.max(wait)),
+                (Some(planned), None) => Some(planned),
+            })
+            .await
+    }
+
+    async fn secret(&self, namespace: &str, reference: &SecretKeyRef) -> Result<String, StepError> {
+        let missing = || {
+            StepError::Config(format!(
+                "Secret {:?} has no key {:?}",
+                reference.name, reference.key
+            ))
+        };
+        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get_opt(&reference.name)
+            .await
+            .map_err(|e| {
+                StepError::Config(format!("cannot read Secret {:?}: {e}", reference.name))
+            })?
+            .ok_or_else(missing)?;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&reference.key))
+            .ok_or_else(missing)?;
+        Ok(String::from_utf8_lossy(&bytes.0).trim().to_string())
+    }
+
+    /// The tenant's connectors, rebuilt when the Tenant's spec changes or credentials age out.
+    async fn connectors(&self, tenant: &Tenant) -> Result<Arc<Connectors>, StepError> {
+        let namespace = tenant.namespace().unwrap_or_default();
+        let key = format!("{namespace}/{}", tenant.name_any());
+        let cached = self
+            .connectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(c) = cached
+            && c.generation == tenant.metadata.generation
+            && c.built.elapsed() < self.settings.credentials_ttl
+        {
+            return Ok(c);
+        }
+        let platform = &tenant.spec.learning_platform;
+        let base = url::Url::parse(&platform.endpoint)
+            .map_err(|_| StepError::Config("learningPlatform.endpoint is not a URL".into()))?;
+        let token = self
+            .secret(&namespace, &platform.credentials_secret_ref)
+            .await?;
+        let lms = LmsClient::new(base, token, self.settings.timeout);
+        let calendar_spec = &tenant.spec.calendar;
+        let calendar = match calendar_spec.provider {
+            CalendarProvider::None => None,
+            provider => {
+                let endpoint = calendar_spec
+                    .endpoint
+                    .as_deref()
+                    .ok_or_else(|| StepError::Config("calendar.endpoint is not set".into()))?;
+                let reference = calendar_spec
+                    .credentials_secret_ref
+                    .as_ref()
+                    .ok_or_else(|| {
+                        StepError::Config("calendar.credentialsSecretRef is not set".into())
+                    })?;
+                let token = Arc::new(StaticToken::new(self.secret(&namespace, reference).await?));
+                connector_for(provider, endpoint, token, self.settings.timeout)?
+            }
+        };
+        let built = Arc::new(Connectors {
+            lms,
+            calendar,
+            built: Instant::now(),
+            generation: tenant.metadata.generation,
+        });
+        self.connectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, built.clone());
+        Ok(built)
+    }
+
+    async fn run_step(&self, request: &EffectRequest<'_>) -> Result<Done, StepError> {
+        let c = self.connectors(request.tenant).await?;
+        let me = request.user.spec.employee_id.as_str();
+        let key = request.action.idempotency_key.as_str();
+        let tenant = request.tenant;
+        let lms = &c.lms;
+        match request.action.step {
+            StepName::RevokeAccess => {
+                self.request(tenant, "lms", || lms.revoke_access(me, key))
+                    .await?;
+                Ok("access revoked".into())
+            }
+            StepName::RestoreAccess => {
+                self.request(tenant, "lms", || lms.restore_access(me, key))
+                    .await?;
+                Ok("access restored".into())
+            }
+            StepName::TransferCalendarEvents => self.transfer_calendar_events(&c, request).await,
+            StepName::TransferRules => self.transfer_rules(&c, request).await,
+            StepName::RemoveFromEvents => self.remove_from_events(&c, request).await,
+            StepName::RemoveFromGroups => {
+                let groups = self.request(tenant, "lms", || lms.groups(me)).await?;
+                for group in &groups {
+                    let item_key_value = format!("{key}/{}", group.id);
+                    self.request(tenant, "lms", || {
+                        lms.remove_group_member(&group.id, me, &item_key_value)
+                    })
+                    .await?;
+                }
+                Ok(Done {
+                    summary: plural(groups.len(), "group left", "groups left"),
+                    warning: None,
+                })
+            }
+            StepName::RemoveAssignments => {
+                let assignments = self
+                    .request(tenant, "lms", || lms.outstanding_assignments(me))
+                    .await?;
+                for assignment in &assignments {
+                    let item_key_value = format!("{key}/{}", assignment.id);
+                    self.request(tenant, "lms", || {
+                        lms.delete_assignment(&assignment.id, &item_key_value)
+                    })
+                    .await?;
+                }
+                Ok(Done {
+                    summary: plural(
+                        assignments.len(),
+                        "assignment removed",
+                        "assignments removed",
+                    ),
+                    warning: None,
+                })
+            }
+            StepName::Anonymize => {
+                self.request(tenant, "lms", || lms.anonymize(me, key))
+                    .await?;
+                Ok("PII anonymized; engagement records kept by employee ID".into())
+            }
+            StepName::Purge => {
+                self.request(tenant, "lms", || lms.purge(me, key)).await?;
+                Ok("remaining PII purged".into())
+            }
+        }
+    }
+
+    /// Moves every platform event synced to the leaver's calendar to its new owner.
+    async fn transfer_calendar_events(
+        &self,
+        c: &Connectors,
+        request: &EffectRequest<'_>,
+    ) -> Result<Done, StepError> {
+        let Some(calendar) = &c.calendar else {
+            return Ok("no calendar integration".into());
+        };
+        let tenant = request.tenant;
+        let me = request.user.spec.employee_id.as_str();
+        let key = request.action.idempotency_key.as_str();
+        let involvements = self
+            .request(tenant, "lms", || c.lms.involvements(me))
+            .await?;
+        let linked: HashMap<&str, _> = involvements
+            .iter()
+            .filter(|i| i.calendar_owner.as_deref() == Some(me))
+            // A session the leaver hosts is deleted by RemoveFromEvents; moving its
+            // calendar event first would only hand someone a cancelled meeting.
+            .filter(|i| {
+                !(i.kind == InvolvementKind::Session
+                    && (i.has_role(Role::Host) || i.host.as_deref() == Some(me)))
+            })
+            .filter_map(|i| i.calendar_event_id.as_deref().map(|id| (id, i)))
+            .collect();
+        if linked.is_empty() {
+            return Ok("no calendar events to transfer".into());
+        }
+        let now = self.clock.now();
+        let events = self
+            .request(tenant, "calendar", || {
+                calendar.list_owned_upcoming(&request.user.spec.email, now)
+            })
+            .await?;
+        let fallback = tenant
+            .spec
+            .calendar
+            .fallback_owner_email
+            .as_deref()
+            .and_then(|e| by_email(request.directory, e));
+        let fallback_id = fallback.map(|u| u.spec.employee_id.as_str());
+
+        // Eligible: an Active colleague who is not leaving and has calendar access.
+        let mut eligible = HashSet::new();
+        let candidates: HashSet<&str> = linked
+            .values()
+            .flat_map(|i| {
+                i.organizer
+                    .iter()
+                    .chain(&i.co_organizers)
+                    .chain(&i.presenters)
+                    .map(String::as_str)
+            })
+            .chain(fallback_id)
+            .collect();
+        for id in candidates {
+            if id == me || !is_active(request.directory, id) {
+                continue;
+            }
+            match self.request(tenant, "lms", || c.lms.get_user(id)).await {
+                Ok(user) if user.calendar_access => {
+                    eligible.insert(id.to_string());
+                }
+                Ok(_) | Err(LmsError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+
+        let mut moved: HashMap<String, usize> = HashMap::new();
+        let mut orphaned = 0;
+        for event in events {
+            let Some(involvement) = linked.get(event.id.as_str()) else {
+                continue;
+            };
+            let people = EventPeople {
+                organizer: involvement.organizer.as_deref(),
+                co_organizers: &involvement.co_organizers,
+                presenters: &involvement.presenters,
+            };
+            let order = &request.policy.calendar_owner_order;
+            let Some(owner) =
+                ownership::event_owner(order, &people, me, fallback_id, |id| eligible.contains(id))
+            else {
+                orphaned += 1;
+                continue;
+            };
+            let Some(to) = by_employee_id(request.directory, &owner.employee_id) else {
+                continue;
+            };
+            let event_key = format!("{key}/{}", event.id);
+            let outcome = self
+                .request(tenant, "calendar", || {
+                    calendar.transfer(&event, &request.user.spec.email, &to.spec.email, &event_key)
+                })
+                .await?;
+            let new_id = match outcome {
+                roster_connectors::calendar::TransferOutcome::Transferred { event_id }
+                | roster_connectors::calendar::TransferOutcome::AlreadyTransferred { event_id } => {
+                    event_id
+                }
+                roster_connectors::calendar::TransferOutcome::SourceGone => event.id.clone(),
+            };
+            let link = CalendarLink {
+                calendar_event_id: new_id,
+                calendar_owner: owner.employee_id.clone(),
+            };
+            let link_key = format!("{key}/{}/link", involvement.id);
+            match involvement.kind {
+                InvolvementKind::Event => {
+                    self.request(tenant, "lms", || {
+                        c.lms
+                            .set_event_calendar_link(&involvement.id, &link, &link_key)
+                    })
+                    .await?
+                }
+                InvolvementKind::Session => {
+                    self.request(tenant, "lms", || {
+                        c.lms
+                            .set_session_calendar_link(&involvement.id, &link, &link_key)
+                    })
+                    .await?
+                }
+            }
+            *moved.entry(format!("{:?}", owner.via)).or_default() += 1;
+        }
+        let total: usize = moved.values().sum();
+        let mut summary = plural(total, "event transferred", "events transferred");
+        let mut by_rule: Vec<_> = moved.into_iter().collect();
+        by_rule.sort();
+        if !by_rule.is_empty() {
+            let parts: Vec<String> = by_rule
+                .iter()
+                .map(|(via, n)| format!("{n} to {via}"))
+                .collect();
+            let _ = write!(summary, " ({})", parts.join(", "));
+        }
+        let warning = (orphaned > 0).then(|| {
+            let text = plural(
+                orphaned,
+                "event has no eligible new owner",
+                "events have no eligible new owner",
+            );
+            let _ = write!(summary, "; {text}");
+            format!("{text}; set a valid calendar.fallbackOwnerEmail on the Tenant")
+        });
+        Ok(Done { summary, warning })
+    }
+
+    /// Hands the leaver's automated rules to their manager or the fallback owner.
+    async fn transfer_rules(
+        &self,
+        c: &Connectors,
+        request: &EffectRequest<'_>,
+    ) -> Result<Done, StepError> {
+        let tenant = request.tenant;
+        let me = request.user.spec.employee_id.as_str();
+        let key = request.action.idempotency_key.as_str();
+        let rules = self
+            .request(tenant, "lms", || c.lms.assigner_rules(me))
+            .await?;
+        if rules.is_empty() {
+            return Ok("no automated rules to transfer".into());
+        }
+        let directory = request.directory;
+        let manager = request
+            .user
+            .spec
+            .manager_email
+            .as_deref()
+            .and_then(|e| by_email(directory, e));
+        let fallback = tenant
+            .spec
+            .calendar
+            .fallback_owner_email
+            .as_deref()
+            .and_then(|e| by_email(directory, e));
+        let target = ownership::rule_owner(
+            request.policy.rule_transfer_target,
+            manager.map(|u| u.spec.employee_id.as_str()),
+            me,
+            fallback.map(|u| u.spec.employee_id.as_str()),
+            |id| is_active(directory, id),
+        );
+        let Some(target) = target else {
+            let text = plural(
+                rules.len(),
+                "rule has no eligible new assigner",
+                "rules have no eligible new assigner",
+            );
+            return Ok(Done {
+                summary: text.clone(),
+                warning: Some(format!("{text}; set a manager or a fallback owner")),
+            });
+        };
+        for rule in &rules {
+            let rule_key = format!("{key}/{}", rule.id);
+            self.request(tenant, "lms", || {
+                c.lms.transfer_rule(&rule.id, &target, &rule_key)
+            })
+            .await?;
+        }
+        let to = if manager.is_some_and(|m| m.spec.employee_id == target) {
+            "manager"
+        } else {
+            "fallback owner"
+        };
+        Ok(Done {
+            summary: format!(
+                "{} to the {to}",
+                plural(rules.len(), "rule transferred", "rules transferred")
+            ),
+            warning: None,
+        })
+    }
+
+    /// Leaves every upcoming event and session: seats freed, roles removed, hosted
+    /// sessions deleted.
+    async fn remove_from_events(
+        &self,
+        c: &Connectors,
+        request: &EffectRequest<'_>,
+    ) -> Result<Done, StepError> {
+        let tenant = request.tenant;
+        let me = request.user.spec.employee_id.as_str();
+        let key = request.action.idempotency_key.as_str();
+        let involvements = self
+            .request(tenant, "lms", || c.lms.involvements(me))
+            .await?;
+        let (mut seats, mut roles, mut sessions) = (0, 0, 0);
+        for i in &involvements {
+            let item_key = |what: &str| format!("{key}/{}/{what}", i.id);
+            match i.kind {
+                InvolvementKind::Session
+                    if i.has_role(Role::Host) || i.host.as_deref() == Some(me) =>
+                {
+                    let item_key_value = item_key("delete");
+                    self.request(tenant, "lms", || {
+                        c.lms.delete_session(&i.id, &item_key_value)
+                    })
+                    .await?;
+                    sessions += 1;
+                }
+                InvolvementKind::Session => {
+                    if i.has_role(Role::Attendee) {
+                        let item_key_value = item_key("attendee");
+                        self.request(tenant, "lms", || {
+                            c.lms.remove_session_attendee(&i.id, me, &item_key_value)
+                        })
+                        .await?;
+                        seats += 1;
+                    }
+                }
+                InvolvementKind::Event => {
+                    if i.has_role(Role::Attendee) {
+                        let item_key_value = item_key("attendee");
+                        self.request(tenant, "lms", || {
+                            c.lms.remove_event_attendee(&i.id, me, &item_key_value)
+                        })
+                        .await?;
+                        seats += 1;
+                    }
+                    for (role, event_role) in [
+                        (Role::Presenter, EventRole::Presenter),
+                        (Role::Organizer, EventRole::Organizer),
+                        (Role::CoOrganizer, EventRole::CoOrganizer),
+                    ] {
+                        if i.has_role(role) {
+                            let item_key_value = item_key(event_role.as_str());
+                            self.request(tenant, "lms", || {
+                                c.lms
+                                    .remove_event_role(&i.id, event_role, me, &item_key_value)
+                            })
+                            .await?;
+                            roles += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Done {
+            summary: format!(
+                "{}, {}, {}",
+                plural(seats, "seat freed", "seats freed"),
+                plural(roles, "role removed", "roles removed"),
+                plural(
+                    sessions,
+                    "hosted session deleted",
+                    "hosted sessions deleted"
+                )
+            ),
+            warning: None,
+        })
+    }
+}
+
+impl Effects for PlatformEffects {
+    fn run<'a>(&'a self, request: EffectRequest<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            match self.run_step(&request).await {
+                Ok(done) => Outcome::Succeeded {
+                    summary: done.summary,
+                    warning: done.warning,
+                },
+                Err(error) => Outcome::Failed {
+                    retry_after: error
+                        .retry_after()
+                        .and_then(|d| chrono::Duration::from_std(d).ok()),
+                    error: error.to_string(),
+                },
+            }
+        })
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn by_email<'a>(directory: &'a [Arc<DirectoryUser>], email: &str) -> Option<&'a DirectoryUser> {
+    directory
+        .iter()
+        .map(AsRef::as_ref)
+        .find(|u| u.spec.email.eq_ignore_ascii_case(email))
+}
+
+fn by_employee_id<'a>(directory: &'a [Arc<DirectoryUser>], id: &str) -> Option<&'a DirectoryUser> {
+    directory
+        .iter()
+        .map(AsRef::as_ref)
+        .find(|u| u.spec.employee_id == id)
+}
+
+/// Active, and not on their way out.
+fn is_active(directory: &[Arc<DirectoryUser>], id: &str) -> bool {
+    by_employee_id(directory, id).is_some_and(|u| {
+        u.spec.active
+            && !u.spec.deprovision_now
+            && u.metadata.deletion_timestamp.is_none()
+            && u.status.as_ref().is_none_or(|s| s.phase == Phase::Active)
+    })
+}

@@ -1,0 +1,105 @@
+//! The `roster` command: the operator and its tools.
+
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use roster::telemetry::{self, LogFormat};
+
+/// roster runs the leaver lifecycle of a learning platform's users on Kubernetes:
+/// access revoked at once, a reversible quarantine, commitments handed over,
+/// PII anonymized and purged before the legal deadline.
+#[derive(Parser)]
+#[command(name = "roster", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator against the cluster in KUBECONFIG (or the in-cluster config).
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions as YAML (what `crds/roster.yaml` holds).
+    Crd,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "ROSTER_NAMESPACE")]
+    namespace: Option<String>,
+    /// Reconciles running at once per controller.
+    #[arg(long, env = "ROSTER_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Log line format.
+    #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+    /// Where side effects go: `http` calls the learning platform and calendar APIs each
+    /// Tenant names; `memory` only records them in-process (for trying roster out).
+    #[arg(long, env = "ROSTER_EFFECTS", value_enum, default_value_t = EffectsKind::Http)]
+    effects: EffectsKind,
+    /// Calls per second per tenant and connector (learning platform, calendar).
+    #[arg(long, env = "ROSTER_RATE_LIMIT", default_value_t = std::num::NonZeroU32::new(20).expect("non-zero"))]
+    rate_limit: std::num::NonZeroU32,
+    /// Bound on each outbound HTTP request, in seconds.
+    #[arg(long, env = "ROSTER_HTTP_TIMEOUT_SECONDS", default_value_t = 10)]
+    http_timeout_seconds: u64,
+    /// Address of the health (`/healthz`, `/readyz`) and metrics (`/metrics`) server.
+    #[arg(long, env = "ROSTER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: std::net::SocketAddr,
+    /// Only reconcile while holding a Lease, so several replicas can run (one active).
+    #[arg(long, env = "ROSTER_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "roster-leader")]
+    lease_name: String,
+    /// Seconds before a silent leader's lease can be taken over.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EffectsKind {
+    Http,
+    Memory,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => print!("{}", roster_api::to_yaml()),
+        Command::Run(args) => {
+            telemetry::init(args.log_format);
+            let client = kube::Client::try_default().await?;
+            let effects: Arc<dyn roster::effects::Effects> = match args.effects {
+                EffectsKind::Memory => Arc::new(roster::effects::memory::MemoryEffects::new()),
+                EffectsKind::Http => Arc::new(roster::effects::platform::PlatformEffects::new(
+                    client.clone(),
+                    Arc::new(roster::clock::SystemClock),
+                    roster::effects::platform::PlatformSettings {
+                        calls_per_second: args.rate_limit,
+                        timeout: std::time::Duration::from_secs(args.http_timeout_seconds),
+                        ..Default::default()
+                    },
+                )),
+            };
+            let options = roster::controller::Options {
+                concurrency: args.concurrency,
+                namespace: args.namespace,
+                instance: std::env::var("POD_NAME").ok(),
+            };
+            let leadership = args.leader_election.then(|| roster::operator::Leadership {
+                namespace: args.lease_namespace.clone(),
+                lease_name: args.lease_name.clone(),
+                duration_seconds: args.lease_duration_seconds,
+            });
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "roster starting");
+            roster::operator::run(client, effects, options, leadership, args.http_addr).await?;
+        }
+    }
+    Ok(())
+}

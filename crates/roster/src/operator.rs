@@ -1,0 +1,137 @@
+//! Process wiring for `roster run`: the probe/metrics server, leader election and the
+//! controllers. Every replica serves probes; only the Lease holder reconciles, and a
+//! replica that loses the lease exits so that it restarts clean (its deadlines live in
+//! status, so nothing is moved or skipped by the handover).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use kube::Client;
+use kube_lease_manager::LeaseManagerBuilder;
+use tracing::{info, warn};
+
+use crate::clock::SystemClock;
+use crate::controller::{self, Options};
+use crate::effects::Effects;
+use crate::metrics::Metrics;
+use crate::probes::{Health, router};
+
+/// Leader-election settings.
+#[derive(Clone, Debug)]
+pub struct Leadership {
+    /// Namespace of the Lease (the operator's own namespace).
+    pub namespace: String,
+    pub lease_name: String,
+    /// Seconds a lease stays valid without renewal; a new leader takes over within this.
+    pub duration_seconds: u64,
+}
+
+/// Runs the operator until SIGINT/SIGTERM (or until leadership is lost).
+pub async fn run(
+    client: Client,
+    effects: Arc<dyn Effects>,
+    options: Options,
+    leadership: Option<Leadership>,
+    http_addr: SocketAddr,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("bind {http_addr}"))?;
+    let app = router(health.clone(), metrics.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            warn!(%error, "probe server stopped");
+        }
+    });
+    // A standby replica is healthy and ready: it is ready to take over.
+    health.ready.store(true, Ordering::Relaxed);
+
+    let lost_leadership: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>> =
+        match leadership {
+            None => Box::pin(std::future::pending()),
+            Some(lease) => {
+                let manager = LeaseManagerBuilder::new(client.clone(), &lease.lease_name)
+                    .with_namespace(&lease.namespace)
+                    .with_duration(lease.duration_seconds)
+                    .with_grace(lease.duration_seconds.div_ceil(3).max(1))
+                    .with_identity(
+                        options
+                            .instance
+                            .clone()
+                            .unwrap_or_else(|| format!("roster-{}", std::process::id())),
+                    )
+                    .build()
+                    .await
+                    .context("create the lease manager")?;
+                let (mut leader, _task) = manager.watch().await;
+                info!(lease = lease.lease_name, "waiting for leadership");
+                while !*leader.borrow_and_update() {
+                    tokio::select! {
+                        changed = leader.changed() => changed.context("lease watcher stopped")?,
+                        _ = shutdown_signal() => return Ok(()),
+                    }
+                }
+                info!("acquired leadership");
+                metrics.leader.set(1);
+                Box::pin(async move {
+                    while *leader.borrow_and_update() {
+                        if leader.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                })
+            }
+        };
+
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<&'static str>();
+    tokio::spawn(async move {
+        let reason = tokio::select! {
+            _ = shutdown_signal() => "signal",
+            _ = lost_leadership => "lost leadership",
+        };
+        let _ = stopped_tx.send(reason);
+    });
+    let (reason_tx, mut reason_rx) = tokio::sync::watch::channel("");
+    controller::run(
+        client,
+        effects,
+        Arc::new(SystemClock),
+        metrics.clone(),
+        options,
+        async move {
+            let reason = stopped_rx.await.unwrap_or("signal");
+            let _ = reason_tx.send(reason);
+        },
+    )
+    .await;
+    metrics.leader.set(0);
+    let reason = *reason_rx.borrow_and_update();
+    if reason == "lost leadership" {
+        anyhow::bail!("lost the leader lease; exiting so a fresh process can compete again");
+    }
+    info!("roster stopped");
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (Kubernetes stopping the pod).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

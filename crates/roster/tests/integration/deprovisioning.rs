@@ -1,0 +1,650 @@
+//! Full deprovisioning end to end: the operator on the real API server, talking HTTP
+//! to the learning-platform and calendar stand-ins. What the stand-ins end up holding
+//! is the evidence.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use roster::clock::SystemClock;
+use roster::effects::platform::{PlatformEffects, PlatformSettings};
+use roster_api::tenant::{CalendarConnection, SecretKeyRef};
+use roster_api::{
+    CalendarProvider, DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec,
+    Phase, StepName, Tenant, TenantSpec,
+};
+use roster_standins::calendar::CalendarSeed;
+use roster_standins::calendar::google::GoogleCalendarStandin;
+use roster_standins::calendar::graph::GraphCalendarStandin;
+use roster_standins::lms::{Fault, LmsSeed, LmsStandIn, LmsState};
+use serde_json::json;
+
+use crate::support::{Operator, TestEnv, apply, wait_phase};
+
+const LMS_TOKEN: &str = "lms-test-token";
+const CALENDAR_TOKEN: &str = "calendar-test-token";
+
+fn email(employee_id: &str) -> String {
+    format!("person.{}@example.com", employee_id.to_ascii_lowercase())
+}
+
+/// The Tenant "acme" pointing at the stand-ins, its Secrets and its policy.
+async fn tenant(
+    env: &TestEnv,
+    lms: &LmsStandIn,
+    calendar: Option<(CalendarProvider, &str)>,
+    fallback: &str,
+    quarantine: &str,
+    purge: &str,
+) {
+    for (name, token) in [("lms", LMS_TOKEN), ("calendar", CALENDAR_TOKEN)] {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            string_data: Some(BTreeMap::from([("token".to_string(), token.to_string())])),
+            ..Default::default()
+        };
+        env.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create secret");
+    }
+    let policy = DeprovisionPolicy::new(
+        "standard",
+        DeprovisionPolicySpec {
+            quarantine_period: quarantine.into(),
+            purge_deadline: purge.into(),
+            ..Default::default()
+        },
+    );
+    apply(&env.api::<DeprovisionPolicy>(), "standard", &policy).await;
+    let calendar = match calendar {
+        Some((provider, endpoint)) => CalendarConnection {
+            provider,
+            endpoint: Some(endpoint.to_string()),
+            credentials_secret_ref: Some(SecretKeyRef {
+                name: "calendar".into(),
+                key: "token".into(),
+            }),
+            fallback_owner_email: Some(email(fallback)),
+        },
+        None => CalendarConnection::default(),
+    };
+    let tenant = Tenant::new(
+        "acme",
+        TenantSpec {
+            calendar,
+            ..crate::support::tenant_spec(lms.base_url().as_str())
+        },
+    );
+    apply(&env.api::<Tenant>(), "acme", &tenant).await;
+}
+
+fn person(employee_id: &str, manager: Option<&str>) -> DirectoryUserSpec {
+    DirectoryUserSpec {
+        tenant: "acme".into(),
+        employee_id: employee_id.into(),
+        full_name: format!("Person {employee_id}"),
+        email: email(employee_id),
+        manager_email: manager.map(email),
+        ..Default::default()
+    }
+}
+
+async fn create_user(env: &TestEnv, spec: DirectoryUserSpec) -> String {
+    let name = format!("e-{}", spec.employee_id.to_ascii_lowercase());
+    apply(
+        &env.api::<DirectoryUser>(),
+        &name,
+        &DirectoryUser::new(&name, spec),
+    )
+    .await;
+    name
+}
+
+async fn deprovision_now(env: &TestEnv, name: &str) {
+    env.api::<DirectoryUser>()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "deprovisionNow": true } })),
+        )
+        .await
+        .expect("set deprovisionNow");
+}
+
+fn effects(env: &TestEnv) -> Arc<PlatformEffects> {
+    let settings = PlatformSettings {
+        calls_per_second: std::num::NonZeroU32::new(1000).unwrap(),
+        ..Default::default()
+    };
+    Arc::new(PlatformEffects::new(
+        env.client.clone(),
+        Arc::new(SystemClock),
+        settings,
+    ))
+}
+
+const LMS_SEED: &str = r#"
+users:
+  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true, managerEmployeeId: E103 }
+  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
+  - { employeeId: E102, fullName: Presenter Person, email: person.e102@example.com, calendarAccess: true }
+  - { employeeId: E103, fullName: Manager Person, email: person.e103@example.com, calendarAccess: true }
+  - { employeeId: E104, fullName: Attendee Person, email: person.e104@example.com, calendarAccess: false }
+  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
+events:
+  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], capacity: 10, attendees: [E104], calendarEventId: cal-co, calendarOwner: E100 }
+  - { id: ev-pres, title: Presenters only, startsAt: "+8d", organizer: E100, presenters: [E102], capacity: 10, calendarEventId: cal-pres, calendarOwner: E100 }
+  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, capacity: 5, calendarEventId: cal-alone, calendarOwner: E100 }
+  - { id: ev-series, title: Weekly series, startsAt: "+10d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-series, calendarOwner: E100 }
+  - { id: ev-attend, title: Seat holder, startsAt: "+6d", organizer: E103, capacity: 2, attendees: [E100, E104] }
+  - { id: ev-speaker, title: Speaker, startsAt: "+5d", organizer: E103, presenters: [E100, E102] }
+sessions:
+  - { id: se-host, title: Hosted, startsAt: "+3d", host: E100, capacity: 2, attendees: [E104] }
+  - { id: se-attend, title: Attended, startsAt: "+4d", host: E103, capacity: 1, attendees: [E100] }
+rules:
+  - { id: rule-1, name: Security basics, assignerEmployeeId: E100, contentId: course-1 }
+  - { id: rule-2, name: Code review, assignerEmployeeId: E100, contentId: course-2 }
+  - { id: rule-3, name: Sales, assignerEmployeeId: E103, contentId: course-3 }
+groups:
+  - { id: engineering, name: Engineering, members: [E100, E101] }
+  - { id: everyone, name: Everyone, members: [E100, E101, E102, E103] }
+assignments:
+  - { id: as-open, employeeId: E100, contentId: course-9, status: outstanding }
+  - { id: as-done, employeeId: E100, contentId: course-1, status: completed }
+engagement:
+  - { id: en-1, employeeId: E100, kind: completion, itemId: course-1, occurredAt: "2025-02-20T14:03:00Z" }
+  - { id: en-2, employeeId: E100, kind: score, itemId: quiz-1, occurredAt: "2025-02-20T14:10:00Z", score: 0.9 }
+"#;
+
+const CALENDAR_SEED: &str = r#"
+users: [person.e100@example.com, person.e101@example.com, person.e102@example.com, person.e103@example.com, person.e104@example.com, person.e001@example.com]
+events:
+  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: person.e101@example.com }, { email: person.e104@example.com }] }
+  - { id: cal-pres, organizer: person.e100@example.com, summary: Presenters only, start: "2030-02-05T09:00:00Z", end: "2030-02-05T10:00:00Z", attendees: [{ email: person.e102@example.com }] }
+  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z" }
+  - id: cal-series
+    organizer: person.e100@example.com
+    summary: Weekly series
+    start: "2030-02-07T09:00:00Z"
+    end: "2030-02-07T09:30:00Z"
+    recurrence: { frequency: weekly, count: 6, daysOfWeek: [thursday] }
+    attendees: [{ email: person.e101@example.com }]
+  - { id: cal-private, organizer: person.e100@example.com, summary: Private, start: "2030-02-08T09:00:00Z", end: "2030-02-08T10:00:00Z" }
+"#;
+
+#[tokio::test]
+async fn a_leaver_hands_everything_over_and_is_anonymized() {
+    let env = TestEnv::new("deprov-full").await;
+    let lms = LmsStandIn::start(
+        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(LMS_SEED).unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let google = GoogleCalendarStandin::start().await.unwrap();
+    google.control().require_token(Some(CALENDAR_TOKEN.into()));
+    google
+        .seed(&CalendarSeed::from_yaml_str(CALENDAR_SEED).unwrap())
+        .unwrap();
+    tenant(
+        &env,
+        &lms,
+        Some((CalendarProvider::Google, google.base_url())),
+        "E001",
+        "1s",
+        "3s",
+    )
+    .await;
+    // Users exist before the operator starts, as after a restart.
+    for (id, manager) in [
+        ("E101", None),
+        ("E102", None),
+        ("E103", None),
+        ("E104", None),
+        ("E001", None),
+        ("E100", Some("E103")),
+    ] {
+        create_user(&env, person(id, manager)).await;
+    }
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    wait_phase(&env, "e-e001", Phase::Active).await;
+    wait_phase(&env, "e-e100", Phase::Active).await;
+
+    deprovision_now(&env, "e-e100").await;
+    let user = wait_phase(&env, "e-e100", Phase::Purged).await;
+
+    // Calendar: each synced event went to the first eligible person in the policy's order.
+    let organizer = |id: &str| google.event(id).map(|e| e.organizer).unwrap_or_default();
+    assert_eq!(organizer("cal-co"), email("E101"), "co-organizer first");
+    assert_eq!(organizer("cal-pres"), email("E102"), "then presenters");
+    assert_eq!(
+        organizer("cal-alone"),
+        email("E001"),
+        "then the fallback owner"
+    );
+    assert_eq!(
+        organizer("cal-series"),
+        email("E101"),
+        "a recurring series moves as one"
+    );
+    assert_eq!(
+        organizer("cal-private"),
+        email("E100"),
+        "events the platform does not know stay"
+    );
+    let state = lms.state();
+    assert_eq!(
+        state.event("ev-co").unwrap().calendar_owner.as_deref(),
+        Some("E101"),
+        "the platform knows the new calendar owner"
+    );
+
+    // Seats, roles and hosted sessions.
+    let seat_holder = state.event("ev-attend").unwrap();
+    assert_eq!(
+        seat_holder.attendees,
+        vec!["E104".to_string()],
+        "the leaver's seat is free"
+    );
+    assert_eq!(
+        state.event("ev-speaker").unwrap().presenters,
+        vec!["E102".to_string()]
+    );
+    assert_eq!(state.event("ev-co").unwrap().organizer, None);
+    assert!(state.session("se-host").is_none(), "hosted session deleted");
+    assert!(state.session("se-attend").unwrap().attendees.is_empty());
+
+    // Rules to the manager; groups and outstanding assignments gone; history kept.
+    assert_eq!(state.rule("rule-1").unwrap().assigner_employee_id, "E103");
+    assert_eq!(state.rule("rule-2").unwrap().assigner_employee_id, "E103");
+    assert!(
+        !state
+            .group("engineering")
+            .unwrap()
+            .members
+            .contains(&"E100".to_string())
+    );
+    assert!(
+        !state
+            .group("everyone")
+            .unwrap()
+            .members
+            .contains(&"E100".to_string())
+    );
+    assert!(state.assignment("as-open").is_none());
+    assert!(
+        state.assignment("as-done").is_some(),
+        "completed assignments are engagement history"
+    );
+
+    // Anonymized and purged, engagement still reachable by employee ID.
+    let anonymized = state.user("E100").unwrap();
+    assert_eq!(anonymized.full_name, None);
+    assert_eq!(anonymized.email, None);
+    assert!(anonymized.anonymized && anonymized.purged);
+    assert_eq!(state.engagement_of("E100").len(), 2);
+
+    // Every side effect exactly once.
+    assert!(
+        state.duplicates().is_empty(),
+        "learning platform duplicates: {:?}",
+        state.duplicates()
+    );
+    assert!(google.duplicates().is_empty(), "calendar duplicates");
+    let steps = user.status.unwrap().steps;
+    let summary = |name: StepName| {
+        steps
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.summary.clone())
+            .unwrap_or_default()
+    };
+    println!(
+        "calendar step: {}",
+        summary(StepName::TransferCalendarEvents)
+    );
+    println!("events step: {}", summary(StepName::RemoveFromEvents));
+    assert!(summary(StepName::TransferCalendarEvents).starts_with("4 events transferred"));
+    assert!(summary(StepName::RemoveFromEvents).contains("2 seats freed"));
+    assert!(summary(StepName::TransferRules).contains("2 rules transferred to the manager"));
+    for step in &steps {
+        let text = format!("{step:?}");
+        assert!(
+            !text.contains("@example.com") && !text.contains("Person"),
+            "status step holds PII: {text}"
+        );
+    }
+}
+
+/// The smallest downstream footprint that touches every stage-2 step.
+fn small_company(leavers: usize) -> (LmsSeed, Vec<String>) {
+    let mut yaml = String::from(
+        "users:\n  - { employeeId: M000, fullName: Manager, email: person.m000@example.com, calendarAccess: true }\n",
+    );
+    let ids: Vec<String> = (1..=leavers).map(|i| format!("L{i:03}")).collect();
+    for id in &ids {
+        yaml += &format!(
+            "  - {{ employeeId: {id}, fullName: Person {id}, email: {}, calendarAccess: true, managerEmployeeId: M000 }}\n",
+            email(id)
+        );
+    }
+    yaml += "events:\n";
+    for id in &ids {
+        yaml += &format!(
+            "  - {{ id: ev-{id}, title: Course, startsAt: \"+5d\", organizer: M000, capacity: 3, attendees: [{id}] }}\n"
+        );
+    }
+    yaml += "rules:\n";
+    for id in &ids {
+        yaml += &format!(
+            "  - {{ id: rule-{id}, name: Rule, assignerEmployeeId: {id}, contentId: c-1 }}\n"
+        );
+    }
+    yaml += &format!(
+        "groups:\n  - {{ id: everyone, name: Everyone, members: [{}] }}\n",
+        ids.join(", ")
+    );
+    yaml += "assignments:\n";
+    for id in &ids {
+        yaml += &format!(
+            "  - {{ id: as-{id}, employeeId: {id}, contentId: c-2, status: outstanding }}\n"
+        );
+    }
+    (LmsSeed::from_yaml_str(&yaml).unwrap(), ids)
+}
+
+/// Mutations a leaver needs at least: revoke, rule transfer, unenroll, leave group,
+/// remove assignment, anonymize, purge.
+const MUTATIONS_PER_LEAVER: usize = 7;
+
+fn report(label: &str, lms: &LmsStandIn, leavers: usize) {
+    let calls = lms.state().calls();
+    let mutations = calls.iter().filter(|c| c.method != "GET").count();
+    let applied = calls.iter().filter(|c| c.applied).count();
+    let failed = calls.iter().filter(|c| c.status >= 400).count();
+    println!(
+        "{label}: {} calls ({failed} failed), {mutations} mutations sent, {applied} applied; minimum {} mutations; duplicates {}",
+        calls.len(),
+        leavers * MUTATIONS_PER_LEAVER,
+        lms.state().duplicates().len()
+    );
+}
+
+#[tokio::test]
+async fn fifty_leavers_complete_through_thirty_percent_failures() {
+    let env = TestEnv::new("deprov-flaky").await;
+    let (seed, ids) = small_company(50);
+    let lms = LmsStandIn::start(LmsState::with_seed(LMS_TOKEN, seed).unwrap())
+        .await
+        .unwrap();
+    // 30 % of calls fail: 10 % with 503 before the change, 10 % with 503 after it
+    // (a lost response), 10 % with 429 and Retry-After.
+    lms.state().add_fault(Fault::on("*").fail_rate(0.10, 503));
+    lms.state()
+        .add_fault(Fault::on("*").fail_rate(0.10, 503).after_apply());
+    lms.state()
+        .add_fault(Fault::on("*").throttle_rate(0.10, Duration::from_secs(1)));
+    tenant(&env, &lms, None, "M000", "0s", "2s").await;
+    create_user(&env, person("M000", None)).await;
+    for id in &ids {
+        create_user(
+            &env,
+            DirectoryUserSpec {
+                deprovision_now: true,
+                ..person(id, Some("M000"))
+            },
+        )
+        .await;
+    }
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    for id in &ids {
+        wait_phase(
+            &env,
+            &format!("e-{}", id.to_ascii_lowercase()),
+            Phase::Purged,
+        )
+        .await;
+    }
+    report("50 leavers, 30 % failures", &lms, ids.len());
+    let state = lms.state();
+    assert!(
+        state.duplicates().is_empty(),
+        "duplicates: {:?}",
+        state.duplicates()
+    );
+    for operation in [
+        "revokeAccess",
+        "anonymizeUser",
+        "purgeUser",
+        "transferRule",
+        "removeEventAttendee",
+        "removeGroupMember",
+        "deleteAssignment",
+    ] {
+        assert_eq!(
+            state.applied_count(operation),
+            ids.len(),
+            "{operation} applied once per leaver"
+        );
+    }
+    for id in &ids {
+        assert!(state.user(id).unwrap().purged);
+        assert_eq!(
+            state
+                .rule(&format!("rule-{id}"))
+                .unwrap()
+                .assigner_employee_id,
+            "M000"
+        );
+    }
+}
+
+/// The operator binary as a child process (so it can be killed with SIGKILL).
+struct OperatorProcess {
+    child: std::process::Child,
+}
+
+impl OperatorProcess {
+    fn start(namespace: &str, kubeconfig: &std::path::Path, log: &std::path::Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open operator log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--effects",
+                "http",
+                "--rate-limit",
+                "1000",
+            ])
+            .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start roster run");
+        Self { child }
+    }
+
+    /// SIGKILL: no shutdown, no flush; in-flight calls and status writes are cut.
+    fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn kill_9_at_twenty_random_moments_neither_repeats_nor_skips_work() {
+    let env = TestEnv::new("deprov-kill9").await;
+    let (seed, ids) = small_company(100);
+    let lms = LmsStandIn::start(LmsState::with_seed(LMS_TOKEN, seed).unwrap())
+        .await
+        .unwrap();
+    // Some latency so that kills land in the middle of calls, not only between them.
+    lms.state()
+        .add_fault(Fault::on("*").latency(Duration::from_millis(20)));
+    tenant(&env, &lms, None, "M000", "0s", "3s").await;
+    create_user(&env, person("M000", None)).await;
+    for id in &ids {
+        create_user(
+            &env,
+            DirectoryUserSpec {
+                active: false,
+                ..person(id, Some("M000"))
+            },
+        )
+        .await;
+    }
+    let plane = crate::support::control_plane().await;
+    let log = std::env::temp_dir().join(format!("roster-kill9-{}.log", env.namespace));
+    let mut operator = OperatorProcess::start(&env.namespace, plane.kubeconfig_path(), &log);
+    let mut moments = Vec::new();
+    for _ in 0..20 {
+        let wait = Duration::from_millis(150 + rand::random::<u64>() % 600);
+        tokio::time::sleep(wait).await; // the random moment of the next crash
+        moments.push(wait.as_millis());
+        operator.kill_9();
+        operator = OperatorProcess::start(&env.namespace, plane.kubeconfig_path(), &log);
+    }
+    println!("killed after (ms): {moments:?}");
+    for id in &ids {
+        wait_phase(
+            &env,
+            &format!("e-{}", id.to_ascii_lowercase()),
+            Phase::Purged,
+        )
+        .await;
+    }
+    drop(operator);
+    report("100 leavers, 20 x kill -9", &lms, ids.len());
+    let state = lms.state();
+    assert!(
+        state.duplicates().is_empty(),
+        "duplicates: {:?}",
+        state.duplicates()
+    );
+    for operation in [
+        "revokeAccess",
+        "anonymizeUser",
+        "purgeUser",
+        "transferRule",
+        "removeEventAttendee",
+        "removeGroupMember",
+        "deleteAssignment",
+    ] {
+        assert_eq!(
+            state.applied_count(operation),
+            ids.len(),
+            "{operation} applied exactly once per leaver"
+        );
+    }
+    // 21 operator processes logged at info level: not one name or address.
+    let logs = std::fs::read_to_string(&log).expect("read operator log");
+    println!("operator log: {} lines", logs.lines().count());
+    assert!(
+        logs.lines().count() > 100,
+        "the operator logged too little to prove anything"
+    );
+    assert!(
+        !logs.contains("@example.com") && !logs.contains("Person L"),
+        "operator logs hold PII"
+    );
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test]
+async fn microsoft_graph_events_are_re_created_for_the_new_owner_and_cancelled() {
+    let env = TestEnv::new("deprov-graph").await;
+    let lms_seed = r#"
+users:
+  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true }
+  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
+  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
+events:
+  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-co, calendarOwner: E100 }
+  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, calendarEventId: cal-alone, calendarOwner: E100 }
+"#;
+    let calendar_seed = r#"
+users: [person.e100@example.com, person.e101@example.com, person.e001@example.com]
+events:
+  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: person.e101@example.com }, { email: guest@example.com }] }
+  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z", attendees: [{ email: guest@example.com }] }
+"#;
+    let lms = LmsStandIn::start(
+        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(lms_seed).unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let graph = GraphCalendarStandin::start().await.unwrap();
+    graph.control().require_token(Some(CALENDAR_TOKEN.into()));
+    graph
+        .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
+        .unwrap();
+    tenant(
+        &env,
+        &lms,
+        Some((CalendarProvider::Microsoft, graph.base_url())),
+        "E001",
+        "0s",
+        "2s",
+    )
+    .await;
+    for id in ["E101", "E001"] {
+        create_user(&env, person(id, None)).await;
+    }
+    create_user(
+        &env,
+        DirectoryUserSpec {
+            deprovision_now: true,
+            ..person("E100", None)
+        },
+    )
+    .await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    wait_phase(&env, "e-e100", Phase::Purged).await;
+
+    // Graph cannot change an organizer: each event was re-created in the new owner's
+    // calendar with its attendees, and the original cancelled.
+    let co = graph.events_organized_by(&email("E101"));
+    assert_eq!(co.len(), 1);
+    assert!(co[0].has_attendee("guest@example.com"));
+    assert_eq!(
+        graph.events_organized_by(&email("E001")).len(),
+        1,
+        "the fallback owner's copy"
+    );
+    assert!(
+        graph.events_organized_by(&email("E100")).is_empty(),
+        "the leaver's originals are gone"
+    );
+    let cancelled: Vec<String> = graph.cancelled().into_iter().map(|e| e.id).collect();
+    assert!(
+        cancelled.contains(&"cal-co".to_string()) && cancelled.contains(&"cal-alone".to_string())
+    );
+    let link = lms.state().event("ev-co").unwrap();
+    assert_eq!(link.calendar_owner.as_deref(), Some("E101"));
+    assert_ne!(
+        link.calendar_event_id.as_deref(),
+        Some("cal-co"),
+        "the platform links the re-created event"
+    );
+    assert!(graph.duplicates().is_empty(), "an event was created twice");
+    assert!(lms.state().duplicates().is_empty());
+}

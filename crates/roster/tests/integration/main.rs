@@ -1,0 +1,18 @@
+//! roster's integration tests: one binary, run against a real kube-apiserver and
+//! etcd (built from the Go modules in `controlplane/`) that all tests share.
+//!
+//! Each test works in its own namespace (see [`support::TestEnv`]); nothing here
+//! sleeps for a fixed time: waits watch a condition or poll state the API server
+//! publishes asynchronously, always with a deadline.
+
+mod crds;
+mod deprovisioning;
+mod examples;
+mod invalid;
+mod kubectl;
+mod lifecycle;
+mod rbac;
+mod standin_calendar;
+mod standin_lms;
+mod support;
+mod tenant;

@@ -1,0 +1,317 @@
+//! Shared equipment for the integration tests: one real control plane per test
+//! process, the CRDs installed once, and a fresh namespace per test.
+//!
+//! Every test gets its own namespace, so tests run in parallel against the same
+//! API server without seeing each other's objects. Nothing is cleaned up: the
+//! control plane (and its etcd data) is thrown away when the test process exits.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client};
+use roster::clock::SystemClock;
+use roster::controller::Options;
+use roster::effects::Effects;
+use roster_api::{DirectoryUser, Phase};
+use roster_testkit::ControlPlane;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Field manager of every server-side apply the tests make.
+pub const FIELD_MANAGER: &str = "roster-tests";
+
+/// How long any single wait on the API server may take before the test fails.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The control plane of this test process, or why it could not be started (kept so
+/// that a failed multi-minute build is reported by every test, not retried by each).
+static PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// Set once the CRDs are applied and Established.
+static CRDS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// The shared control plane, started on first use. `ControlPlane::start` blocks
+/// (it may build the binaries and polls readiness), so it runs on a blocking thread,
+/// never on the test's runtime thread.
+pub async fn control_plane() -> &'static ControlPlane {
+    let plane = tokio::task::spawn_blocking(|| {
+        PLANE.get_or_init(|| ControlPlane::start().map_err(|err| err.to_string()))
+    })
+    .await
+    .expect("the control-plane start thread panicked");
+    match plane {
+        Ok(plane) => plane,
+        Err(err) => panic!("cannot start the control plane: {err}"),
+    }
+}
+
+/// A fresh admin client bound to the calling test's runtime (a kube client's
+/// connection tasks belong to the runtime that created it, and each
+/// `#[tokio::test]` has its own).
+pub async fn client() -> Client {
+    control_plane()
+        .await
+        .client()
+        .await
+        .expect("build an admin client for the control plane")
+}
+
+/// Applies roster's CRDs with server-side apply and waits until each is Established.
+/// Runs once per process; later calls return at once.
+pub async fn install_crds(client: &Client) {
+    CRDS.get_or_init(|| apply_crds(client)).await;
+}
+
+/// Applies every CRD from `roster_api::all()` and waits (by watching) for the
+/// Established condition of each. Idempotent: applying the same CRDs again is a no-op.
+pub async fn apply_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for crd in roster_api::all() {
+        let name = crd.metadata.name.clone().expect("generated CRDs are named");
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|err| panic!("apply CRD {name}: {err}"));
+    }
+    for crd in roster_api::all() {
+        let name = crd.metadata.name.expect("generated CRDs are named");
+        tokio::time::timeout(
+            WAIT_TIMEOUT,
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} not Established within {WAIT_TIMEOUT:?}"))
+        .unwrap_or_else(|err| panic!("watch CRD {name}: {err}"));
+    }
+}
+
+/// Creates a namespace with a unique name that starts with `prefix` (shortened to fit
+/// a DNS label) and returns its name.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let prefix: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    let name = format!(
+        "{}-{}-{:06x}",
+        prefix.trim_matches('-'),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>() & 0xff_ffff
+    );
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap_or_else(|err| panic!("create namespace {name}: {err}"));
+    name
+}
+
+/// What most tests start with: an admin client, the CRDs installed, and a fresh
+/// namespace named after the test.
+pub struct TestEnv {
+    pub client: Client,
+    pub namespace: String,
+}
+
+impl TestEnv {
+    pub async fn new(test_name: &str) -> Self {
+        let client = client().await;
+        install_crds(&client).await;
+        let namespace = namespace(&client, test_name).await;
+        Self { client, namespace }
+    }
+
+    /// A typed API for a namespaced resource in this test's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+}
+
+/// Runs kubectl against the shared control plane and returns (success, stdout, stderr).
+pub async fn kubectl(args: &[&str]) -> KubectlOutput {
+    let mut command = control_plane().await.kubectl_command();
+    command.args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("kubectl thread panicked")
+        .expect("run kubectl");
+    KubectlOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The result of one kubectl run.
+#[derive(Debug)]
+pub struct KubectlOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl KubectlOutput {
+    /// Panics with kubectl's output unless it succeeded.
+    #[track_caller]
+    pub fn assert_success(&self, what: &str) -> &Self {
+        assert!(
+            self.success,
+            "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Repeats `attempt` until it returns `Some`, checking again every `interval`, for at
+/// most [`WAIT_TIMEOUT`]. For state the API server publishes asynchronously and that
+/// has no watchable condition (discovery, the OpenAPI document).
+pub async fn poll<T, F, Fut>(what: &str, interval: Duration, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not reached within {WAIT_TIMEOUT:?}"
+        );
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// A running operator; stopped (gracefully) on `stop` or drop.
+pub struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Operator {
+    pub fn start(client: &Client, namespace: &str, effects: Arc<dyn Effects>) -> Self {
+        // `ROSTER_TEST_LOG=1` shows the operator's logs (warnings and errors by default).
+        if std::env::var_os("ROSTER_TEST_LOG").is_some() {
+            roster::telemetry::init(roster::telemetry::LogFormat::Text);
+        }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = Options {
+            namespace: Some(namespace.to_string()),
+            ..Options::default()
+        };
+        let task = tokio::spawn(roster::controller::run(
+            client.clone(),
+            effects,
+            Arc::new(SystemClock),
+            Default::default(),
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops abruptly, like a crash: in-flight work is dropped.
+    pub async fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+pub async fn apply<K: serde::Serialize + Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
+    api: &Api<K>,
+    name: &str,
+    object: &K,
+) {
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("apply {name}: {err}"));
+}
+
+/// Waits (watching, no sleeps) until the user reaches `phase`.
+pub async fn wait_phase(env: &TestEnv, name: &str, phase: Phase) -> DirectoryUser {
+    let condition = move |user: Option<&DirectoryUser>| {
+        user.and_then(|u| u.status.as_ref())
+            .is_some_and(|s| s.phase == phase)
+    };
+    let api = env.api::<DirectoryUser>();
+    match tokio::time::timeout(WAIT_TIMEOUT, await_condition(api.clone(), name, condition)).await {
+        Ok(user) => user.expect("watch user").expect("user exists"),
+        Err(_) => {
+            let status = api.get(name).await.ok().and_then(|u| u.status);
+            panic!("{name} did not reach {phase:?} within {WAIT_TIMEOUT:?}; status: {status:#?}")
+        }
+    }
+}
+
+/// A Tenant spec as most tests need it: policy "standard", the learning platform at
+/// `endpoint` with its token in Secret "lms" key "token", no calendar, UTC.
+pub fn tenant_spec(endpoint: &str) -> roster_api::TenantSpec {
+    use roster_api::tenant::{LearningPlatformConnection, LocalObjectRef, SecretKeyRef};
+    roster_api::TenantSpec {
+        display_name: "Acme Corp".into(),
+        policy_ref: LocalObjectRef {
+            name: "standard".into(),
+        },
+        learning_platform: LearningPlatformConnection {
+            endpoint: endpoint.into(),
+            credentials_secret_ref: SecretKeyRef {
+                name: "lms".into(),
+                key: "token".into(),
+            },
+        },
+        calendar: Default::default(),
+        locations: vec![],
+        time_zone: "UTC".into(),
+        group_rules: vec![],
+        sources: Default::default(),
+        suspend: false,
+        deletion_protection: true,
+    }
+}
