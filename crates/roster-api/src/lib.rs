@@ -4,6 +4,7 @@
 pub mod condition;
 #[allow(clippy::duplicated_attributes)]
 pub mod directory_user;
+mod names;
 #[allow(clippy::duplicated_attributes)]
 pub mod policy;
 #[allow(clippy::duplicated_attributes)]

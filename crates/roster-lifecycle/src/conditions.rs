@@ -121,7 +121,7 @@ fn derive(
     };
     let trigger = status
         .trigger
-        .map(|t| format!("{t:?}"))
+        .map(|t| t.as_str().to_string())
         .unwrap_or_else(|| "None".into());
     let mut conditions = vec![
         make("Ready", ready, reason, message),

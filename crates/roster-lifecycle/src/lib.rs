@@ -7,6 +7,7 @@
 
 pub mod conditions;
 pub mod groups;
+pub mod handover;
 pub mod machine;
 pub mod ownership;
 pub mod pii;

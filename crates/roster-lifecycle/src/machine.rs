@@ -349,7 +349,7 @@ fn step_enabled(policy: &Policy, name: StepName) -> bool {
 /// The key sent with every call of a step: stable across retries and restarts, new
 /// for each episode so a re-triggered user is not mistaken for a retry.
 pub fn idempotency_key(uid: &str, episode: i32, name: StepName) -> String {
-    format!("{uid}/{episode}/{name:?}")
+    format!("{uid}/{episode}/{}", name.as_str())
 }
 
 fn add_step(status: &mut DirectoryUserStatus, uid: &str, name: StepName, state: StepState) {

@@ -967,3 +967,232 @@ proptest! {
         prop_assert_eq!(decision.wake_at, due);
     }
 }
+
+// ------------------------------------------------ the documented phase table
+
+/// One exit of a phase: what happens, and where the user goes.
+struct Exit {
+    what: &'static str,
+    /// Changes the world (spec or time) from the phase's starting point; returns the
+    /// time to settle at.
+    apply: fn(&mut World) -> DateTime<Utc>,
+    to: Phase,
+}
+
+/// One row of `docs/lifecycle.md`'s phase table.
+struct PhaseRow {
+    phase: Phase,
+    meaning: &'static str,
+    leaves_when: &'static str,
+    /// Puts a fresh world into `phase` (policy: 1 h quarantine, 2 h purge deadline).
+    enter: fn(&mut World),
+    exits: &'static [Exit],
+}
+
+const T0: &str = "2025-03-01T00:00:00Z";
+
+fn deactivated_at_t0(world: &mut World) {
+    world.settle(at(T0));
+    world.spec.active = false;
+    world.settle(at(T0));
+}
+
+const PHASE_TABLE: &[PhaseRow] = &[
+    PhaseRow {
+        phase: Phase::Active,
+        meaning: "has access",
+        leaves_when: "a trigger holds",
+        enter: |world| {
+            world.settle(at(T0));
+        },
+        exits: &[
+            Exit {
+                what: "deactivated",
+                apply: |w| {
+                    w.spec.active = false;
+                    at(T0)
+                },
+                to: Phase::Quarantined,
+            },
+            Exit {
+                what: "termination date arrives",
+                apply: |w| {
+                    w.spec.termination_date = Some(date("2025-03-02"));
+                    at("2025-03-02T00:00:00Z")
+                },
+                to: Phase::Quarantined,
+            },
+        ],
+    },
+    PhaseRow {
+        phase: Phase::Held,
+        meaning: "would leave, held by the mass-deprovisioning guard",
+        leaves_when: "the trigger clears (→ `Active`); approval arrives with the guard, which is not implemented yet",
+        enter: |world| {
+            world.spec.active = false;
+            world.status.phase = Phase::Held;
+        },
+        exits: &[Exit {
+            what: "trigger clears",
+            apply: |w| {
+                w.spec.active = true;
+                at(T0)
+            },
+            to: Phase::Active,
+        }],
+    },
+    PhaseRow {
+        phase: Phase::Quarantined,
+        meaning: "access revoked (stage 1); reversible",
+        leaves_when: "the trigger clears (→ `Active`) or `deprovisionDueAt` arrives",
+        enter: deactivated_at_t0,
+        exits: &[
+            Exit {
+                what: "trigger clears",
+                apply: |w| {
+                    w.spec.active = true;
+                    at("2025-03-01T00:30:00Z")
+                },
+                to: Phase::Active,
+            },
+            Exit {
+                what: "deprovisionDueAt arrives",
+                apply: |w| w.status.deprovision_due_at.expect("scheduled"),
+                to: Phase::Deprovisioning,
+            },
+        ],
+    },
+    PhaseRow {
+        phase: Phase::Deprovisioning,
+        meaning: "stage-2 steps running, each recorded in `status.steps`",
+        leaves_when: "every step succeeded or was turned off",
+        enter: |world| {
+            deactivated_at_t0(world);
+            let due = world.status.deprovision_due_at.expect("scheduled");
+            world.settle_with(due, |step| {
+                (step == StepName::TransferCalendarEvents).then(|| Outcome::Failed {
+                    error: "calendar unavailable".into(),
+                    retry_after: None,
+                })
+            });
+        },
+        exits: &[Exit {
+            what: "every step succeeds",
+            apply: |_| at("2025-03-01T01:10:00Z"),
+            to: Phase::Deprovisioned,
+        }],
+    },
+    PhaseRow {
+        phase: Phase::Deprovisioned,
+        meaning: "commitments handed over, PII anonymized downstream",
+        leaves_when: "`purgeDueAt` arrives (→ `Purged`), or the person is rehired / reactivated (→ `Active`)",
+        enter: |world| {
+            deactivated_at_t0(world);
+            let due = world.status.deprovision_due_at.expect("scheduled");
+            world.settle(due);
+        },
+        exits: &[
+            Exit {
+                what: "purgeDueAt arrives",
+                apply: |w| w.status.purge_due_at.expect("scheduled"),
+                to: Phase::Purged,
+            },
+            Exit {
+                what: "reactivated",
+                apply: |w| {
+                    w.spec.active = true;
+                    at("2025-03-01T01:30:00Z")
+                },
+                to: Phase::Active,
+            },
+            Exit {
+                what: "rehired",
+                apply: |w| {
+                    w.spec.active = true;
+                    w.spec.termination_date = Some(date("2025-02-28"));
+                    w.spec.hire_date = Some(date("2025-03-01"));
+                    at("2025-03-01T01:30:00Z")
+                },
+                to: Phase::Active,
+            },
+        ],
+    },
+    PhaseRow {
+        phase: Phase::Purged,
+        meaning: "PII gone downstream and from the object",
+        leaves_when: "never: terminal",
+        enter: |world| {
+            deactivated_at_t0(world);
+            let due = world.status.purge_due_at.expect("scheduled");
+            world.settle(world.status.deprovision_due_at.expect("scheduled"));
+            world.settle(due);
+        },
+        exits: &[],
+    },
+];
+
+/// `docs/lifecycle.md`'s phase table, row by row, is this table, and `step` does what
+/// each row says: every exit named in "leaves when" is driven and lands where stated.
+#[test]
+fn the_phase_table_of_the_docs_is_what_step_does() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/lifecycle.md"
+    ))
+    .expect("read docs/lifecycle.md");
+    let documented: Vec<String> = doc
+        .lines()
+        .skip_while(|l| !l.starts_with("| phase |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(str::to_string)
+        .collect();
+    let expected: Vec<String> = PHASE_TABLE
+        .iter()
+        .map(|r| format!("| `{}` | {} | {} |", r.phase, r.meaning, r.leaves_when))
+        .collect();
+    assert_eq!(
+        documented, expected,
+        "docs/lifecycle.md's phase table and PHASE_TABLE differ"
+    );
+    assert_eq!(
+        PHASE_TABLE.iter().map(|r| r.phase).collect::<Vec<_>>(),
+        Phase::ALL,
+        "every phase has a row, in order"
+    );
+
+    for row in PHASE_TABLE {
+        let fresh = || {
+            let mut world = World::new(person(), policy("1h", "2h"));
+            (row.enter)(&mut world);
+            assert_eq!(world.phase(), row.phase, "entering {}", row.phase);
+            world.transitions.clear();
+            world
+        };
+        for exit in row.exits {
+            let mut world = fresh();
+            let now = (exit.apply)(&mut world);
+            world.settle(now);
+            let first = world
+                .transitions
+                .first()
+                .unwrap_or_else(|| panic!("{}: {} changed nothing", row.phase, exit.what));
+            assert_eq!(
+                (first.from, first.to),
+                (row.phase, exit.to),
+                "{}: {}",
+                row.phase,
+                exit.what
+            );
+        }
+        if row.exits.is_empty() {
+            // Terminal: nothing a source can do moves it.
+            let mut world = fresh();
+            world.spec.active = true;
+            world.spec.hire_date = Some(date("2030-01-01"));
+            world.settle(at("2030-01-01T00:00:00Z"));
+            assert_eq!(world.phase(), row.phase);
+            assert!(world.transitions.is_empty());
+        }
+    }
+}

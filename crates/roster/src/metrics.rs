@@ -21,14 +21,14 @@ pub struct ErrorLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransitionLabels {
-    pub from: String,
-    pub to: String,
+    pub from: &'static str,
+    pub to: &'static str,
     pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StepLabels {
-    pub step: String,
+    pub step: &'static str,
     pub result: &'static str,
 }
 

@@ -70,7 +70,7 @@ impl Effects for MemoryEffects {
             idempotency_key: key,
             applied: first,
         });
-        let summary = format!("{:?} done", request.action.step);
+        let summary = format!("{} done", request.action.step);
         Box::pin(async move {
             Outcome::Succeeded {
                 summary,

@@ -9,7 +9,6 @@
 //! persists when to retry. Summaries and errors carry counts and categories only.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,11 +25,14 @@ use thiserror::Error;
 use super::{EffectRequest, Effects};
 use crate::clock::Clock;
 use roster_api::tenant::{CalendarProvider, SecretKeyRef};
-use roster_api::{DirectoryUser, Phase, StepName, Tenant};
-use roster_connectors::calendar::{CalendarConnector, CalendarError, StaticToken, connector_for};
-use roster_connectors::lms::{CalendarLink, EventRole, InvolvementKind, Role};
+use roster_api::{DirectoryUser, StepName, Tenant};
+use roster_connectors::calendar::{
+    CalendarConnector, CalendarError, StaticToken, TransferOutcome, connector_for,
+};
+use roster_connectors::lms::{CalendarLink, EventRole, Involvement, InvolvementKind, Role};
 use roster_connectors::lms::{LmsClient, LmsError};
 use roster_lifecycle::Outcome;
+use roster_lifecycle::handover::{self, SyncedItem, plural};
 use roster_lifecycle::ownership::{self, EventPeople};
 
 /// The longest `Retry-After` honoured inside a step; longer ones fail the step.
@@ -335,7 +337,9 @@ impl PlatformEffects {
         }
     }
 
-    /// Moves every platform event synced to the leaver's calendar to its new owner.
+    /// Carries out the core's calendar hand-over plan: lists what the leaver is involved
+    /// in and organizes, asks the platform who has calendar access, then moves each
+    /// planned event and relinks its platform item.
     async fn transfer_calendar_events(
         &self,
         c: &Connectors,
@@ -350,17 +354,8 @@ impl PlatformEffects {
         let involvements = self
             .request(tenant, "lms", || c.lms.involvements(me))
             .await?;
-        let linked: HashMap<&str, _> = involvements
-            .iter()
-            .filter(|i| i.calendar_owner.as_deref() == Some(me))
-            // A session the leaver hosts is deleted by RemoveFromEvents; moving its
-            // calendar event first would only hand someone a cancelled meeting.
-            .filter(|i| {
-                !(i.kind == InvolvementKind::Session
-                    && (i.has_role(Role::Host) || i.host.as_deref() == Some(me)))
-            })
-            .filter_map(|i| i.calendar_event_id.as_deref().map(|id| (id, i)))
-            .collect();
+        let items: Vec<SyncedItem> = involvements.iter().map(|i| synced_item(i, me)).collect();
+        let linked = handover::items_to_hand_over(&items, me);
         if linked.is_empty() {
             return Ok("no calendar events to transfer".into());
         }
@@ -370,117 +365,82 @@ impl PlatformEffects {
                 calendar.list_owned_upcoming(&request.user.spec.email, now)
             })
             .await?;
-        let fallback = tenant
+        let fallback_id = tenant
             .spec
             .calendar
             .fallback_owner_email
             .as_deref()
-            .and_then(|e| by_email(request.directory, e));
-        let fallback_id = fallback.map(|u| u.spec.employee_id.as_str());
+            .and_then(|e| by_email(request.directory, e))
+            .map(|u| u.spec.employee_id.as_str());
 
-        // Eligible: an Active colleague who is not leaving and has calendar access.
+        // Eligible: a colleague who stays and has calendar access at the platform.
         let mut eligible = HashSet::new();
-        let candidates: HashSet<&str> = linked
-            .values()
-            .flat_map(|i| {
-                i.organizer
-                    .iter()
-                    .chain(&i.co_organizers)
-                    .chain(&i.presenters)
-                    .map(String::as_str)
-            })
-            .chain(fallback_id)
-            .collect();
-        for id in candidates {
-            if id == me || !is_active(request.directory, id) {
+        for id in handover::owner_candidates(&linked, me, fallback_id) {
+            if !is_active(request.directory, id) {
                 continue;
             }
             match self.request(tenant, "lms", || c.lms.get_user(id)).await {
                 Ok(user) if user.calendar_access => {
-                    eligible.insert(id.to_string());
+                    eligible.insert(id);
                 }
                 Ok(_) | Err(LmsError::NotFound) => {}
                 Err(e) => return Err(e.into()),
             }
         }
 
-        let mut moved: HashMap<String, usize> = HashMap::new();
-        let mut orphaned = 0;
-        for event in events {
-            let Some(involvement) = linked.get(event.id.as_str()) else {
-                continue;
-            };
-            let people = EventPeople {
-                organizer: involvement.organizer.as_deref(),
-                co_organizers: &involvement.co_organizers,
-                presenters: &involvement.presenters,
-            };
-            let order = &request.policy.calendar_owner_order;
-            let Some(owner) =
-                ownership::event_owner(order, &people, me, fallback_id, |id| eligible.contains(id))
-            else {
-                orphaned += 1;
-                continue;
-            };
-            let Some(to) = by_employee_id(request.directory, &owner.employee_id) else {
-                continue;
-            };
+        let listed: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let plan = handover::plan_calendar_transfers(
+            &request.policy.calendar_owner_order,
+            &linked,
+            &listed,
+            me,
+            fallback_id,
+            |id| eligible.contains(id),
+        );
+        let by_id: HashMap<&str, &_> = events.iter().map(|e| (e.id.as_str(), e)).collect();
+        let kinds: HashMap<&str, InvolvementKind> = involvements
+            .iter()
+            .map(|i| (i.id.as_str(), i.kind))
+            .collect();
+        for transfer in &plan.transfers {
+            let event = by_id[transfer.calendar_event_id];
+            let owner = &transfer.new_owner.employee_id;
+            let to = by_employee_id(request.directory, owner).ok_or_else(|| {
+                StepError::Config("a planned new owner left the directory".into())
+            })?;
             let event_key = format!("{key}/{}", event.id);
             let outcome = self
                 .request(tenant, "calendar", || {
-                    calendar.transfer(&event, &request.user.spec.email, &to.spec.email, &event_key)
+                    calendar.transfer(event, &request.user.spec.email, &to.spec.email, &event_key)
                 })
                 .await?;
             let new_id = match outcome {
-                roster_connectors::calendar::TransferOutcome::Transferred { event_id }
-                | roster_connectors::calendar::TransferOutcome::AlreadyTransferred { event_id } => {
-                    event_id
-                }
-                roster_connectors::calendar::TransferOutcome::SourceGone => event.id.clone(),
+                TransferOutcome::Transferred { event_id }
+                | TransferOutcome::AlreadyTransferred { event_id } => event_id,
+                TransferOutcome::SourceGone => event.id.clone(),
             };
             let link = CalendarLink {
                 calendar_event_id: new_id,
-                calendar_owner: owner.employee_id.clone(),
+                calendar_owner: owner.clone(),
             };
-            let link_key = format!("{key}/{}/link", involvement.id);
-            match involvement.kind {
+            let item = transfer.item_id;
+            let link_key = format!("{key}/{item}/link");
+            match kinds[item] {
                 InvolvementKind::Event => {
                     self.request(tenant, "lms", || {
-                        c.lms
-                            .set_event_calendar_link(&involvement.id, &link, &link_key)
+                        c.lms.set_event_calendar_link(item, &link, &link_key)
                     })
                     .await?
                 }
                 InvolvementKind::Session => {
                     self.request(tenant, "lms", || {
-                        c.lms
-                            .set_session_calendar_link(&involvement.id, &link, &link_key)
+                        c.lms.set_session_calendar_link(item, &link, &link_key)
                     })
                     .await?
                 }
             }
-            *moved.entry(format!("{:?}", owner.via)).or_default() += 1;
         }
-        let total: usize = moved.values().sum();
-        let mut summary = plural(total, "event transferred", "events transferred");
-        let mut by_rule: Vec<_> = moved.into_iter().collect();
-        by_rule.sort();
-        if !by_rule.is_empty() {
-            let parts: Vec<String> = by_rule
-                .iter()
-                .map(|(via, n)| format!("{n} to {via}"))
-                .collect();
-            let _ = write!(summary, " ({})", parts.join(", "));
-        }
-        let warning = (orphaned > 0).then(|| {
-            let text = plural(
-                orphaned,
-                "event has no eligible new owner",
-                "events have no eligible new owner",
-            );
-            let _ = write!(summary, "; {text}");
-            format!("{text}; set a valid calendar.fallbackOwnerEmail on the Tenant")
-        });
+        let (summary, warning) = plan.summary();
         Ok(Done { summary, warning })
     }
 
@@ -650,8 +610,20 @@ impl Effects for PlatformEffects {
     }
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+/// The core's view of one platform item of the leaver.
+fn synced_item<'a>(i: &'a Involvement, me: &str) -> SyncedItem<'a> {
+    SyncedItem {
+        id: &i.id,
+        calendar_event_id: i.calendar_event_id.as_deref(),
+        calendar_owner: i.calendar_owner.as_deref(),
+        hosted_by_leaver: i.kind == InvolvementKind::Session
+            && (i.has_role(Role::Host) || i.host.as_deref() == Some(me)),
+        people: EventPeople {
+            organizer: i.organizer.as_deref(),
+            co_organizers: &i.co_organizers,
+            presenters: &i.presenters,
+        },
+    }
 }
 
 fn by_email<'a>(directory: &'a [Arc<DirectoryUser>], email: &str) -> Option<&'a DirectoryUser> {
@@ -668,12 +640,13 @@ fn by_employee_id<'a>(directory: &'a [Arc<DirectoryUser>], id: &str) -> Option<&
         .find(|u| u.spec.employee_id == id)
 }
 
-/// Active, and not on their way out.
+/// In the directory, Active, and not on their way out.
 fn is_active(directory: &[Arc<DirectoryUser>], id: &str) -> bool {
     by_employee_id(directory, id).is_some_and(|u| {
-        u.spec.active
-            && !u.spec.deprovision_now
-            && u.metadata.deletion_timestamp.is_none()
-            && u.status.as_ref().is_none_or(|s| s.phase == Phase::Active)
+        handover::is_staying(
+            &u.spec,
+            u.status.as_ref(),
+            u.metadata.deletion_timestamp.is_some(),
+        )
     })
 }

@@ -1,0 +1,131 @@
+//! What a reconcile tells people and dashboards: a log line, a metric and a Kubernetes
+//! Event per phase change and per step result. Reasons and labels are the API's
+//! `as_str` names; notes carry counts and timestamps, never personal data.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use kube::Resource;
+use kube::runtime::events::{Event, EventType};
+use roster_api::{DirectoryUser, DirectoryUserStatus, Phase, StepName};
+use roster_lifecycle::{Outcome, Transition};
+use tracing::{info, warn};
+
+use crate::controller::Context;
+use crate::metrics::{StepLabels, TransitionLabels};
+
+pub async fn transitions(
+    context: &Context,
+    user: &DirectoryUser,
+    transitions: &[Transition],
+    status: &DirectoryUserStatus,
+) {
+    for transition in transitions {
+        info!(
+            from = transition.from.as_str(),
+            to = transition.to.as_str(),
+            reason = transition.reason,
+            "phase changed"
+        );
+        let labels = TransitionLabels {
+            from: transition.from.as_str(),
+            to: transition.to.as_str(),
+            reason: transition.reason,
+        };
+        context.metrics.transitions.get_or_create(&labels).inc();
+        publish(
+            context,
+            user,
+            EventType::Normal,
+            transition.reason,
+            "Transition",
+            transition_note(transition, status),
+        )
+        .await;
+    }
+}
+
+/// A step's result: a warning Event when it failed or needs attention, and a count.
+pub async fn step_result(
+    context: &Context,
+    user: &DirectoryUser,
+    step: StepName,
+    outcome: &Outcome,
+) {
+    let (result, attention) = match outcome {
+        Outcome::Succeeded { warning, .. } => (
+            "succeeded",
+            warning.as_ref().map(|w| ("StepNeedsAttention", w)),
+        ),
+        Outcome::Failed { error, .. } => ("failed", Some(("StepFailed", error))),
+    };
+    if let Some((reason, text)) = attention {
+        warn!(step = step.as_str(), reason, detail = %text, "step result");
+        publish(
+            context,
+            user,
+            EventType::Warning,
+            reason,
+            "RunStep",
+            format!("{step}: {text}"),
+        )
+        .await;
+    }
+    let labels = StepLabels {
+        step: step.as_str(),
+        result,
+    };
+    context.metrics.steps.get_or_create(&labels).inc();
+}
+
+/// A source wrote personal data to a user who is already purged.
+pub async fn pii_reapplied(context: &Context, user: &DirectoryUser) {
+    warn!("a source re-applied personal data to a purged user; removed again");
+    publish(
+        context,
+        user,
+        EventType::Warning,
+        "PiiReapplied",
+        "ScrubPii",
+        "a source wrote personal data to a purged user; roster removed it again".into(),
+    )
+    .await;
+}
+
+fn transition_note(transition: &Transition, status: &DirectoryUserStatus) -> String {
+    let stamp = |at: Option<DateTime<Utc>>| {
+        at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    let next = match transition.to {
+        Phase::Quarantined => format!("; deprovisioning due {}", stamp(status.deprovision_due_at)),
+        Phase::Deprovisioned => format!("; purge due {}", stamp(status.purge_due_at)),
+        _ => String::new(),
+    };
+    format!(
+        "{} -> {} ({}){next}",
+        transition.from, transition.to, transition.reason
+    )
+}
+
+async fn publish(
+    context: &Context,
+    user: &DirectoryUser,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(error) = context
+        .recorder
+        .publish(&event, &user.object_ref(&()))
+        .await
+    {
+        warn!(%error, "cannot publish event");
+    }
+}

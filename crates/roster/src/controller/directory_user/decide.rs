@@ -1,0 +1,52 @@
+//! Stage 2, decide: the pure core on the user's state. When side effects are due, the
+//! decision is taken again on a fresh read, because the store may lag behind roster's
+//! own last status write and a step must never be repeated from stale status.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kube::{Api, ResourceExt};
+use roster_api::DirectoryUser;
+use roster_lifecycle::{Decision, Observed};
+
+use super::gather::Inputs;
+use crate::controller::Result;
+
+/// The decision and the object it was taken on.
+pub struct Decided {
+    pub user: Arc<DirectoryUser>,
+    pub decision: Decision,
+}
+
+pub async fn decide(
+    api: &Api<DirectoryUser>,
+    cached: Arc<DirectoryUser>,
+    inputs: &Inputs,
+    now: DateTime<Utc>,
+) -> Result<Decided> {
+    let decision = step(&cached, inputs, now);
+    if decision.actions.is_empty() {
+        return Ok(Decided {
+            user: cached,
+            decision,
+        });
+    }
+    let fresh = Arc::new(api.get(&cached.name_any()).await?);
+    Ok(Decided {
+        decision: step(&fresh, inputs, now),
+        user: fresh,
+    })
+}
+
+fn step(user: &DirectoryUser, inputs: &Inputs, now: DateTime<Utc>) -> Decision {
+    let status = user.status.clone().unwrap_or_default();
+    let uid = user.uid().unwrap_or_default();
+    let observed = Observed {
+        uid: &uid,
+        generation: user.metadata.generation,
+        deleting: user.metadata.deletion_timestamp.is_some(),
+        spec: &user.spec,
+        status: &status,
+    };
+    roster_lifecycle::step(&observed, &inputs.policy, &inputs.settings, now)
+}

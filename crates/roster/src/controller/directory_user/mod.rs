@@ -1,0 +1,179 @@
+//! The DirectoryUser controller. A reconcile runs in stages, one module each:
+//! [`gather`] (Tenant and policy from the stores) → [`decide`] (the pure core, on fresh
+//! state when side effects are due) → [`persist`] (PII scrub, status) → [`announce`]
+//! (Events, metrics) → [`run`] (the actions, each recorded before the next) → release
+//! the finalizer → sleep until the core's next deadline.
+
+mod announce;
+mod decide;
+mod gather;
+mod persist;
+mod run;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use tracing::{instrument, warn};
+
+use roster_api::{DeprovisionPolicy, DirectoryUser, Phase, Tenant};
+
+use super::{Context, Error, FINALIZER, Options, Result, jitter};
+use decide::Decided;
+use gather::Gathered;
+
+const KIND: &str = "DirectoryUser";
+
+/// Builds and runs the controller until `shutdown` resolves.
+pub async fn controller(
+    options: &Options,
+    context: Arc<Context>,
+    user_stream: impl Stream<Item = Result<DirectoryUser, watcher::Error>> + Send + 'static,
+    tenant_stream: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
+    policy_stream: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let users = context.users.clone();
+    let tenants = context.tenants.clone();
+    let by_tenant = users.clone();
+    let by_policy = users.clone();
+    let controller = Controller::for_stream(user_stream, users.clone())
+        .with_config(Config::default().concurrency(options.concurrency))
+        // A Tenant change (suspend, time zone, policyRef...) wakes exactly its users.
+        .watches_stream(tenant_stream, move |tenant: Tenant| {
+            users_of_tenant(&by_tenant, &tenant)
+        })
+        // A policy change wakes the users of every tenant that uses it.
+        .watches_stream(policy_stream, move |policy: DeprovisionPolicy| {
+            let namespace = policy.namespace();
+            tenants
+                .state()
+                .into_iter()
+                .filter(|t| {
+                    t.namespace() == namespace && t.spec.policy_ref.name == policy.name_any()
+                })
+                .flat_map(|t| users_of_tenant(&by_policy, &t))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown);
+    controller
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "directoryuser reconcile stream");
+            }
+        })
+        .await;
+}
+
+/// Deciding before the Tenant and policy stores are filled would report "tenant not
+/// found" for every user at start-up. The streams that fill them are driven by the
+/// running controller, so readiness is checked inside reconcile.
+fn stores_ready(context: &Context) -> bool {
+    super::ready(&context.tenants) && super::ready(&context.policies)
+}
+
+fn users_of_tenant(users: &Store<DirectoryUser>, tenant: &Tenant) -> Vec<ObjectRef<DirectoryUser>> {
+    let namespace = tenant.namespace();
+    let name = tenant.name_any();
+    users
+        .state()
+        .into_iter()
+        .filter(|u| u.namespace() == namespace && u.spec.tenant == name)
+        .map(|u| ObjectRef::from_obj(&*u))
+        .collect()
+}
+
+async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Action> {
+    if !stores_ready(&context) {
+        return Ok(Action::requeue(super::STORE_WAIT));
+    }
+    let labels = crate::metrics::ControllerLabels {
+        controller: "directoryuser",
+    };
+    context.metrics.reconciles.get_or_create(&labels).inc();
+    let started = std::time::Instant::now();
+    let result = reconcile_user(user, &context).await;
+    context
+        .metrics
+        .reconcile_seconds
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+#[instrument(skip_all, fields(namespace = user.namespace(), user = user.name_any()))]
+async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<Action> {
+    let namespace = user.namespace().ok_or(Error::MissingNamespace)?;
+    let name = user.name_any();
+    let api: Api<DirectoryUser> = Api::namespaced(context.client.clone(), &namespace);
+    let deleting = user.metadata.deletion_timestamp.is_some();
+
+    if !user.finalizers().iter().any(|f| f == FINALIZER) {
+        if !deleting {
+            // The finalizer comes first: from here on a deletion waits for the lifecycle.
+            persist::finalizer(&api, &name, true).await?;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let inputs = match gather::gather(&user, &namespace, context) {
+        Gathered::Ready(inputs) => inputs,
+        Gathered::Blocked { reason, message } => {
+            persist::blocked(&api, &user, reason, message, context.clock.now()).await?;
+            // The Tenant and policy watches wake this user when that changes.
+            return Ok(Action::await_change());
+        }
+    };
+
+    let now = context.clock.now();
+    let Decided { user, decision } = decide::decide(&api, user, &inputs, now).await?;
+
+    // PII goes before the status that says it is gone.
+    if decision.scrub_pii {
+        persist::scrub_pii(&api, &name).await?;
+        if user
+            .status
+            .as_ref()
+            .is_some_and(|s| s.phase == Phase::Purged)
+        {
+            announce::pii_reapplied(context, &user).await;
+        }
+    }
+    let mut status = decision.status.clone();
+    persist::status(&api, &user, &status).await?;
+    announce::transitions(context, &user, &decision.transitions, &status).await;
+    run::actions(
+        &api,
+        context,
+        &user,
+        &inputs,
+        &decision.actions,
+        &mut status,
+    )
+    .await?;
+    if decision.release {
+        persist::finalizer(&api, &name, false).await?;
+    }
+    context.reset_failures(&user.uid().unwrap_or_default());
+
+    if !decision.actions.is_empty() {
+        // Our own status write wakes the next step with fresh state.
+        return Ok(Action::await_change());
+    }
+    Ok(match decision.wake_at {
+        Some(at) => Action::requeue((at - now).to_std().unwrap_or(Duration::ZERO) + jitter()),
+        None => Action::await_change(),
+    })
+}
+
+fn error_policy(user: Arc<DirectoryUser>, error: &Error, context: Arc<Context>) -> Action {
+    context.count_error("directoryuser", error);
+    let delay = context.failure_backoff(&user.uid().unwrap_or_default());
+    warn!(category = error.category(), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}

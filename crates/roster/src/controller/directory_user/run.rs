@@ -1,0 +1,49 @@
+//! Stage 4, run: the decision's actions one by one. Each result is folded into status
+//! by the core and persisted before the next action starts, so a crash at any point
+//! neither repeats nor skips a step; the first failure stops the run.
+
+use std::sync::Arc;
+
+use kube::{Api, ResourceExt};
+use roster_api::{DirectoryUser, DirectoryUserStatus};
+use roster_lifecycle::{Action, Outcome};
+
+use super::gather::{Inputs, colleagues};
+use super::{announce, persist};
+use crate::controller::{Context, Result};
+use crate::effects::EffectRequest;
+
+pub async fn actions(
+    api: &Api<DirectoryUser>,
+    context: &Context,
+    user: &DirectoryUser,
+    inputs: &Inputs,
+    actions: &[Action],
+    status: &mut DirectoryUserStatus,
+) -> Result<()> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let directory: Vec<Arc<DirectoryUser>> = colleagues(&context.users, user);
+    let name = user.name_any();
+    for action in actions {
+        let outcome = context
+            .effects
+            .run(EffectRequest {
+                tenant: &inputs.tenant,
+                policy: &inputs.policy,
+                user,
+                directory: &directory,
+                action,
+            })
+            .await;
+        announce::step_result(context, user, action.step, &outcome).await;
+        let failed = matches!(outcome, Outcome::Failed { .. });
+        roster_lifecycle::record_outcome(status, action.step, outcome, context.clock.now());
+        persist::step_result(api, &name, status).await?;
+        if failed {
+            break;
+        }
+    }
+    Ok(())
+}
