@@ -3,4 +3,5 @@
 //! and reports errors the caller can act on (retry, back off, give up) without ever
 //! carrying personal data.
 pub mod calendar;
+pub mod http;
 pub mod lms;

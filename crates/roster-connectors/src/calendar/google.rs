@@ -29,9 +29,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Attendee, CalendarConnector, CalendarError, CalendarEvent, EventKind, IDEMPOTENCY_KEY_HEADER,
-    TokenSource, TransferOutcome, execute, http_client, parse_base_url, status_error, url_with,
+    Attendee, CalendarConnector, CalendarError, CalendarEvent, EventKind, TokenSource,
+    TransferOutcome, execute, http_client, parse_base_url, status_error, with_idempotency_key,
 };
+use crate::http::url_with;
 
 /// The real service's base URL.
 pub const GOOGLE_CALENDAR_BASE_URL: &str = "https://www.googleapis.com/calendar/v3";
@@ -284,7 +285,7 @@ impl GoogleCalendar {
             .bearer_auth(token)
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(key) = idempotency_key {
-            request = request.header(IDEMPOTENCY_KEY_HEADER, key);
+            request = with_idempotency_key(request, key)?;
         }
         if let Some(body) = body {
             request = request.json(body);

@@ -32,10 +32,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{
-    Attendee, CalendarConnector, CalendarError, CalendarEvent, EventKind, IDEMPOTENCY_KEY_HEADER,
-    TokenSource, TransferOutcome, execute, http_client, parse_base_url, stable_digest,
-    status_error, url_with,
+    Attendee, CalendarConnector, CalendarError, CalendarEvent, EventKind, TokenSource,
+    TransferOutcome, execute, http_client, parse_base_url, stable_digest, status_error,
+    with_idempotency_key,
 };
+use crate::http::url_with;
 
 /// The real service's base URL.
 pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
@@ -373,7 +374,7 @@ impl GraphCalendar {
             request = request.header("Prefer", format!("outlook.timezone=\"{zone}\""));
         }
         if let Some(key) = idempotency_key {
-            request = request.header(IDEMPOTENCY_KEY_HEADER, key);
+            request = with_idempotency_key(request, key)?;
         }
         if let Some(body) = body {
             request = request.json(body);

@@ -36,13 +36,15 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use reqwest::header::HeaderMap;
 
+use crate::http::{self, TransportFailure, sanitize_reason};
+
 pub use google::{GoogleCalendar, GoogleCalendarConfig, SendUpdates};
 pub use graph::{GraphCalendar, GraphCalendarConfig};
 
-/// Header carrying the caller's idempotency key on every mutating request. Google has
-/// no such header (it ignores it); Graph's own mechanism is `transactionId`. The
-/// stand-ins record it in their call logs.
-pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+/// Header carrying the caller's idempotency key on every mutating request (the shared
+/// [`crate::http::IDEMPOTENCY_KEY`]). Google has no such header (it ignores it);
+/// Graph's own mechanism is `transactionId`. The stand-ins record it in their call logs.
+pub use crate::http::IDEMPOTENCY_KEY as IDEMPOTENCY_KEY_HEADER;
 
 /// What kind of item an event is within a recurrence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -331,16 +333,8 @@ pub fn connector_for(
 }
 
 // ---------------------------------------------------------------------------------
-// Shared HTTP plumbing for both clients.
-
-/// A base URL with the path segments appended (each percent-encoded as needed).
-pub(crate) fn url_with(base: &url::Url, segments: &[&str]) -> url::Url {
-    let mut url = base.clone();
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
-    }
-    url
-}
+// HTTP plumbing of both calendar clients: the shared `crate::http` module, mapped to
+// `CalendarError`.
 
 /// Parses and checks a configured base URL (http or https, no query).
 pub(crate) fn parse_base_url(base: &str) -> Result<url::Url, CalendarError> {
@@ -360,31 +354,32 @@ pub(crate) fn parse_base_url(base: &str) -> Result<url::Url, CalendarError> {
     Ok(url)
 }
 
-/// A reqwest client with the per-request timeout.
+/// The shared HTTP client ([`http::client`]) with the per-request timeout.
 pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, CalendarError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|_| CalendarError::Config {
-            what: "cannot build the HTTP client",
-        })
+    http::client(timeout).map_err(|_| CalendarError::Config {
+        what: "cannot build the HTTP client",
+    })
 }
 
-/// Maps a reqwest failure without its text (which carries the URL, and so addresses).
+/// Maps a reqwest failure by its kind only (its text carries the URL, and so addresses).
 pub(crate) fn transport_error(err: &reqwest::Error) -> CalendarError {
-    if err.is_timeout() {
-        CalendarError::Timeout
-    } else if err.is_connect() {
-        CalendarError::Transport { kind: "connect" }
-    } else if err.is_body() || err.is_decode() {
-        CalendarError::Transport { kind: "body" }
-    } else if err.is_redirect() {
-        CalendarError::Transport { kind: "redirect" }
-    } else {
-        CalendarError::Transport { kind: "request" }
+    match TransportFailure::of(err) {
+        TransportFailure::Timeout => CalendarError::Timeout,
+        failure => CalendarError::Transport {
+            kind: failure.as_str(),
+        },
     }
+}
+
+/// Adds the idempotency key ([`IDEMPOTENCY_KEY_HEADER`]) to a request. A key that cannot
+/// be a header value fails as an unusable request, as reqwest itself would report it.
+pub(crate) fn with_idempotency_key(
+    request: reqwest::RequestBuilder,
+    key: &str,
+) -> Result<reqwest::RequestBuilder, CalendarError> {
+    http::with_idempotency_key(request, key).map_err(|_| CalendarError::Transport {
+        kind: TransportFailure::Request.as_str(),
+    })
 }
 
 /// Sends a request and reads the whole body.
@@ -398,61 +393,29 @@ pub(crate) async fn execute(
     Ok((status, headers, body.to_vec()))
 }
 
-/// `Retry-After` in seconds (the form both services send). An HTTP-date is ignored:
-/// the connector does not read the clock.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|secs| secs.is_finite() && *secs >= 0.0 && *secs < 86_400.0)
-        .map(Duration::from_secs_f64)
-}
-
-/// Keeps a provider's reason code only if it looks like one (an identifier), so that
-/// nothing free-text reaches an error message.
-pub(crate) fn sanitize_reason(reason: Option<&str>) -> String {
-    match reason {
-        Some(reason)
-            if !reason.is_empty()
-                && reason.len() <= 64
-                && reason
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) =>
-        {
-            reason.to_string()
-        }
-        _ => "unrecognized".to_string(),
-    }
-}
-
 /// The error for a non-success status, given the provider's reason code.
-/// `rate_limit_reason` says whether a 403's reason is a usage limit (Google).
+/// `rate_limit_reason` says whether a 403's reason is a usage limit (Google). A
+/// `Retry-After` date is measured against the response's own `Date`
+/// ([`http::retry_after_from_response`]).
 pub(crate) fn status_error(
     status: u16,
     headers: &HeaderMap,
     reason: Option<&str>,
     rate_limit_reason: bool,
 ) -> CalendarError {
+    let retry_after = || http::retry_after_from_response(headers);
     match status {
         429 => CalendarError::RateLimited {
-            retry_after: retry_after(headers),
+            retry_after: retry_after(),
         },
         403 if rate_limit_reason => CalendarError::RateLimited {
-            retry_after: retry_after(headers),
+            retry_after: retry_after(),
         },
         401 | 403 => CalendarError::Unauthorized { status },
         404 | 410 => CalendarError::NotFound,
         408 | 500..=599 => CalendarError::Unavailable {
             status,
-            retry_after: retry_after(headers),
+            retry_after: retry_after(),
         },
         _ => CalendarError::Rejected {
             status,
@@ -491,19 +454,6 @@ mod tests {
     }
 
     #[test]
-    fn reasons_are_sanitized() {
-        assert_eq!(
-            sanitize_reason(Some("rateLimitExceeded")),
-            "rateLimitExceeded"
-        );
-        assert_eq!(
-            sanitize_reason(Some("user alice@example.com missing")),
-            "unrecognized"
-        );
-        assert_eq!(sanitize_reason(None), "unrecognized");
-    }
-
-    #[test]
     fn statuses_map_to_errors() {
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
@@ -527,5 +477,88 @@ mod tests {
             status_error(403, &HeaderMap::new(), None, false).category(),
             "unauthorized"
         );
+    }
+
+    #[test]
+    fn retry_after_dates_count_against_the_response_date() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 01 Jan 2025 00:00:30 GMT".parse().unwrap(),
+        );
+        // No `Date`: the date form is ignored (the connector reads no clock).
+        assert_eq!(status_error(429, &headers, None, false).retry_after(), None);
+        headers.insert(
+            reqwest::header::DATE,
+            "Wed, 01 Jan 2025 00:00:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(
+            status_error(429, &headers, None, false),
+            CalendarError::RateLimited {
+                retry_after: Some(Duration::from_secs(30))
+            }
+        );
+        assert_eq!(
+            status_error(503, &headers, None, false).retry_after(),
+            Some(Duration::from_secs(30))
+        );
+        headers.insert(reqwest::header::RETRY_AFTER, "2.5".parse().unwrap());
+        assert_eq!(
+            status_error(429, &headers, None, false).retry_after(),
+            Some(Duration::from_millis(2500))
+        );
+    }
+
+    #[tokio::test]
+    async fn both_clients_read_retry_after_dates_and_map_transport_failures() {
+        let headers = [
+            "Retry-After: Wed, 01 Jan 2025 00:01:00 GMT",
+            "Date: Wed, 01 Jan 2025 00:00:00 GMT",
+        ];
+        for provider in [
+            roster_api::CalendarProvider::Google,
+            roster_api::CalendarProvider::Microsoft,
+        ] {
+            let base = crate::http::testing::serve_once("503 Service Unavailable", &headers).await;
+            let connector = connector_for(
+                provider,
+                base.as_str(),
+                Arc::new(StaticToken::new("t")),
+                Duration::from_secs(5),
+            )
+            .unwrap()
+            .unwrap();
+            let err = connector
+                .check_calendar("ada@example.com")
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err,
+                CalendarError::Unavailable {
+                    status: 503,
+                    retry_after: Some(Duration::from_secs(60))
+                },
+                "{provider:?}"
+            );
+
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let connector = connector_for(
+                provider,
+                &format!("http://127.0.0.1:{port}/v1"),
+                Arc::new(StaticToken::new("t")),
+                Duration::from_secs(5),
+            )
+            .unwrap()
+            .unwrap();
+            let err = connector
+                .check_calendar("ada@example.com")
+                .await
+                .unwrap_err();
+            assert_eq!(err, CalendarError::Transport { kind: "connect" });
+        }
     }
 }

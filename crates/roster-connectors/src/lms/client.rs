@@ -2,19 +2,19 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::error::{LmsError, sanitize};
+use super::PROBLEM_TYPE_BASE;
+use super::error::LmsError;
 use super::model::{
     Assignment, AssignmentStatus, CalendarLink, EngagementRecord, EventRole, Group, Involvement,
     List, Problem, Rule, RuleTransfer, UpsertOutcome, User, UserProfile,
 };
-use super::{IDEMPOTENCY_KEY, PROBLEM_TYPE_BASE};
+use crate::http::{self, TransportFailure, sanitize};
 
 /// A client of one tenant's learning-platform API.
 ///
@@ -32,14 +32,10 @@ pub struct LmsClient {
 
 impl LmsClient {
     /// A client for the API rooted at `base_url` (e.g. `https://lms.example.com/api/v1`),
-    /// authenticating with the bearer `token`; each request may take at most `timeout`.
+    /// authenticating with the bearer `token`; each request may take at most `timeout`
+    /// (see [`http::client`]).
     pub fn new(base_url: Url, token: String, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = http::client(timeout).unwrap_or_else(|_| reqwest::Client::new());
         Self {
             http,
             base_url,
@@ -302,15 +298,15 @@ impl LmsClient {
 
     // ---- plumbing -------------------------------------------------------------
 
-    /// The URL of `segments` (each percent-encoded as one segment) under the base URL.
+    /// The URL of `segments` (each percent-encoded as one segment) under the base URL
+    /// (see [`http::url_with`]), with the `query` pairs.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, LmsError> {
-        let mut url = self.base_url.clone();
-        url.set_query(None);
-        url.set_fragment(None);
-        url.path_segments_mut()
-            .map_err(|()| LmsError::Transport("the base URL cannot carry a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
+        if self.base_url.cannot_be_a_base() {
+            return Err(LmsError::Transport(
+                "the base URL cannot carry a path".into(),
+            ));
+        }
+        let mut url = http::url_with(&self.base_url, segments);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -351,11 +347,10 @@ impl LmsClient {
             .header(AUTHORIZATION, format!("Bearer {}", self.token))
             .header(ACCEPT, "application/json, application/problem+json");
         if let Some(key) = idempotency_key {
-            let value = HeaderValue::from_str(key).map_err(|_| LmsError::Rejected {
+            request = http::with_idempotency_key(request, key).map_err(|_| LmsError::Rejected {
                 status: 400,
                 title: "Idempotency key is not a valid header value".into(),
             })?;
-            request = request.header(IDEMPOTENCY_KEY, value);
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -383,34 +378,23 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, L
 }
 
 /// Maps a reqwest failure (no HTTP status) to an error without the URL, which carries
-/// identifiers.
+/// identifiers: the failure's kind and the sanitized texts of its causes.
 fn transport(err: reqwest::Error) -> LmsError {
-    if err.is_timeout() {
-        return LmsError::Timeout;
+    match TransportFailure::of(&err) {
+        TransportFailure::Timeout => LmsError::Timeout,
+        failure => LmsError::Transport(format!(
+            "{}{}",
+            failure.as_str(),
+            http::sanitized_causes(&err)
+        )),
     }
-    let kind = if err.is_connect() {
-        "connect"
-    } else if err.is_body() || err.is_decode() {
-        "body"
-    } else if err.is_request() {
-        "request"
-    } else {
-        "other"
-    };
-    let mut text = kind.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&sanitize(&cause.to_string()));
-        source = cause.source();
-    }
-    LmsError::Transport(text)
 }
 
 /// Maps a non-success response to an error.
 async fn error_from(response: reqwest::Response) -> LmsError {
     let status = response.status();
-    let retry_after = retry_after(response.headers(), Utc::now());
+    // An HTTP-date is measured against the response's own `Date`: no local clock.
+    let retry_after = http::retry_after_from_response(response.headers());
     let problem: Option<Problem> = response
         .bytes()
         .await
@@ -438,18 +422,6 @@ async fn error_from(response: reqwest::Response) -> LmsError {
             }
         }
     }
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = DateTime::parse_from_rfc2822(value)
-        .ok()?
-        .with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -482,23 +454,49 @@ mod tests {
         );
     }
 
-    #[test]
-    fn retry_after_accepts_seconds_and_dates() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+    #[tokio::test]
+    async fn rate_limit_dates_are_measured_against_the_response_date() {
+        let base = crate::http::testing::serve_once(
+            "429 Too Many Requests",
+            &[
+                "Retry-After: Wed, 01 Jan 2025 00:00:30 GMT",
+                "Date: Wed, 01 Jan 2025 00:00:00 GMT",
+            ],
+        )
+        .await;
+        let err = client(base.as_str()).get_user("E1").await.unwrap_err();
         assert_eq!(
-            retry_after(&headers, Utc::now()),
-            Some(Duration::from_secs(7))
+            err,
+            LmsError::RateLimited {
+                retry_after: Some(Duration::from_secs(30))
+            }
         );
-        let now = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+        // Without the response's `Date` the date form is ignored (no local clock).
+        let base = crate::http::testing::serve_once(
+            "429 Too Many Requests",
+            &["Retry-After: Wed, 01 Jan 2025 00:00:30 GMT"],
+        )
+        .await;
+        let err = client(base.as_str()).get_user("E1").await.unwrap_err();
+        assert_eq!(err, LmsError::RateLimited { retry_after: None });
+    }
+
+    #[tokio::test]
+    async fn transport_errors_name_the_kind_not_the_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
-            .with_timezone(&Utc);
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 01 Jan 2025 00:00:30 GMT"),
-        );
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&headers, now), None);
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = client(&format!("http://127.0.0.1:{port}/api/v1"))
+            .get_user("ada@example.com")
+            .await
+            .unwrap_err();
+        let LmsError::Transport(text) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(text.starts_with("connect"), "{text}");
+        assert!(!err.to_string().contains("example.com"), "{err}");
+        assert!(!err.to_string().contains("127.0.0.1"), "{err}");
     }
 }

@@ -74,41 +74,9 @@ impl LmsError {
     }
 }
 
-/// Makes a text received from the network safe to show: one line, at most 120
-/// characters, and any word that looks like an email address replaced.
-pub(crate) fn sanitize(text: &str) -> String {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .map(|word| {
-            if word.contains('@') {
-                "[redacted]".to_string()
-            } else {
-                word.chars().filter(|c| !c.is_control()).collect()
-            }
-        })
-        .collect();
-    let line = words.join(" ");
-    if line.chars().count() > 120 {
-        let mut short: String = line.chars().take(119).collect();
-        short.push('…');
-        short
-    } else {
-        line
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sanitize_redacts_addresses_and_bounds_length() {
-        assert_eq!(
-            sanitize("Hello ada@example.com\nbye"),
-            "Hello [redacted] bye"
-        );
-        assert_eq!(sanitize(&"x".repeat(500)).chars().count(), 120);
-    }
 
     #[test]
     fn retryability_and_categories() {

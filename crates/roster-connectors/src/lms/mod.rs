@@ -22,8 +22,9 @@ pub use model::{
     UpsertOutcome, User, UserProfile,
 };
 
-/// Header carrying the caller's idempotency key on every mutating request.
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Header carrying the caller's idempotency key on every mutating request (the shared
+/// [`crate::http::IDEMPOTENCY_KEY`]).
+pub use crate::http::IDEMPOTENCY_KEY;
 
 /// Response header set (to `true`) when a response is the stored result of an earlier
 /// request with the same idempotency key.
