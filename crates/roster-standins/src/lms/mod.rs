@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use roster::standins::lms::{LmsSeed, LmsStandIn, LmsState};
+//! use roster_standins::lms::{LmsSeed, LmsStandIn, LmsState};
 //! let seed = LmsSeed::from_path("examples/standins/lms-seed.yaml").expect("seed");
 //! let standin = LmsStandIn::start(LmsState::with_seed("token", seed).expect("valid")).await?;
 //! println!("learning platform at {}", standin.base_url());
