@@ -21,6 +21,11 @@ use super::condition::{Condition, conditions_schema};
     shortname = "du",
     category = "roster",
     printcolumn(json_path = ".status.phase", name = "Phase", type_ = "string"),
+    printcolumn(
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        name = "Ready",
+        type_ = "string"
+    ),
     printcolumn(json_path = ".spec.tenant", name = "Tenant", type_ = "string"),
     printcolumn(
         json_path = ".status.nextDeadline",
@@ -43,6 +48,12 @@ use super::condition::{Condition, conditions_schema};
         json_path = ".metadata.creationTimestamp",
         name = "Age",
         type_ = "date"
+    ),
+    printcolumn(
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        name = "Message",
+        type_ = "string",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -118,12 +129,6 @@ pub struct DirectoryUserSpec {
     /// Where the record came from.
     #[serde(default)]
     pub source: RecordSource,
-
-    /// Manual "deprovision now", like the platform's manual admin deletion: skips the
-    /// quarantine. Steps already run are not undone; clearing it afterwards counts as a
-    /// reinstatement (access is restored).
-    #[serde(default)]
-    pub deprovision_now: bool,
 }
 
 fn default_active() -> bool {
@@ -147,7 +152,6 @@ impl Default for DirectoryUserSpec {
             manager_email: None,
             active: true,
             source: RecordSource::default(),
-            deprovision_now: false,
         }
     }
 }
@@ -204,7 +208,7 @@ pub enum Trigger {
     Deactivated,
     /// The termination date arrived in the tenant's time zone.
     TerminationDate,
-    /// `deprovisionNow: true`.
+    /// A `roster.dev/deprovision-now` request (annotation).
     DeprovisionNow,
     /// The DirectoryUser object was deleted.
     ObjectDeleted,
@@ -268,6 +272,41 @@ pub struct StepStatus {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
+/// Annotation: deprovision this person now, skipping the quarantine (the platform's
+/// manual admin deletion). Its value is a token, e.g. the time of the request; a new
+/// value is a new request. Removing it, or an undo by a GitOps tool, undoes nothing.
+pub const DEPROVISION_NOW_ANNOTATION: &str = "roster.dev/deprovision-now";
+/// Annotation: retry failed steps now instead of after their backoff. Value: a token.
+pub const RETRY_ANNOTATION: &str = "roster.dev/retry";
+/// Annotation: let a user held by the mass-deprovisioning guard leave. Value: a token.
+pub const APPROVE_ANNOTATION: &str = "roster.dev/approve";
+
+/// The value of each request annotation roster last acted on (the Flux
+/// `requestedAt` / `lastHandledReconcileAt` pattern): an annotation whose value differs
+/// from the one here is a new request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HandledRequests {
+    /// Value of `roster.dev/deprovision-now` last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub deprovision_now: Option<String>,
+    /// Value of `roster.dev/retry` last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub retry: Option<String>,
+    /// Value of `roster.dev/approve` last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub approve: Option<String>,
+}
+
+impl HandledRequests {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// roster's view of the person's lifecycle. Never contains personal data.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -315,10 +354,13 @@ pub struct DirectoryUserStatus {
     /// When the last reversal (or reinstatement) happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reversed_at: Option<DateTime<Utc>>,
+    /// The one-off requests (annotations) roster has acted on, by their value.
+    #[serde(default, skip_serializing_if = "HandledRequests::is_empty")]
+    pub handled_requests: HandledRequests,
     /// Dry-run: the steps that would run, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<StepName>,
-    /// `Ready`, `Quarantined`, `Deprovisioned`, `Purged`, and when they apply
+    /// `Ready`, `Reconciling`, `Stalled`, `Quarantined`, `Deprovisioned`, `Purged`, and when they apply
     /// `LocationMatched`, `Suspended`, `DryRun`, `PiiReapplied`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]

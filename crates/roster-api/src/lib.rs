@@ -1,6 +1,7 @@
 //! API types of `roster.dev/v1alpha1`. The CRDs in `crds/` are generated from these.
 
 // kube's repeated `printcolumn(...)` arguments look like duplicated attributes to clippy.
+pub mod admission;
 pub mod condition;
 #[allow(clippy::duplicated_attributes)]
 pub mod directory_user;
@@ -12,7 +13,8 @@ pub mod tenant;
 
 pub use condition::{Condition, ConditionStatus};
 pub use directory_user::{
-    DirectoryUser, DirectoryUserSpec, DirectoryUserStatus, Phase, RecordSource, StepName,
+    APPROVE_ANNOTATION, DEPROVISION_NOW_ANNOTATION, DirectoryUser, DirectoryUserSpec,
+    DirectoryUserStatus, HandledRequests, Phase, RETRY_ANNOTATION, RecordSource, StepName,
     StepState, StepStatus, Trigger,
 };
 pub use policy::{
@@ -33,13 +35,17 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ]
 }
 
-/// The CRDs as one multi-document YAML stream, exactly as checked in under `crds/`.
+/// The CRDs and the admission policy that ships with them, as one multi-document YAML
+/// stream, exactly as checked in under `crds/`.
 pub fn to_yaml() -> String {
-    all()
+    let (policy, binding) = admission::deletion_protection();
+    let mut docs: Vec<String> = all()
         .iter()
         .map(|crd| serde_yaml_ng::to_string(crd).expect("CRDs serialize"))
-        .collect::<Vec<_>>()
-        .join("---\n")
+        .collect();
+    docs.push(serde_yaml_ng::to_string(&policy).expect("the admission policy serializes"));
+    docs.push(serde_yaml_ng::to_string(&binding).expect("the binding serializes"));
+    docs.join("---\n")
 }
 
 #[cfg(test)]

@@ -135,7 +135,6 @@ impl Company {
                 .map(str::to_string),
             active: true,
             source: RecordSource::Manual,
-            deprovision_now: false,
         };
         let name = object_name(&user.employee_id);
         DirectoryUser {

@@ -31,6 +31,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -627,9 +630,13 @@ impl Plan {
             script: None,
         };
         for user in directory {
+            let requested = user
+                .annotations()
+                .contains_key(roster_api::DEPROVISION_NOW_ANNOTATION);
             let triggers = roster_lifecycle::trigger::evaluate(
                 &user.spec,
                 false,
+                requested,
                 Default::default(),
                 zone,
                 now,
@@ -974,10 +981,21 @@ fn examples_dir(args: &DemoArgs) -> anyhow::Result<PathBuf> {
         )
 }
 
-/// Applies the CRDs and waits until each is Established.
+/// Applies the CRDs and the admission policy shipped with them (Tenant deletion
+/// protection), and waits until each CRD is Established.
 async fn install_crds(client: &Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(MANAGER).force();
+    let (policy, binding) = roster_api::admission::deletion_protection();
+    let name = roster_api::admission::DELETION_PROTECTION;
+    Api::<ValidatingAdmissionPolicy>::all(client.clone())
+        .patch(name, &params, &Patch::Apply(&policy))
+        .await
+        .context("install the admission policy")?;
+    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .patch(name, &params, &Patch::Apply(&binding))
+        .await
+        .context("install the admission policy binding")?;
     for crd in roster_api::all() {
         let name = crd.name_any();
         api.patch(&name, &params, &Patch::Apply(&crd))
@@ -1074,7 +1092,7 @@ fn how(trigger: roster_api::Trigger) -> &'static str {
     match trigger {
         roster_api::Trigger::Deactivated => "active: false",
         roster_api::Trigger::TerminationDate => "termination date in the past",
-        roster_api::Trigger::DeprovisionNow => "deprovisionNow: true",
+        roster_api::Trigger::DeprovisionNow => "annotated roster.dev/deprovision-now",
         roster_api::Trigger::ObjectDeleted => "being deleted",
     }
 }

@@ -40,6 +40,7 @@ fn measure(
                 deleting: false,
                 spec,
                 status,
+                requests: Default::default(),
             };
             black_box(step(&observed, policy, tenant, now));
         }
@@ -72,6 +73,7 @@ fn main() {
                 deleting: false,
                 spec: &spec,
                 status: &status,
+                requests: Default::default(),
             };
             let decision = step(&observed, &policy, &tenant, now);
             status = decision.status;

@@ -9,6 +9,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use roster_api::condition::{ConditionStatus, set_condition};
 use roster_api::{Condition, DirectoryUserSpec, DirectoryUserStatus, Phase, StepState};
 
+/// A step that failed this many times in a row makes the user `Stalled`: kstatus, Flux
+/// and Argo CD then report it as failed instead of waiting on it forever. roster keeps
+/// retrying with backoff; the `roster.dev/retry` annotation retries at once.
+pub const STALL_AFTER_ATTEMPTS: i32 = 5;
+
 /// What the conditions are computed from, besides the status itself.
 pub struct ConditionInputs<'a> {
     pub spec: &'a DirectoryUserSpec,
@@ -123,8 +128,41 @@ fn derive(
         .trigger
         .map(|t| t.as_str().to_string())
         .unwrap_or_else(|| "None".into());
+    let stalled = status
+        .steps
+        .iter()
+        .find(|s| s.state == StepState::Failed && s.attempts >= STALL_AFTER_ATTEMPTS);
+    let reconciling = !inputs.dry_run
+        && stalled.is_none()
+        && ((inputs.pending_actions > 0 && !inputs.suspended)
+            || failed > 0
+            || phase == Phase::Deprovisioning);
     let mut conditions = vec![
         make("Ready", ready, reason, message),
+        match stalled {
+            Some(step) => make(
+                "Stalled",
+                true,
+                "StepFailing",
+                format!(
+                    "{} failed {} times (last error: {}); roster retries with backoff, or at once when annotated roster.dev/retry=<new value>",
+                    step.name,
+                    step.attempts,
+                    step.last_error.as_deref().unwrap_or("unknown")
+                ),
+            ),
+            None => make("Stalled", false, "NotStalled", String::new()),
+        },
+        if reconciling {
+            make(
+                "Reconciling",
+                true,
+                "Progressing",
+                "lifecycle steps are running or waiting to be retried".into(),
+            )
+        } else {
+            make("Reconciling", false, "Settled", String::new())
+        },
         make(
             "Quarantined",
             phase == Phase::Quarantined,

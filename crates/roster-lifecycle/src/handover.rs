@@ -138,16 +138,13 @@ impl CalendarPlan<'_> {
 }
 
 /// Whether a colleague can inherit a leaver's commitments: Active and not on their way
-/// out (deactivated, asked to be deprovisioned, deleted, or past Active).
+/// out (deactivated, deleted, or past Active).
 pub fn is_staying(
     spec: &DirectoryUserSpec,
     status: Option<&DirectoryUserStatus>,
     deleting: bool,
 ) -> bool {
-    spec.active
-        && !spec.deprovision_now
-        && !deleting
-        && status.is_none_or(|s| s.phase == Phase::Active)
+    spec.active && !deleting && status.is_none_or(|s| s.phase == Phase::Active)
 }
 
 /// `"1 event transferred"`, `"2 events transferred"`.
@@ -319,11 +316,6 @@ mod tests {
         };
         assert!(is_staying(&spec, None, false));
         assert!(!is_staying(&spec, None, true));
-        let leaving = DirectoryUserSpec {
-            deprovision_now: true,
-            ..spec.clone()
-        };
-        assert!(!is_staying(&leaving, None, false));
         let inactive = DirectoryUserSpec {
             active: false,
             ..spec.clone()

@@ -18,7 +18,7 @@ pub mod trigger;
 mod tests;
 
 pub use machine::{
-    Action, Decision, Observed, Outcome, STAGE_TWO, Transition, backoff, idempotency_key,
+    Action, Decision, Observed, Outcome, Requests, STAGE_TWO, Transition, backoff, idempotency_key,
     record_outcome, step,
 };
 pub use settings::{Policy, TenantSettings};

@@ -30,6 +30,33 @@ pub struct Observed<'a> {
     pub deleting: bool,
     pub spec: &'a DirectoryUserSpec,
     pub status: &'a DirectoryUserStatus,
+    /// The one-off requests on the object (its request annotations' values).
+    pub requests: Requests<'a>,
+}
+
+/// The values of the request annotations (`roster.dev/deprovision-now`,
+/// `roster.dev/retry`, `roster.dev/approve`). A value that differs from the one in
+/// `status.handledRequests` is a new request; acting on it records the value there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Requests<'a> {
+    pub deprovision_now: Option<&'a str>,
+    pub retry: Option<&'a str>,
+    pub approve: Option<&'a str>,
+}
+
+/// Which requests are new in this step.
+#[derive(Clone, Copy, Debug, Default)]
+struct NewRequests {
+    deprovision_now: bool,
+    retry: bool,
+    approve: bool,
+}
+
+/// What `advance` needs to know besides the triggers.
+#[derive(Clone, Copy, Debug)]
+struct Context {
+    approved: bool,
+    rehired: bool,
 }
 
 /// What to do next.
@@ -106,14 +133,46 @@ pub fn step(
     if policy.dry_run {
         return dry_run(observed, policy, tenant, now);
     }
+    let mut status = observed.status.clone();
+    let requests = acknowledge(&mut status, &observed.requests);
+    let rehired = trigger::rehired(
+        observed.spec,
+        status.trigger,
+        status.triggered_at,
+        tenant.time_zone,
+    );
     let triggers = trigger::evaluate(
         observed.spec,
         observed.deleting,
+        requests.deprovision_now || deprovision_now_holds(&status),
         policy.on_object_deletion,
         tenant.time_zone,
         now,
     );
-    let mut status = observed.status.clone();
+    if requests.retry {
+        // An administrator asked: failed steps are due now, not after their backoff.
+        for s in &mut status.steps {
+            if s.state == StepState::Failed {
+                s.retry_at = None;
+            }
+        }
+    }
+    // Once deprovisioned, a rehire ends even a deprovision-now episode, as long as the
+    // record itself no longer says the person is out.
+    let record_says_out = trigger::evaluate(
+        observed.spec,
+        observed.deleting,
+        false,
+        policy.on_object_deletion,
+        tenant.time_zone,
+        now,
+    )
+    .active
+    .is_some();
+    let context = Context {
+        approved: requests.approve,
+        rehired: rehired && !record_says_out,
+    };
     let mut transitions = Vec::new();
     let before = status.phase;
 
@@ -121,13 +180,20 @@ pub fn step(
     // succeeded), but each phase is entered at most once per call.
     for _ in 0..6 {
         let from = status.phase;
-        let reason = advance(&mut status, observed, &triggers, policy, now);
+        let reason = advance(&mut status, observed, &triggers, context, policy, now);
         match reason {
-            Some(reason) => transitions.push(Transition {
-                from,
-                to: status.phase,
-                reason,
-            }),
+            Some(reason) => {
+                transitions.push(Transition {
+                    from,
+                    to: status.phase,
+                    reason,
+                });
+                // Back to Active: the triggers were read before, and a request that
+                // started the episode no longer holds. The next step reads them afresh.
+                if status.phase == Phase::Active {
+                    break;
+                }
+            }
             None => break,
         }
     }
@@ -169,11 +235,36 @@ pub fn step(
     }
 }
 
+/// Records new requests as handled and says which are new.
+fn acknowledge(status: &mut DirectoryUserStatus, requests: &Requests) -> NewRequests {
+    let handled = &mut status.handled_requests;
+    let take = |value: Option<&str>, last: &mut Option<String>| match value {
+        Some(value) if last.as_deref() != Some(value) => {
+            *last = Some(value.to_string());
+            true
+        }
+        _ => false,
+    };
+    NewRequests {
+        deprovision_now: take(requests.deprovision_now, &mut handled.deprovision_now),
+        retry: take(requests.retry, &mut handled.retry),
+        approve: take(requests.approve, &mut handled.approve),
+    }
+}
+
+/// A deprovision-now request holds for the rest of its episode: removing the
+/// annotation (or a GitOps tool reverting it) undoes nothing.
+fn deprovision_now_holds(status: &DirectoryUserStatus) -> bool {
+    status.trigger == Some(Trigger::DeprovisionNow)
+        && !matches!(status.phase, Phase::Active | Phase::Held)
+}
+
 /// Makes at most one phase change; returns its reason.
 fn advance(
     status: &mut DirectoryUserStatus,
     observed: &Observed,
     triggers: &trigger::Triggers,
+    context: Context,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Option<&'static str> {
@@ -190,6 +281,10 @@ fn advance(
         (Phase::Held, None) => {
             status.phase = Phase::Active;
             Some("TriggerCleared")
+        }
+        (Phase::Held, Some(trigger)) if context.approved => {
+            begin_episode(status, observed.uid, trigger, triggers, policy, now);
+            Some("Approved")
         }
         (Phase::Quarantined, None) => {
             restore(status, observed.uid, now);
@@ -233,14 +328,19 @@ fn advance(
                 "StepsCompleted"
             })
         }
-        (Phase::Deprovisioned, None) => {
+        // Anonymized already: only a rehire brings the person back. A trigger that
+        // merely cleared (`active: true` again, a GitOps tool reverting an edit) leaves
+        // the purge on schedule.
+        (Phase::Deprovisioned, None | Some(Trigger::DeprovisionNow)) if context.rehired => {
             restore(status, observed.uid, now);
-            Some("Reactivated")
+            Some("Rehired")
         }
-        (Phase::Deprovisioned, Some(trigger)) => {
-            if trigger == Trigger::ObjectDeleted && status.trigger != Some(Trigger::ObjectDeleted) {
+        (Phase::Deprovisioned, trigger) => {
+            if trigger == Some(Trigger::ObjectDeleted)
+                && status.trigger != Some(Trigger::ObjectDeleted)
+            {
                 // Deleting the object of a deprovisioned user: nothing is left to wait for.
-                status.trigger = Some(trigger);
+                status.trigger = trigger;
                 status.purge_due_at = Some(status.purge_due_at.map_or(now, |at| at.min(now)));
             }
             let due = status.purge_due_at.is_some_and(|at| at <= now);
@@ -471,14 +571,17 @@ fn dry_run(
     tenant: &TenantSettings,
     now: DateTime<Utc>,
 ) -> Decision {
+    // Nothing is acknowledged in dry-run: a request still applies once it is turned off.
+    let mut status = observed.status.clone();
+    let requested = acknowledge(&mut status.clone(), &observed.requests).deprovision_now;
     let triggers = trigger::evaluate(
         observed.spec,
         observed.deleting,
+        requested || deprovision_now_holds(&status),
         policy.on_object_deletion,
         tenant.time_zone,
         now,
     );
-    let mut status = observed.status.clone();
     let stage_two = STAGE_TWO
         .into_iter()
         .filter(|name| step_enabled(policy, *name));
@@ -500,7 +603,18 @@ fn dry_run(
             .chain(stage_two)
             .chain([StepName::Purge])
             .collect(),
-        (Phase::Quarantined | Phase::Deprovisioned, None) => vec![StepName::RestoreAccess],
+        (Phase::Quarantined, None) => vec![StepName::RestoreAccess],
+        (Phase::Deprovisioned, None)
+            if trigger::rehired(
+                observed.spec,
+                status.trigger,
+                status.triggered_at,
+                tenant.time_zone,
+            ) =>
+        {
+            vec![StepName::RestoreAccess]
+        }
+        (Phase::Deprovisioned, None) => vec![StepName::Purge],
         (Phase::Deprovisioning, _) => remaining(&status)
             .into_iter()
             .chain([StepName::Purge])

@@ -36,7 +36,7 @@ pub const PERSONAL_FIELDS: &[(&str, Scrub)] = &[
 
 /// The fields a purged record keeps: the employee ID keeps engagement records
 /// reachable, as the platform documents; the rest is roster's bookkeeping.
-pub const KEPT_FIELDS: &[&str] = &["tenant", "employeeId", "active", "source", "deprovisionNow"];
+pub const KEPT_FIELDS: &[&str] = &["tenant", "employeeId", "active", "source"];
 
 /// Annotations that can hold a copy of the record (kubectl's client-side apply keeps
 /// the whole last-applied manifest).

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use proptest::prelude::*;
 
-use super::machine::{Decision, Observed, Outcome, STAGE_TWO, Transition, record_outcome, step};
+use super::machine::{
+    Decision, Observed, Outcome, Requests, STAGE_TWO, Transition, record_outcome, step,
+};
 use super::settings::{Policy, TenantSettings};
 use roster_api::{
     DeprovisionPolicySpec, DirectoryUserSpec, DirectoryUserStatus, ObjectDeletionMode, Phase,
@@ -56,6 +58,10 @@ struct World {
     transitions: Vec<Transition>,
     released: bool,
     scrubbed: u32,
+    /// Values of the request annotations on the object.
+    deprovision_now: Option<String>,
+    retry: Option<String>,
+    approve: Option<String>,
 }
 
 impl World {
@@ -70,7 +76,22 @@ impl World {
             transitions: Vec::new(),
             released: false,
             scrubbed: 0,
+            deprovision_now: None,
+            retry: None,
+            approve: None,
         }
+    }
+
+    /// The same world with a `roster.dev/deprovision-now` request on the object.
+    fn deprovisioned_now(mut self) -> Self {
+        self.request_deprovision_now();
+        self
+    }
+
+    /// Annotates a new deprovision-now request (a fresh value).
+    fn request_deprovision_now(&mut self) {
+        let n = self.deprovision_now.as_deref().map_or(0, |v| v.len());
+        self.deprovision_now = Some("x".repeat(n + 1));
     }
 
     fn decide(&self, now: DateTime<Utc>) -> Decision {
@@ -80,6 +101,11 @@ impl World {
             deleting: self.deleting,
             spec: &self.spec,
             status: &self.status,
+            requests: Requests {
+                deprovision_now: self.deprovision_now.as_deref(),
+                retry: self.retry.as_deref(),
+                approve: self.approve.as_deref(),
+            },
         };
         step(&observed, &self.policy, &self.tenant, now)
     }
@@ -470,7 +496,7 @@ fn rehire_after_deprovisioning_re_enables_the_user() {
     world.spec.hire_date = Some(date("2025-04-01"));
     world.settle(at("2025-04-01T00:00:00Z"));
     assert_eq!(world.phase(), Phase::Active);
-    assert_eq!(world.transitions.last().unwrap().reason, "Reactivated");
+    assert_eq!(world.transitions.last().unwrap().reason, "Rehired");
     assert_eq!(
         world.step_state(StepName::RestoreAccess),
         Some(StepState::Succeeded)
@@ -479,13 +505,7 @@ fn rehire_after_deprovisioning_re_enables_the_user() {
 
 #[test]
 fn deprovision_now_skips_the_quarantine_and_stays_put() {
-    let mut world = World::new(
-        DirectoryUserSpec {
-            deprovision_now: true,
-            ..person()
-        },
-        Policy::default(),
-    );
+    let mut world = World::new(person(), Policy::default()).deprovisioned_now();
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     assert_eq!(world.phase(), Phase::Deprovisioned);
@@ -504,7 +524,7 @@ fn deprovision_now_during_quarantine_cuts_it_short() {
     );
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
-    world.spec.deprovision_now = true;
+    world.request_deprovision_now();
     world.settle(t0 + Duration::hours(5));
     assert_eq!(world.phase(), Phase::Deprovisioned);
     assert_eq!(
@@ -544,13 +564,7 @@ fn object_deletion_under_both_modes() {
 
 #[test]
 fn deleting_a_purged_or_deprovisioned_user_releases_it() {
-    let mut world = World::new(
-        DirectoryUserSpec {
-            deprovision_now: true,
-            ..person()
-        },
-        Policy::default(),
-    );
+    let mut world = World::new(person(), Policy::default()).deprovisioned_now();
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     assert_eq!(world.phase(), Phase::Deprovisioned);
@@ -704,13 +718,7 @@ fn a_clock_that_moved_backwards_neither_fires_nor_wakes_in_the_past() {
 
 #[test]
 fn a_failed_step_is_retried_after_backoff_or_retry_after() {
-    let mut world = World::new(
-        DirectoryUserSpec {
-            deprovision_now: true,
-            ..person()
-        },
-        Policy::default(),
-    );
+    let mut world = World::new(person(), Policy::default()).deprovisioned_now();
     let t0 = at("2025-03-01T00:00:00Z");
     let decision = world.settle_with(t0, |step| {
         (step == StepName::TransferRules).then(|| Outcome::Failed {
@@ -767,13 +775,7 @@ fn steps_turned_off_by_the_policy_are_skipped() {
     let mut policy = Policy::default();
     policy.actions.transfer_calendar_events = false;
     policy.actions.anonymize = false;
-    let mut world = World::new(
-        DirectoryUserSpec {
-            deprovision_now: true,
-            ..person()
-        },
-        policy,
-    );
+    let mut world = World::new(person(), policy).deprovisioned_now();
     world.settle(at("2025-03-01T00:00:00Z"));
     assert_eq!(world.phase(), Phase::Deprovisioned);
     assert_eq!(
@@ -789,21 +791,12 @@ fn steps_turned_off_by_the_policy_are_skipped() {
 
 #[test]
 fn pii_reapplied_to_a_purged_user_is_removed_again() {
-    let mut world = World::new(
-        DirectoryUserSpec {
-            deprovision_now: true,
-            ..person()
-        },
-        policy("0s", "1s"),
-    );
+    let mut world = World::new(person(), policy("0s", "1s")).deprovisioned_now();
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     world.settle(t0 + Duration::seconds(1));
     assert_eq!(world.phase(), Phase::Purged);
-    world.spec = DirectoryUserSpec {
-        deprovision_now: true,
-        ..person()
-    };
+    world.spec = person();
     let decision = world.decide(t0 + Duration::seconds(6));
     assert!(decision.scrub_pii);
     assert!(
@@ -929,7 +922,7 @@ proptest! {
                 Event::SetActive(active) => world.spec.active = active,
                 Event::SetTermination(days) => world.spec.termination_date = days.map(|d| (base + Duration::days(d)).date_naive()),
                 Event::Rehire(days) => world.spec.hire_date = Some((base + Duration::days(days)).date_naive()),
-                Event::DeprovisionNow => world.spec.deprovision_now = true,
+                Event::DeprovisionNow => world.request_deprovision_now(),
                 Event::Delete => world.deleting = true,
                 Event::Suspend(on) => world.tenant.suspended = on,
                 Event::DryRun(on) => world.policy.dry_run = on,
@@ -987,6 +980,8 @@ struct PhaseRow {
     /// Puts a fresh world into `phase` (policy: 1 h quarantine, 2 h purge deadline).
     enter: fn(&mut World),
     exits: &'static [Exit],
+    /// Changes that must not move the user out of `phase`.
+    holds: &'static [Exit],
 }
 
 const T0: &str = "2025-03-01T00:00:00Z";
@@ -1023,6 +1018,7 @@ const PHASE_TABLE: &[PhaseRow] = &[
                 to: Phase::Quarantined,
             },
         ],
+        holds: &[],
     },
     PhaseRow {
         phase: Phase::Held,
@@ -1040,6 +1036,7 @@ const PHASE_TABLE: &[PhaseRow] = &[
             },
             to: Phase::Active,
         }],
+        holds: &[],
     },
     PhaseRow {
         phase: Phase::Quarantined,
@@ -1061,6 +1058,7 @@ const PHASE_TABLE: &[PhaseRow] = &[
                 to: Phase::Deprovisioning,
             },
         ],
+        holds: &[],
     },
     PhaseRow {
         phase: Phase::Deprovisioning,
@@ -1081,11 +1079,12 @@ const PHASE_TABLE: &[PhaseRow] = &[
             apply: |_| at("2025-03-01T01:10:00Z"),
             to: Phase::Deprovisioned,
         }],
+        holds: &[],
     },
     PhaseRow {
         phase: Phase::Deprovisioned,
         meaning: "commitments handed over, PII anonymized downstream",
-        leaves_when: "`purgeDueAt` arrives (→ `Purged`), or the person is rehired / reactivated (→ `Active`)",
+        leaves_when: "`purgeDueAt` arrives (→ `Purged`), or the person is rehired, with a hire date after the termination (→ `Active`); `active: true` alone never brings them back",
         enter: |world| {
             deactivated_at_t0(world);
             let due = world.status.deprovision_due_at.expect("scheduled");
@@ -1098,24 +1097,24 @@ const PHASE_TABLE: &[PhaseRow] = &[
                 to: Phase::Purged,
             },
             Exit {
-                what: "reactivated",
-                apply: |w| {
-                    w.spec.active = true;
-                    at("2025-03-01T01:30:00Z")
-                },
-                to: Phase::Active,
-            },
-            Exit {
                 what: "rehired",
                 apply: |w| {
                     w.spec.active = true;
                     w.spec.termination_date = Some(date("2025-02-28"));
-                    w.spec.hire_date = Some(date("2025-03-01"));
+                    w.spec.hire_date = Some(date("2025-03-02"));
                     at("2025-03-01T01:30:00Z")
                 },
                 to: Phase::Active,
             },
         ],
+        holds: &[Exit {
+            what: "reactivated without a rehire (a GitOps revert)",
+            apply: |w| {
+                w.spec.active = true;
+                at("2025-03-01T01:30:00Z")
+            },
+            to: Phase::Deprovisioned,
+        }],
     },
     PhaseRow {
         phase: Phase::Purged,
@@ -1128,6 +1127,15 @@ const PHASE_TABLE: &[PhaseRow] = &[
             world.settle(due);
         },
         exits: &[],
+        holds: &[Exit {
+            what: "rehired",
+            apply: |w| {
+                w.spec.active = true;
+                w.spec.hire_date = Some(date("2030-01-01"));
+                at("2030-01-01T00:00:00Z")
+            },
+            to: Phase::Purged,
+        }],
     },
 ];
 
@@ -1185,14 +1193,171 @@ fn the_phase_table_of_the_docs_is_what_step_does() {
                 exit.what
             );
         }
-        if row.exits.is_empty() {
-            // Terminal: nothing a source can do moves it.
+        for hold in row.holds {
             let mut world = fresh();
-            world.spec.active = true;
-            world.spec.hire_date = Some(date("2030-01-01"));
-            world.settle(at("2030-01-01T00:00:00Z"));
-            assert_eq!(world.phase(), row.phase);
-            assert!(world.transitions.is_empty());
+            let now = (hold.apply)(&mut world);
+            world.settle(now);
+            assert!(
+                world.transitions.iter().all(|t| t.from != row.phase),
+                "{}: {} must not move it: {:?}",
+                row.phase,
+                hold.what,
+                world.transitions
+            );
+            assert_eq!(world.phase(), hold.to, "{}: {}", row.phase, hold.what);
         }
     }
+}
+
+// ------------------------------------------------------ one-off requests
+
+#[test]
+fn a_deprovision_now_request_holds_when_the_annotation_goes() {
+    let mut world = World::new(person(), Policy::default()).deprovisioned_now();
+    let t0 = at(T0);
+    world.settle(t0);
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    assert_eq!(world.status.trigger, Some(Trigger::DeprovisionNow));
+    assert_eq!(
+        world.status.handled_requests.deprovision_now, world.deprovision_now,
+        "the request is acknowledged in status"
+    );
+    // A GitOps tool removes the annotation: nothing is undone.
+    world.deprovision_now = None;
+    world.settle(t0 + Duration::minutes(1));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    assert_eq!(world.status.reversals, 0);
+}
+
+#[test]
+fn a_handled_request_is_not_acted_on_twice() {
+    let mut world = World::new(person(), policy("1h", "720h")).deprovisioned_now();
+    world.settle(at(T0));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    // Rehired: back to Active; the old annotation value is still on the object.
+    world.spec.termination_date = Some(date("2025-03-01"));
+    world.spec.hire_date = Some(date("2025-03-02"));
+    world.settle(at("2025-03-02T00:00:00Z"));
+    assert_eq!(world.phase(), Phase::Active);
+    world.settle(at("2025-03-02T01:00:00Z"));
+    assert_eq!(
+        world.phase(),
+        Phase::Active,
+        "the same value is no new request"
+    );
+    // A new value is a new request.
+    world.request_deprovision_now();
+    world.settle(at("2025-03-02T02:00:00Z"));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    assert_eq!(world.status.episode, 2);
+}
+
+#[test]
+fn a_gitops_revert_never_reactivates_an_anonymized_user() {
+    let mut world = World::new(person(), policy("1h", "2h"));
+    world.settle(at(T0));
+    world.spec.active = false;
+    world.settle(at(T0));
+    world.settle(at("2025-03-01T01:00:00Z"));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    // Flux puts back what Git says: active again, the original hire date.
+    world.spec.active = true;
+    world.spec.hire_date = Some(date("2020-01-06"));
+    world.settle(at("2025-03-01T01:30:00Z"));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    world.settle(at("2025-03-01T02:00:00Z"));
+    assert_eq!(world.phase(), Phase::Purged, "the purge stays on schedule");
+}
+
+#[test]
+fn a_retry_request_runs_failed_steps_at_once() {
+    let mut world = World::new(person(), Policy::default()).deprovisioned_now();
+    let t0 = at(T0);
+    world.settle_with(t0, |step| {
+        (step == StepName::TransferRules).then(|| Outcome::Failed {
+            error: "learning platform unavailable (HTTP 503)".into(),
+            retry_after: Some(Duration::minutes(10)),
+        })
+    });
+    assert_eq!(
+        world.step_state(StepName::TransferRules),
+        Some(StepState::Failed)
+    );
+    assert!(
+        world.decide(t0 + Duration::seconds(1)).actions.is_empty(),
+        "backing off"
+    );
+    world.retry = Some("1".into());
+    let decision = world.decide(t0 + Duration::seconds(1));
+    assert_eq!(
+        decision.actions.first().map(|a| a.step),
+        Some(StepName::TransferRules)
+    );
+    assert_eq!(decision.status.handled_requests.retry.as_deref(), Some("1"));
+    world.settle(t0 + Duration::seconds(1));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+}
+
+#[test]
+fn an_approval_lets_a_held_user_leave() {
+    let mut world = World::new(person(), Policy::default());
+    world.spec.active = false;
+    world.status.phase = Phase::Held;
+    world.settle(at(T0));
+    assert_eq!(world.phase(), Phase::Held, "held until approved");
+    world.approve = Some("batch-1".into());
+    world.settle(at(T0));
+    assert_eq!(world.phase(), Phase::Quarantined);
+    assert_eq!(world.transitions.last().unwrap().reason, "Approved");
+}
+
+fn condition<'a>(status: &'a DirectoryUserStatus, kind: &str) -> &'a roster_api::Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition"))
+}
+
+#[test]
+fn a_step_that_keeps_failing_stalls_the_user_for_kstatus() {
+    use roster_api::ConditionStatus::{False, True};
+    let mut world = World::new(person(), Policy::default()).deprovisioned_now();
+    let mut now = at(T0);
+    let failing = |step| {
+        (step == StepName::RemoveFromGroups).then(|| Outcome::Failed {
+            error: "learning platform rejected the request (HTTP 422: Invalid group)".into(),
+            retry_after: None,
+        })
+    };
+    world.settle_with(now, failing);
+    assert_eq!(condition(&world.status, "Reconciling").status, True);
+    assert_eq!(condition(&world.status, "Stalled").status, False);
+    for _ in 0..super::conditions::STALL_AFTER_ATTEMPTS {
+        now = world
+            .status
+            .steps
+            .iter()
+            .filter_map(|s| s.retry_at)
+            .max()
+            .unwrap();
+        world.settle_with(now, failing);
+    }
+    let stalled = condition(&world.status, "Stalled");
+    assert_eq!(stalled.status, True);
+    assert_eq!(stalled.reason, "StepFailing");
+    assert!(
+        stalled.message.contains("RemoveFromGroups failed"),
+        "{}",
+        stalled.message
+    );
+    // kstatus reads Reconciling before Stalled: it must be False now.
+    assert_eq!(condition(&world.status, "Reconciling").status, False);
+    assert_eq!(condition(&world.status, "Ready").status, False);
+    // Once the step succeeds, both clear.
+    world.settle(now + Duration::minutes(10));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    assert_eq!(condition(&world.status, "Stalled").status, False);
+    assert_eq!(condition(&world.status, "Reconciling").status, False);
+    assert_eq!(condition(&world.status, "Ready").status, True);
 }

@@ -22,10 +22,12 @@ pub struct Triggers {
 }
 
 /// Evaluates every trigger. Precedence (strongest first): object deletion, manual
-/// deprovision-now, termination date, deactivation.
+/// deprovision-now (a request the caller has already resolved to a flag), termination
+/// date, deactivation.
 pub fn evaluate(
     spec: &DirectoryUserSpec,
     deleting: bool,
+    deprovision_now: bool,
     on_delete: ObjectDeletionMode,
     zone: Tz,
     now: DateTime<Utc>,
@@ -38,7 +40,7 @@ pub fn evaluate(
             Some(Trigger::ObjectDeleted),
             on_delete == ObjectDeletionMode::Immediate,
         )
-    } else if spec.deprovision_now {
+    } else if deprovision_now {
         (Some(Trigger::DeprovisionNow), true)
     } else if arrived.is_some() {
         (Some(Trigger::TerminationDate), false)
@@ -52,6 +54,29 @@ pub fn evaluate(
         immediate,
         scheduled: scheduled.filter(|_| active.is_none()),
         terminated_at: arrived,
+    }
+}
+
+/// Whether the record says the person was rehired after the episode that took them
+/// out: a hire date after the termination date and, for an episode not started by the
+/// termination date, a hire date after the day roster saw the trigger. Nothing else
+/// (`active: true` alone, a GitOps tool reverting an edit) brings an anonymized person
+/// back.
+pub fn rehired(
+    spec: &DirectoryUserSpec,
+    episode: Option<Trigger>,
+    triggered_at: Option<DateTime<Utc>>,
+    zone: Tz,
+) -> bool {
+    let Some(hired) = spec.hire_date else {
+        return false;
+    };
+    let after_termination = spec.termination_date.is_none_or(|t| hired > t);
+    let after_trigger =
+        || triggered_at.is_some_and(|at| hired > at.with_timezone(&zone).date_naive());
+    match episode {
+        Some(Trigger::TerminationDate) => spec.termination_date.is_some() && after_termination,
+        _ => after_termination && after_trigger(),
     }
 }
 

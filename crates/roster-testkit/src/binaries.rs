@@ -78,21 +78,7 @@ pub fn ensure() -> Result<Binaries, BuildError> {
     let src = source_dir();
     let apiserver = GoModule::read(&src, "apiserver", "k8s.io/kubernetes")?;
     let etcd = GoModule::read(&src, "etcd", "go.etcd.io/etcd/server/v3")?;
-    let root = cache_dir().join("controlplane");
-    fs::create_dir_all(&root).map_err(|source| BuildError::Cache {
-        path: root.clone(),
-        source,
-    })?;
-
-    let lock_path = root.join(".build.lock");
-    let lock = File::create(&lock_path).map_err(|source| BuildError::Cache {
-        path: lock_path.clone(),
-        source,
-    })?;
-    lock.lock().map_err(|source| BuildError::Cache {
-        path: lock_path,
-        source,
-    })?;
+    let (root, lock) = locked_cache()?;
 
     let (minor, major) = minor_major(&apiserver.version);
     let ldflags = format!(
@@ -118,6 +104,37 @@ pub fn ensure() -> Result<Binaries, BuildError> {
         kubernetes_version: apiserver.version,
         etcd_version: etcd.version,
     })
+}
+
+/// Returns `kstatus` (sigs.k8s.io/cli-utils' status library as a command, from the Go
+/// module in `controlplane/kstatus`), building it if missing. Apart from [`ensure`]
+/// so that only the tests that read kstatus pay for its build (about 30 s, once).
+pub fn ensure_kstatus() -> Result<PathBuf, BuildError> {
+    let src = source_dir();
+    let module = GoModule::read(&src, "kstatus", "sigs.k8s.io/cli-utils")?;
+    let (root, lock) = locked_cache()?;
+    let dir = module.build(&root, &["."], &["kstatus"], "")?;
+    drop(lock);
+    Ok(dir.join("kstatus"))
+}
+
+/// The build cache, held exclusively until the returned lock is dropped.
+fn locked_cache() -> Result<(PathBuf, File), BuildError> {
+    let root = cache_dir().join("controlplane");
+    fs::create_dir_all(&root).map_err(|source| BuildError::Cache {
+        path: root.clone(),
+        source,
+    })?;
+    let lock_path = root.join(".build.lock");
+    let lock = File::create(&lock_path).map_err(|source| BuildError::Cache {
+        path: lock_path.clone(),
+        source,
+    })?;
+    lock.lock().map_err(|source| BuildError::Cache {
+        path: lock_path,
+        source,
+    })?;
+    Ok((root, lock))
 }
 
 /// `v1.37.2` → (`37`, `1`).

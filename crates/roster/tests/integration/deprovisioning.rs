@@ -111,10 +111,19 @@ async fn deprovision_now(env: &TestEnv, name: &str) {
         .patch(
             name,
             &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "deprovisionNow": true } })),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                roster_api::DEPROVISION_NOW_ANNOTATION: "2026-01-01T00:00:00Z"
+            } } })),
         )
         .await
-        .expect("set deprovisionNow");
+        .expect("annotate roster.dev/deprovision-now");
+}
+
+/// A user whose object already asks to be deprovisioned now.
+async fn create_leaving_user(env: &TestEnv, spec: DirectoryUserSpec) -> String {
+    let name = create_user(env, spec).await;
+    deprovision_now(env, &name).await;
+    name
 }
 
 fn effects(env: &TestEnv) -> Arc<PlatformEffects> {
@@ -392,14 +401,7 @@ async fn fifty_leavers_complete_through_thirty_percent_failures() {
     tenant(&env, &lms, None, "M000", "0s", "2s").await;
     create_user(&env, person("M000", None)).await;
     for id in &ids {
-        create_user(
-            &env,
-            DirectoryUserSpec {
-                deprovision_now: true,
-                ..person(id, Some("M000"))
-            },
-        )
-        .await;
+        create_leaving_user(&env, person(id, Some("M000"))).await;
     }
     let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
     for id in &ids {
@@ -609,14 +611,7 @@ events:
     for id in ["E101", "E001"] {
         create_user(&env, person(id, None)).await;
     }
-    create_user(
-        &env,
-        DirectoryUserSpec {
-            deprovision_now: true,
-            ..person("E100", None)
-        },
-    )
-    .await;
+    create_leaving_user(&env, person("E100", None)).await;
     let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
     wait_phase(&env, "e-e100", Phase::Purged).await;
 
@@ -647,4 +642,81 @@ events:
     );
     assert!(graph.duplicates().is_empty(), "an event was created twice");
     assert!(lms.state().duplicates().is_empty());
+}
+
+/// A step whose endpoint stays down makes the user Stalled, which kstatus (what Flux
+/// and Argo CD read) reports as Failed; a `roster.dev/retry` request after the cause is
+/// fixed runs it at once, and the user completes.
+#[tokio::test]
+async fn a_step_that_keeps_failing_stalls_the_user_until_a_retry_request() {
+    use crate::support::{condition, kstatus, wait_status};
+    use roster_api::ConditionStatus;
+    let env = TestEnv::new("deprov-stalled").await;
+    let seed = r#"
+users:
+  - { employeeId: E300, fullName: Leaver Person, email: person.e300@example.com, calendarAccess: true }
+groups:
+  - { id: broken, name: Broken, members: [E300] }
+"#;
+    let lms = LmsStandIn::start(
+        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(seed).unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let refusal = lms
+        .state()
+        .add_fault(Fault::on("removeGroupMember").fail(503));
+    tenant(&env, &lms, None, "E300", "0s", "720h").await;
+    let name = create_leaving_user(&env, person("E300", None)).await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+
+    let user = wait_status(&env, &name, "Stalled", |s| {
+        condition(s, "Stalled").is_some_and(|c| c.status == ConditionStatus::True)
+    })
+    .await;
+    let status = user.status.as_ref().unwrap();
+    assert_eq!(status.phase, Phase::Deprovisioning);
+    let stalled = condition(status, "Stalled").unwrap();
+    assert_eq!(stalled.reason, "StepFailing");
+    assert!(
+        stalled.message.contains("RemoveFromGroups failed"),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(
+        condition(status, "Reconciling").map(|c| c.status),
+        Some(ConditionStatus::False)
+    );
+    let (kstatus_says, message) = kstatus(&user).await;
+    assert_eq!(kstatus_says, "Failed", "kstatus: {kstatus_says} {message}");
+    println!("kstatus of a stalled user: {kstatus_says} ({message})");
+    assert!(
+        !message.contains("example.com"),
+        "kstatus message holds PII"
+    );
+
+    // The administrator fixes the cause and asks for a retry.
+    assert!(lms.state().remove_fault(refusal));
+    env.api::<DirectoryUser>()
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                roster_api::RETRY_ANNOTATION: "after-fixing-the-group"
+            } } })),
+        )
+        .await
+        .expect("annotate roster.dev/retry");
+    let user = wait_phase(&env, &name, Phase::Deprovisioned).await;
+    let status = user.status.as_ref().unwrap();
+    assert_eq!(
+        status.handled_requests.retry.as_deref(),
+        Some("after-fixing-the-group")
+    );
+    assert_eq!(
+        condition(status, "Stalled").map(|c| c.status),
+        Some(ConditionStatus::False)
+    );
+    let (kstatus_says, _) = kstatus(&user).await;
+    assert_eq!(kstatus_says, "Current");
 }

@@ -33,7 +33,7 @@ fn header(output: &KubectlOutput) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn get_directoryusers_shows_phase_tenant_next_deadline_and_age() {
+async fn get_directoryusers_shows_phase_ready_tenant_next_deadline_and_age() {
     let env = TestEnv::new("printcolumns").await;
     let user = DirectoryUser::new(
         "e-00042",
@@ -54,7 +54,7 @@ async fn get_directoryusers_shows_phase_tenant_next_deadline_and_age() {
     let plain = kubectl_when_published(&["get", "directoryusers", "-n", &env.namespace]).await;
     assert_eq!(
         header(&plain),
-        ["NAME", "PHASE", "TENANT", "NEXT-DEADLINE", "AGE"],
+        ["NAME", "PHASE", "READY", "TENANT", "NEXT-DEADLINE", "AGE"],
         "{}",
         plain.stdout
     );
@@ -68,11 +68,13 @@ async fn get_directoryusers_shows_phase_tenant_next_deadline_and_age() {
         [
             "NAME",
             "PHASE",
+            "READY",
             "TENANT",
             "NEXT-DEADLINE",
             "EMPLOYEE-ID",
             "TRIGGER",
-            "AGE"
+            "AGE",
+            "MESSAGE"
         ],
         "{}",
         wide.stdout

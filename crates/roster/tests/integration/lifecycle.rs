@@ -261,7 +261,16 @@ async fn deprovision_now_skips_the_quarantine() {
     let _operator = Operator::start(&env.client, &env.namespace, Arc::new(MemoryEffects::new()));
     let name = create_user(&env, person("00104")).await;
     wait_phase(&env, &name, Phase::Active).await;
-    merge_spec(&env, &name, json!({ "deprovisionNow": true })).await;
+    env.api::<DirectoryUser>()
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                roster_api::DEPROVISION_NOW_ANNOTATION: "1"
+            } } })),
+        )
+        .await
+        .expect("annotate roster.dev/deprovision-now");
     let user = wait_phase(&env, &name, Phase::Deprovisioned).await;
     let status = user.status.unwrap();
     assert_eq!(status.trigger, Some(roster_api::Trigger::DeprovisionNow));

@@ -5,6 +5,7 @@
 //! sleeps for a fixed time: waits watch a condition or poll state the API server
 //! publishes asynchronously, always with a deadline.
 
+mod api;
 mod crds;
 mod deprovisioning;
 mod examples;

@@ -9,6 +9,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
@@ -78,6 +81,17 @@ pub async fn apply_crds(client: &Client) {
             .await
             .unwrap_or_else(|err| panic!("apply CRD {name}: {err}"));
     }
+    // The admission policy that ships with the CRDs (Tenant deletion protection).
+    let (policy, binding) = roster_api::admission::deletion_protection();
+    let name = roster_api::admission::DELETION_PROTECTION;
+    Api::<ValidatingAdmissionPolicy>::all(client.clone())
+        .patch(name, &params, &Patch::Apply(&policy))
+        .await
+        .unwrap_or_else(|err| panic!("apply the admission policy: {err}"));
+    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .patch(name, &params, &Patch::Apply(&binding))
+        .await
+        .unwrap_or_else(|err| panic!("apply the admission policy binding: {err}"));
     for crd in roster_api::all() {
         let name = crd.metadata.name.expect("generated CRDs are named");
         tokio::time::timeout(
@@ -314,4 +328,69 @@ pub fn tenant_spec(endpoint: &str) -> roster_api::TenantSpec {
         suspend: false,
         deletion_protection: true,
     }
+}
+
+/// What kstatus (sigs.k8s.io/cli-utils, the library GitOps tools use) computes for
+/// `object`: `Current`, `InProgress` or `Failed`, and its message. Builds the `kstatus`
+/// command on first use.
+pub async fn kstatus<K: serde::Serialize>(object: &K) -> (String, String) {
+    use std::io::Write as _;
+    let json = serde_json::to_vec(object).expect("serialize the object");
+    tokio::task::spawn_blocking(move || {
+        let binary = roster_testkit::binaries::ensure_kstatus().expect("build kstatus");
+        let mut child = std::process::Command::new(binary)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kstatus");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(&json)
+            .expect("write to kstatus");
+        let output = child.wait_with_output().expect("kstatus output");
+        assert!(
+            output.status.success(),
+            "kstatus failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let mut words = text.splitn(3, ' ');
+        let _name = words.next();
+        let status = words.next().unwrap_or_default().to_string();
+        let message = words.next().unwrap_or_default().to_string();
+        (status, message)
+    })
+    .await
+    .expect("the kstatus thread panicked")
+}
+
+/// Waits until `name`'s status satisfies `check`, watching (never sleeping).
+pub async fn wait_status(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    check: impl Fn(&roster_api::DirectoryUserStatus) -> bool + Send + 'static,
+) -> DirectoryUser {
+    let condition = move |user: Option<&DirectoryUser>| {
+        user.and_then(|u| u.status.as_ref()).is_some_and(&check)
+    };
+    let api = env.api::<DirectoryUser>();
+    match tokio::time::timeout(WAIT_TIMEOUT, await_condition(api.clone(), name, condition)).await {
+        Ok(user) => user.expect("watch user").expect("user exists"),
+        Err(_) => {
+            let status = api.get(name).await.ok().and_then(|u| u.status);
+            panic!("{name}: {what} not seen within {WAIT_TIMEOUT:?}; status: {status:#?}")
+        }
+    }
+}
+
+/// The condition `kind` of a user's status, if present.
+pub fn condition<'a>(
+    status: &'a roster_api::DirectoryUserStatus,
+    kind: &str,
+) -> Option<&'a roster_api::Condition> {
+    status.conditions.iter().find(|c| c.r#type == kind)
 }

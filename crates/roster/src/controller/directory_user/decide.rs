@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kube::{Api, ResourceExt};
-use roster_api::DirectoryUser;
-use roster_lifecycle::{Decision, Observed};
+use roster_api::{APPROVE_ANNOTATION, DEPROVISION_NOW_ANNOTATION, DirectoryUser, RETRY_ANNOTATION};
+use roster_lifecycle::{Decision, Observed, Requests};
 
 use super::gather::Inputs;
 use crate::controller::Result;
@@ -41,12 +41,18 @@ pub async fn decide(
 fn step(user: &DirectoryUser, inputs: &Inputs, now: DateTime<Utc>) -> Decision {
     let status = user.status.clone().unwrap_or_default();
     let uid = user.uid().unwrap_or_default();
+    let annotation = |key: &str| user.annotations().get(key).map(String::as_str);
     let observed = Observed {
         uid: &uid,
         generation: user.metadata.generation,
         deleting: user.metadata.deletion_timestamp.is_some(),
         spec: &user.spec,
         status: &status,
+        requests: Requests {
+            deprovision_now: annotation(DEPROVISION_NOW_ANNOTATION),
+            retry: annotation(RETRY_ANNOTATION),
+            approve: annotation(APPROVE_ANNOTATION),
+        },
     };
     roster_lifecycle::step(&observed, &inputs.policy, &inputs.settings, now)
 }

@@ -48,7 +48,9 @@ pub async fn step_result(
     Ok(())
 }
 
-/// Records why the lifecycle cannot run (phase unchanged), writing only on change.
+/// Records why the lifecycle cannot run (phase unchanged), writing only on change:
+/// not Ready, and Stalled, so kstatus (Flux, Argo CD) reports a failure that needs a
+/// person rather than waiting for progress that cannot come.
 pub async fn blocked(
     api: &Api<DirectoryUser>,
     user: &DirectoryUser,
@@ -57,17 +59,22 @@ pub async fn blocked(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let mut status: DirectoryUserStatus = user.status.clone().unwrap_or_default();
-    let changed = set_condition(
-        &mut status.conditions,
-        Condition {
-            r#type: "Ready".into(),
-            status: ConditionStatus::False,
-            reason: reason.into(),
-            message,
-            last_transition_time: now,
-            observed_generation: user.metadata.generation,
-        },
-    );
+    let condition = |r#type: &str, on: bool, reason: &str, message: &str| Condition {
+        r#type: r#type.into(),
+        status: ConditionStatus::from(on),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: now,
+        observed_generation: user.metadata.generation,
+    };
+    let mut changed = false;
+    for c in [
+        condition("Ready", false, reason, &message),
+        condition("Stalled", true, reason, &message),
+        condition("Reconciling", false, reason, ""),
+    ] {
+        changed |= set_condition(&mut status.conditions, c);
+    }
     if changed || status.observed_generation != user.metadata.generation {
         status.observed_generation = user.metadata.generation;
         patch::status(api, &user.name_any(), KIND, &status).await?;
