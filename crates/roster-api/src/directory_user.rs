@@ -311,6 +311,9 @@ impl HandledRequests {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryUserStatus {
+    /// Where the person is in the lifecycle. Informational, for people and
+    /// `kubectl get`: automation should wait on conditions (`Ready`, `Stalled`,
+    /// `Purged`), which say more and keep their meaning as phases are added.
     #[serde(default)]
     pub phase: Phase,
     /// What started the current leaver episode.

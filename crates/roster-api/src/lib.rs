@@ -19,7 +19,7 @@ pub use directory_user::{
 };
 pub use policy::{
     CalendarOwnerCandidate, DeprovisionActions, DeprovisionPolicy, DeprovisionPolicySpec,
-    DeprovisionPolicyStatus, MassDeprovisionGuard, ObjectDeletionMode, RuleTransferTarget,
+    MassDeprovisionGuard, ObjectDeletionMode, RuleTransferTarget,
 };
 pub use tenant::{CalendarProvider, Tenant, TenantSpec, TenantStatus, UserCounts};
 

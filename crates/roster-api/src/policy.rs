@@ -5,8 +5,6 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::condition::{Condition, conditions_schema};
-
 /// Pattern every duration field accepts: Go-style units, each at most once and in
 /// order, which the API server's CEL `duration()` understands too (`168h`, `1h30m`,
 /// `45s`). Bounded digits keep `duration()` from overflowing.
@@ -22,7 +20,6 @@ pub const DURATION_PATTERN: &str =
     version = "v1alpha1",
     kind = "DeprovisionPolicy",
     namespaced,
-    status = "DeprovisionPolicyStatus",
     shortname = "dpol",
     category = "roster",
     printcolumn(
@@ -57,14 +54,16 @@ pub struct DeprovisionPolicySpec {
     /// Any value from `0s` up to `purgeDeadline` is accepted so tests and demos can use seconds.
     #[serde(default = "default_quarantine")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$')").message("quarantinePeriod must be a duration such as 168h, 24h or 30s (units h, m, s, each at most once)"))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') || self.matches('^[0-9]{1,4}d$')").message("quarantinePeriod must be a duration such as 168h, 24h or 30s (units h, m, s, each at most once)"))]
+    #[x_kube(validation = Rule::new("!self.matches('^[0-9]{1,4}d$')").message("quarantinePeriod has no day unit: write days as hours, e.g. 7d as 168h"))]
     pub quarantine_period: String,
 
     /// PII is fully removed no later than this after termination, as a Go duration.
     /// Default and maximum: `720h` (30 days).
     #[serde(default = "default_purge_deadline")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$')").message("purgeDeadline must be a duration such as 720h or 48h (units h, m, s, each at most once)"))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') || self.matches('^[0-9]{1,4}d$')").message("purgeDeadline must be a duration such as 720h or 48h (units h, m, s, each at most once)"))]
+    #[x_kube(validation = Rule::new("!self.matches('^[0-9]{1,4}d$')").message("purgeDeadline has no day unit: write days as hours, e.g. 30d as 720h"))]
     #[x_kube(validation = Rule::new("!self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') || duration(self) <= duration('720h')").message("purgeDeadline must be at most 720h (30 days), the legal limit for removing PII"))]
     pub purge_deadline: String,
 
@@ -236,17 +235,4 @@ impl Default for MassDeprovisionGuard {
             max_percent: default_max_percent(),
         }
     }
-}
-
-/// Observed state of a DeprovisionPolicy.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeprovisionPolicyStatus {
-    /// `Ready` says whether the policy is valid and in use.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "conditions_schema")]
-    pub conditions: Vec<Condition>,
-    /// The `.metadata.generation` last acted on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
 }

@@ -374,12 +374,17 @@ pub struct TenantStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserCounts {
-    /// Users in each phase.
+    /// Users with access (phase `Active`).
     pub active: i32,
+    /// Users held by the mass-deprovisioning guard, waiting for approval.
     pub held: i32,
+    /// Users whose access is revoked, in their reversible quarantine.
     pub quarantined: i32,
+    /// Users whose full-deprovisioning steps are running.
     pub deprovisioning: i32,
+    /// Users anonymized downstream, waiting for the purge deadline.
     pub deprovisioned: i32,
+    /// Users whose personal data is gone.
     pub purged: i32,
 }
 

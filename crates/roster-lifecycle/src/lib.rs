@@ -6,6 +6,7 @@
 //! gather inputs, call [`step`], run the actions and persist the result.
 
 pub mod conditions;
+pub mod directory;
 pub mod groups;
 pub mod handover;
 pub mod machine;

@@ -1,4 +1,4 @@
-//! Builds `kube-apiserver`, `kubectl` and `etcd` from the pinned upstream Go modules
+//! Builds `kube-apiserver`, `kubectl`, `kube-controller-manager` and `etcd` from the pinned upstream Go modules
 //! in `controlplane/`, once per version, into a cache outside the repository.
 //!
 //! The cache key is the pinned version plus a hash of the module files, so bumping a
@@ -19,6 +19,8 @@ use thiserror::Error;
 pub struct Binaries {
     pub kube_apiserver: PathBuf,
     pub kubectl: PathBuf,
+    /// Run only for the tests that need its namespace controller.
+    pub kube_controller_manager: PathBuf,
     pub etcd: PathBuf,
     /// Pinned versions, e.g. `v1.37.2` and `v3.6.16`.
     pub kubernetes_version: String,
@@ -90,8 +92,9 @@ pub fn ensure() -> Result<Binaries, BuildError> {
         &[
             "k8s.io/kubernetes/cmd/kube-apiserver",
             "k8s.io/kubernetes/cmd/kubectl",
+            "k8s.io/kubernetes/cmd/kube-controller-manager",
         ],
-        &["kube-apiserver", "kubectl"],
+        &["kube-apiserver", "kubectl", "kube-controller-manager"],
         &ldflags,
     )?;
     let etcd_dir = etcd.build(&root, &["."], &["etcd"], "")?;
@@ -100,6 +103,7 @@ pub fn ensure() -> Result<Binaries, BuildError> {
     Ok(Binaries {
         kube_apiserver: k8s_dir.join("kube-apiserver"),
         kubectl: k8s_dir.join("kubectl"),
+        kube_controller_manager: k8s_dir.join("kube-controller-manager"),
         etcd: etcd_dir.join("etcd"),
         kubernetes_version: apiserver.version,
         etcd_version: etcd.version,

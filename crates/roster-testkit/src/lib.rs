@@ -9,8 +9,9 @@
 //! waits for `/readyz`, writes a kubeconfig, and stops them again ([`process`]
 //! guarantees no orphans, also when the caller panics or is killed).
 //!
-//! No controller-manager runs: namespaces are never finalized and owner references
-//! are not garbage-collected, which roster's tests do not rely on.
+//! No controller-manager runs unless a test asks for its namespace controller
+//! ([`ControlPlane::start_namespace_controller`]); owner references are never
+//! garbage-collected, which roster's tests do not rely on.
 
 pub mod binaries;
 pub mod process;
@@ -63,11 +64,13 @@ pub struct Identities {
     pub unprivileged_token: String,
 }
 
-/// A running etcd + kube-apiserver pair. Stopped on drop.
+/// A running etcd + kube-apiserver pair (and, once asked for, a kube-controller-manager
+/// running only the namespace controller). Stopped on drop.
 pub struct ControlPlane {
     dir: PathBuf,
     etcd: Option<Child>,
     apiserver: Option<Child>,
+    controller_manager: std::sync::Mutex<Option<Child>>,
     kubeconfig: PathBuf,
     server: String,
     identities: Identities,
@@ -176,6 +179,7 @@ impl ControlPlane {
         let mut plane = Self {
             etcd: Some(etcd),
             apiserver: None,
+            controller_manager: std::sync::Mutex::new(None),
             kubeconfig: dir.join("kubeconfig"),
             server: format!("https://127.0.0.1:{secure_port}"),
             identities,
@@ -287,13 +291,43 @@ impl ControlPlane {
         kube::Client::try_from(config)
     }
 
-    /// Stops both processes and removes the data directory.
+    /// Starts kube-controller-manager with only the namespace controller, so that
+    /// deleted namespaces are emptied and finalized as on a real cluster. Idempotent.
+    /// Off by default: most tests never delete a namespace, and every other
+    /// controller would act on their objects.
+    pub fn start_namespace_controller(&self) -> Result<(), ControlPlaneError> {
+        let mut running = self
+            .controller_manager
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if running.is_some() {
+            return Ok(());
+        }
+        let log = self.dir.join("kube-controller-manager.log");
+        let mut command = Command::new(&self.binaries.kube_controller_manager);
+        command
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg("--controllers=namespace")
+            .arg("--leader-elect=false")
+            .arg("--secure-port=0")
+            .arg("--concurrent-namespace-syncs=4")
+            .arg("--v=0");
+        *running = Some(spawn_logged(command, &log)?);
+        Ok(())
+    }
+
+    /// Stops every process and removes the data directory.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
-        for child in [self.apiserver.take(), self.etcd.take()]
+        let manager = self
+            .controller_manager
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for child in [manager, self.apiserver.take(), self.etcd.take()]
             .into_iter()
             .flatten()
         {

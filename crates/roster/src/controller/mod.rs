@@ -30,6 +30,10 @@ use crate::effects::Effects;
 pub const MANAGER: &str = "roster";
 /// The finalizer that keeps a DirectoryUser until its PII is purged.
 pub const FINALIZER: &str = "roster.dev/leaver-lifecycle";
+/// Keeps a Tenant while DirectoryUsers of it exist (they need it to leave).
+pub const TENANT_FINALIZER: &str = "roster.dev/tenant-in-use";
+/// Keeps a DeprovisionPolicy while a Tenant names it.
+pub const POLICY_FINALIZER: &str = "roster.dev/policy-in-use";
 
 /// Operator settings.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{FINALIZER, MANAGER, Result};
+use super::{MANAGER, Result};
 
 /// Applies `status` with server-side apply as roster's one status field manager.
 pub async fn status<K, S>(api: &Api<K>, name: &str, kind: &str, status: &S) -> Result<K>
@@ -28,22 +28,38 @@ where
         .await?)
 }
 
-/// Adds or removes roster's finalizer with server-side apply under a dedicated field
-/// manager, so other finalizers and other managers' fields are never touched.
-pub async fn finalizer<K>(api: &Api<K>, name: &str, kind: &str, present: bool) -> Result<K>
+/// Adds or removes one of roster's finalizers with server-side apply under a field
+/// manager of its own, so other finalizers and other managers' fields are never touched.
+pub async fn finalizer<K>(
+    api: &Api<K>,
+    name: &str,
+    kind: &str,
+    finalizer: &str,
+    present: bool,
+) -> Result<K>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let finalizers: Vec<&str> = if present { vec![FINALIZER] } else { Vec::new() };
+    let finalizers: Vec<&str> = if present { vec![finalizer] } else { Vec::new() };
     let body = json!({
         "apiVersion": "roster.dev/v1alpha1",
         "kind": kind,
         "metadata": { "name": name, "finalizers": finalizers },
     });
+    // One manager per finalizer: applying an empty list releases only that one. The
+    // DirectoryUser's keeps the name it has always had, so objects finalized by an
+    // earlier version are still released.
+    let manager = match finalizer {
+        super::FINALIZER => "roster-finalizer".to_string(),
+        other => format!(
+            "roster-finalizer-{}",
+            other.trim_start_matches("roster.dev/")
+        ),
+    };
     Ok(api
         .patch(
             name,
-            &PatchParams::apply("roster-finalizer").force(),
+            &PatchParams::apply(&manager).force(),
             &Patch::Apply(&body),
         )
         .await?)

@@ -15,10 +15,14 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::{instrument, warn};
 
-use super::{Context, Error, Options, Result, patch, reflect, watch};
+use super::{
+    Context, Error, Options, POLICY_FINALIZER, Result, TENANT_FINALIZER, patch, reflect, watch,
+};
 use roster_api::condition::{ConditionStatus, set_condition};
 use roster_api::tenant::{CalendarProvider, SecretKeyRef};
-use roster_api::{Condition, DirectoryUser, Phase, Tenant, TenantStatus, UserCounts};
+use roster_api::{
+    Condition, DeprovisionPolicy, DirectoryUser, Phase, Tenant, TenantStatus, UserCounts,
+};
 use roster_lifecycle::{Policy, TenantSettings};
 
 const KIND: &str = "Tenant";
@@ -59,12 +63,15 @@ pub async fn controller(
         .watches_stream(
             policy_stream,
             move |policy: roster_api::DeprovisionPolicy| {
+                // A policy being deleted wakes every tenant of its namespace: one of
+                // them releases it when none names it any more.
+                let deleting = policy.metadata.deletion_timestamp.is_some();
                 policy_tenants
                     .state()
                     .into_iter()
                     .filter(|t| {
                         t.namespace() == policy.namespace()
-                            && t.spec.policy_ref.name == policy.name_any()
+                            && (deleting || t.spec.policy_ref.name == policy.name_any())
                     })
                     .map(|t| ObjectRef::from_obj(&*t))
                     .collect::<Vec<_>>()
@@ -102,6 +109,16 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         .into_iter()
         .filter(|u| u.namespace().as_deref() == Some(&namespace) && u.spec.tenant == name)
         .collect();
+
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), &namespace);
+    if tenant.metadata.deletion_timestamp.is_some() {
+        return finalize(&tenants, &tenant, &namespace, &users, &context, now).await;
+    }
+    if !tenant.finalizers().iter().any(|f| f == TENANT_FINALIZER) {
+        patch::finalizer(&tenants, &name, KIND, TENANT_FINALIZER, true).await?;
+    }
+    protect_policy(&tenant, &namespace, &context).await?;
+    release_unused_policies(&namespace, None, &context).await?;
 
     let mut checks = vec![
         policy_check(&tenant, &namespace, &context),
@@ -156,6 +173,104 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         .await?;
     }
     Ok(Action::requeue(RECHECK))
+}
+
+/// A Tenant being deleted waits for its users (each of which, once deleted, leaves
+/// without calls to the learning platform: see `docs/lifecycle.md`), then releases the
+/// policies only it named, then itself.
+async fn finalize(
+    tenants: &Api<Tenant>,
+    tenant: &Tenant,
+    namespace: &str,
+    users: &[Arc<DirectoryUser>],
+    context: &Context,
+    now: DateTime<Utc>,
+) -> Result<Action> {
+    let name = tenant.name_any();
+    if !users.is_empty() {
+        let mut status: TenantStatus = tenant.status.clone().unwrap_or_default();
+        let waiting = Check {
+            r#type: "Ready",
+            ok: false,
+            reason: "Deleting",
+            message: format!(
+                "being deleted: waiting for {} DirectoryUser(s) of this tenant to be deleted",
+                users.len()
+            ),
+        };
+        let changed = set_condition(
+            &mut status.conditions,
+            waiting.into_condition(tenant.metadata.generation, now),
+        );
+        status.user_counts = Some(count(users));
+        if changed || tenant.status.as_ref() != Some(&status) {
+            patch::status(tenants, &name, KIND, &status).await?;
+        }
+        // The user store may lag behind the watch event that woke us: look again soon.
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    release_unused_policies(namespace, Some(&name), context).await?;
+    if tenant.finalizers().iter().any(|f| f == TENANT_FINALIZER) {
+        patch::finalizer(tenants, &name, KIND, TENANT_FINALIZER, false).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// Puts the in-use finalizer on the policy the Tenant names, if it exists.
+async fn protect_policy(tenant: &Tenant, namespace: &str, context: &Context) -> Result<()> {
+    let policy_name = &tenant.spec.policy_ref.name;
+    let Some(policy) = context
+        .policies
+        .get(&ObjectRef::new(policy_name).within(namespace))
+    else {
+        return Ok(());
+    };
+    let protected = policy.finalizers().iter().any(|f| f == POLICY_FINALIZER);
+    if !protected && policy.metadata.deletion_timestamp.is_none() {
+        let api: Api<DeprovisionPolicy> = Api::namespaced(context.client.clone(), namespace);
+        patch::finalizer(
+            &api,
+            policy_name,
+            "DeprovisionPolicy",
+            POLICY_FINALIZER,
+            true,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Releases the in-use finalizer of every policy in the namespace that no Tenant
+/// (other than `leaving`, which is going away) names any more.
+async fn release_unused_policies(
+    namespace: &str,
+    leaving: Option<&str>,
+    context: &Context,
+) -> Result<()> {
+    let named: Vec<String> = context
+        .tenants
+        .state()
+        .into_iter()
+        .filter(|t| t.namespace().as_deref() == Some(namespace))
+        .filter(|t| Some(t.name_any().as_str()) != leaving)
+        .map(|t| t.spec.policy_ref.name.clone())
+        .collect();
+    let api: Api<DeprovisionPolicy> = Api::namespaced(context.client.clone(), namespace);
+    for policy in context.policies.state() {
+        let unused = !named.contains(&policy.name_any());
+        let protected = policy.finalizers().iter().any(|f| f == POLICY_FINALIZER);
+        if policy.namespace().as_deref() == Some(namespace) && protected && unused {
+            patch::finalizer(
+                &api,
+                &policy.name_any(),
+                "DeprovisionPolicy",
+                POLICY_FINALIZER,
+                false,
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 struct Check {

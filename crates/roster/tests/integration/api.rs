@@ -110,15 +110,17 @@ async fn a_rehire_brings_a_deprovisioned_person_back() {
     tenant(&env, "0s", "720h").await;
     let _operator = Operator::start(&env.client, &env.namespace, Arc::new(MemoryEffects::new()));
     let name = "e-g002";
+    // Terminated yesterday: deprovisioned at once (quarantine 0 s), purge due in 30 days.
+    let today = chrono::Utc::now().date_naive();
     let mut record = DirectoryUserSpec {
         hire_date: Some("2020-01-06".parse().unwrap()),
-        termination_date: Some("2025-01-31".parse().unwrap()),
+        termination_date: Some(today - chrono::Days::new(1)),
         ..person("G002")
     };
     gitops_apply(&env, name, spec_json(&record)).await;
     wait_phase(&env, name, Phase::Deprovisioned).await;
     // The HR system rehires: same employee ID, a hire date after the termination.
-    record.hire_date = Some("2026-02-01".parse().unwrap());
+    record.hire_date = Some(today);
     gitops_apply(&env, name, spec_json(&record)).await;
     let user = wait_phase(&env, name, Phase::Active).await;
     let status = user.status.unwrap();
@@ -281,4 +283,213 @@ async fn a_protected_tenant_cannot_be_deleted_until_protection_is_off() {
         .delete("acme", &DeleteParams::default())
         .await
         .expect("an unprotected Tenant can be deleted");
+}
+
+/// A Tenant "acme" that may be deleted (deletion protection off), with its policy.
+async fn unprotected_tenant(env: &TestEnv, quarantine: &str) {
+    tenant(env, quarantine, "720h").await;
+    env.api::<Tenant>()
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "deletionProtection": false } })),
+        )
+        .await
+        .expect("turn deletion protection off");
+}
+
+/// Waits until `what` holds for the object `name` of kind `K` (or its absence).
+async fn wait_object<K>(
+    api: kube::Api<K>,
+    name: &str,
+    what: &str,
+    check: impl Fn(Option<&K>) -> bool + Send + 'static,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let condition = move |object: Option<&K>| check(object);
+    tokio::time::timeout(
+        crate::support::WAIT_TIMEOUT,
+        kube::runtime::wait::await_condition(api, name, condition),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{name}: {what} not seen in time"))
+    .expect("watch");
+}
+
+fn has_finalizer<K: kube::Resource>(object: Option<&K>, finalizer: &str) -> bool {
+    object.is_some_and(|o| o.meta().finalizers.iter().flatten().any(|f| f == finalizer))
+}
+
+/// A Tenant in use waits for its users, and a policy in use for its Tenants; users of
+/// a Tenant being deleted leave without calls to the learning platform.
+#[tokio::test]
+async fn tenants_and_policies_in_use_wait_for_what_uses_them() {
+    use kube::api::DeleteParams;
+    let env = TestEnv::new("api-in-use").await;
+    unprotected_tenant(&env, "168h").await;
+    let effects = Arc::new(MemoryEffects::new());
+    let _operator = Operator::start(&env.client, &env.namespace, effects.clone());
+    let name = "e-g005";
+    gitops_apply(&env, name, spec_json(&person("G005"))).await;
+    wait_phase(&env, name, Phase::Active).await;
+    let tenants = env.api::<Tenant>();
+    let policies = env.api::<DeprovisionPolicy>();
+    wait_object(tenants.clone(), "acme", "the in-use finalizer", |t| {
+        has_finalizer(t, "roster.dev/tenant-in-use")
+    })
+    .await;
+    wait_object(policies.clone(), "standard", "the in-use finalizer", |p| {
+        has_finalizer(p, "roster.dev/policy-in-use")
+    })
+    .await;
+
+    policies
+        .delete("standard", &DeleteParams::default())
+        .await
+        .unwrap();
+    tenants
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
+    // Both wait: the user still needs them.
+    wait_object(tenants.clone(), "acme", "Ready=False Deleting", |t| {
+        t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.r#type == "Ready" && c.reason == "Deleting")
+        })
+    })
+    .await;
+    assert!(policies.get_opt("standard").await.unwrap().is_some());
+
+    // The user goes: released at once, without a call, then the Tenant, then the policy.
+    env.api::<DirectoryUser>()
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_object(env.api::<DirectoryUser>(), name, "gone", |u| u.is_none()).await;
+    wait_object(tenants, "acme", "gone", |t| t.is_none()).await;
+    wait_object(policies, "standard", "gone", |p| p.is_none()).await;
+    assert!(effects.calls().is_empty(), "no call reached the platform");
+}
+
+/// `kubectl delete namespace` of a tenant with users in every phase (and one whose
+/// Tenant never existed) finishes: nothing is stranded in Terminating.
+#[tokio::test]
+async fn deleting_a_tenants_namespace_finishes() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::DeleteParams;
+    let plane = crate::support::control_plane().await;
+    tokio::task::spawn_blocking(move || plane.start_namespace_controller())
+        .await
+        .unwrap()
+        .expect("start the namespace controller");
+    let env = TestEnv::new("api-delete-ns").await;
+    unprotected_tenant(&env, "168h").await;
+    let _operator = Operator::start(&env.client, &env.namespace, Arc::new(MemoryEffects::new()));
+    let users = env.api::<DirectoryUser>();
+    // Active, Quarantined, Deprovisioned, Purged, and one whose Tenant does not exist.
+    gitops_apply(&env, "e-n001", spec_json(&person("N001"))).await;
+    gitops_apply(
+        &env,
+        "e-n002",
+        spec_json(&DirectoryUserSpec {
+            active: false,
+            ..person("N002")
+        }),
+    )
+    .await;
+    gitops_apply(&env, "e-n003", spec_json(&person("N003"))).await;
+    kubectl_edit(
+        &env,
+        "e-n003",
+        json!({ "metadata": { "annotations": { DEPROVISION_NOW_ANNOTATION: "now" } } }),
+    )
+    .await;
+    gitops_apply(
+        &env,
+        "e-n004",
+        spec_json(&DirectoryUserSpec {
+            termination_date: Some("2020-01-31".parse().unwrap()),
+            ..person("N004")
+        }),
+    )
+    .await;
+    gitops_apply(
+        &env,
+        "e-n005",
+        spec_json(&DirectoryUserSpec {
+            tenant: "nobody".into(),
+            ..person("N005")
+        }),
+    )
+    .await;
+    for (name, phase) in [
+        ("e-n001", Phase::Active),
+        ("e-n002", Phase::Quarantined),
+        ("e-n003", Phase::Deprovisioned),
+        ("e-n004", Phase::Purged),
+    ] {
+        wait_phase(&env, name, phase).await;
+    }
+    wait_status(&env, "e-n005", "Stalled", |s| {
+        condition(s, "Stalled").is_some_and(|c| c.status == ConditionStatus::True)
+    })
+    .await;
+    assert_eq!(
+        users.list(&Default::default()).await.unwrap().items.len(),
+        5
+    );
+
+    let namespaces: kube::Api<Namespace> = kube::Api::all(env.client.clone());
+    namespaces
+        .delete(&env.namespace, &DeleteParams::default())
+        .await
+        .expect("delete the namespace");
+    wait_object(namespaces, &env.namespace, "the namespace gone", |n| {
+        n.is_none()
+    })
+    .await;
+}
+
+/// The employee ID is the mapping key, unique in a tenant: a second object with the
+/// same one does nothing (Stalled, saying which object owns the key), even when its
+/// record says the person left.
+#[tokio::test]
+async fn a_duplicate_employee_id_does_nothing() {
+    let env = TestEnv::new("api-duplicate").await;
+    tenant(&env, "168h", "720h").await;
+    let effects = Arc::new(MemoryEffects::new());
+    let _operator = Operator::start(&env.client, &env.namespace, effects.clone());
+    gitops_apply(&env, "e-d001", spec_json(&person("D001"))).await;
+    wait_phase(&env, "e-d001", Phase::Active).await;
+    gitops_apply(
+        &env,
+        "e-d001-copy",
+        spec_json(&DirectoryUserSpec {
+            active: false,
+            ..person("D001")
+        }),
+    )
+    .await;
+    let copy = wait_status(&env, "e-d001-copy", "Stalled", |s| {
+        condition(s, "Stalled").is_some_and(|c| c.status == ConditionStatus::True)
+    })
+    .await;
+    let stalled = condition(copy.status.as_ref().unwrap(), "Stalled")
+        .unwrap()
+        .clone();
+    assert_eq!(stalled.reason, "DuplicateEmployeeID");
+    assert!(
+        stalled.message.contains("\"e-d001\""),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(
+        copy.status.unwrap().phase,
+        Phase::Active,
+        "the copy did not act"
+    );
+    assert!(effects.calls().is_empty(), "no call for either");
 }

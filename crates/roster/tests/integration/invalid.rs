@@ -307,7 +307,13 @@ fn cases() -> Vec<Case> {
             .expect("purgeDeadline must be at most 720h"),
         create(Policy, "purgeDeadline in days")
             .set("/spec/purgeDeadline", json!("30d"))
-            .expect("purgeDeadline must be a duration such as 720h or 48h"),
+            .expect("purgeDeadline has no day unit: write days as hours, e.g. 30d as 720h"),
+        create(Policy, "quarantinePeriod in days")
+            .set("/spec/quarantinePeriod", json!("7d"))
+            .expect("quarantinePeriod has no day unit: write days as hours, e.g. 7d as 168h"),
+        create(Policy, "quarantinePeriod mixing days and hours")
+            .set("/spec/quarantinePeriod", json!("1d12h"))
+            .expect("quarantinePeriod must be a duration such as 168h"),
         create(Policy, "quarantinePeriod in words")
             .set("/spec/quarantinePeriod", json!("7 days"))
             .expect("quarantinePeriod must be a duration such as 168h"),

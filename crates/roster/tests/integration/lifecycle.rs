@@ -479,7 +479,6 @@ async fn a_policy_edit_and_a_suspended_tenant_reach_users_through_their_watches(
         name: policy.metadata.name.clone(),
         ..Default::default()
     };
-    policy.status = None;
     policy.spec.quarantine_period = "2s".into();
     apply(&env.api::<DeprovisionPolicy>(), "standard", &policy).await;
     let deprovisioned = wait_phase(&env, &name, Phase::Deprovisioned).await;

@@ -90,6 +90,26 @@ pub async fn pii_reapplied(context: &Context, user: &DirectoryUser) {
     .await;
 }
 
+/// A deleted user released without reaching the learning platform (see
+/// [`super::gather::leaves_without_platform`]).
+pub async fn released_without_platform(
+    context: &Context,
+    user: &DirectoryUser,
+    reason: &str,
+    note: &str,
+) {
+    warn!(reason, "released without calls to the learning platform");
+    publish(
+        context,
+        user,
+        EventType::Warning,
+        reason,
+        "Release",
+        note.into(),
+    )
+    .await;
+}
+
 fn transition_note(transition: &Transition, status: &DirectoryUserStatus) -> String {
     let stamp = |at: Option<DateTime<Utc>>| {
         at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use roster_api::{DirectoryUser, Tenant};
+use roster_lifecycle::directory::{KeyHolder, key_owner};
 use roster_lifecycle::{Policy, TenantSettings};
 
 use crate::controller::Context;
@@ -29,6 +30,14 @@ pub struct Inputs {
 }
 
 pub fn gather(user: &DirectoryUser, namespace: &str, context: &Context) -> Gathered {
+    if let Some(owner) = duplicate_of(user, context) {
+        return Gathered::Blocked {
+            reason: "DuplicateEmployeeID",
+            message: format!(
+                "spec.employeeId is already the key of DirectoryUser {owner:?} in this tenant, which was created first; this object does nothing until one of them is deleted or corrected"
+            ),
+        };
+    }
     let Some(tenant) = context
         .tenants
         .get(&ObjectRef::new(&user.spec.tenant).within(namespace))
@@ -73,6 +82,64 @@ pub fn gather(user: &DirectoryUser, namespace: &str, context: &Context) -> Gathe
             message: format!("Tenant {:?}: {error}", user.spec.tenant),
         },
     }
+}
+
+/// Why a deleted user leaves without any call to the learning platform, if it does:
+/// its Tenant (or the Tenant's policy) is gone, so there is nothing to call and nothing
+/// to call it with; or its Tenant is being deleted, which is the tenant's exit and
+/// removes its data downstream wholesale. Waiting would only strand the object (and a
+/// namespace being deleted) in Terminating forever.
+pub fn leaves_without_platform(
+    user: &DirectoryUser,
+    namespace: &str,
+    context: &Context,
+) -> Option<(&'static str, &'static str)> {
+    user.metadata.deletion_timestamp.as_ref()?;
+    let Some(tenant) = context
+        .tenants
+        .get(&ObjectRef::new(&user.spec.tenant).within(namespace))
+    else {
+        return Some((
+            "ReleasedWithoutTenant",
+            "deleted while its Tenant does not exist: released without calls to the learning platform, where nothing was changed",
+        ));
+    };
+    if tenant.metadata.deletion_timestamp.is_some() {
+        return Some((
+            "ReleasedWithTenant",
+            "deleted while its Tenant is being deleted (the tenant's exit): released without calls to the learning platform",
+        ));
+    }
+    let policy = ObjectRef::new(&tenant.spec.policy_ref.name).within(namespace);
+    if context.policies.get(&policy).is_none() {
+        return Some((
+            "ReleasedWithoutPolicy",
+            "deleted while its Tenant's DeprovisionPolicy does not exist: released without calls to the learning platform, where nothing was changed",
+        ));
+    }
+    None
+}
+
+/// The object that owns this user's employee ID, if it is another one.
+fn duplicate_of(user: &DirectoryUser, context: &Context) -> Option<String> {
+    let tenant = colleagues(&context.users, user);
+    let holders = tenant.iter().map(|u| KeyHolder {
+        name: u.metadata.name.as_deref().unwrap_or_default(),
+        created: u
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| to_chrono(&t.0)),
+        employee_id: &u.spec.employee_id,
+    });
+    let owner = key_owner(holders, &user.spec.employee_id)?;
+    (owner != user.name_any()).then(|| owner.to_string())
+}
+
+/// k8s-openapi's `Time` is jiff; the core speaks chrono.
+fn to_chrono(time: &jiff::Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(time.as_second(), time.subsec_nanosecond() as u32)
+        .unwrap_or_default()
 }
 
 /// The users of the same tenant (the user included), for choosing new owners.

@@ -121,6 +121,12 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
         return Ok(Action::await_change());
     }
 
+    if let Some((reason, note)) = gather::leaves_without_platform(&user, &namespace, context) {
+        announce::released_without_platform(context, &user, reason, note).await;
+        persist::finalizer(&api, &name, false).await?;
+        return Ok(Action::await_change());
+    }
+
     let inputs = match gather::gather(&user, &namespace, context) {
         Gathered::Ready(inputs) => inputs,
         Gathered::Blocked { reason, message } => {

@@ -9,7 +9,7 @@ use roster_api::condition::{ConditionStatus, set_condition};
 use roster_api::{Condition, DirectoryUser, DirectoryUserStatus};
 
 use super::KIND;
-use crate::controller::{Result, patch};
+use crate::controller::{FINALIZER, Result, patch};
 
 /// Field manager of the purge patch, apart from status and finalizer managers.
 const PURGE_MANAGER: &str = "roster-purge";
@@ -84,6 +84,6 @@ pub async fn blocked(
 
 /// Adds (`true`) or releases (`false`) roster's finalizer.
 pub async fn finalizer(api: &Api<DirectoryUser>, name: &str, present: bool) -> Result<()> {
-    patch::finalizer(api, name, KIND, present).await?;
+    patch::finalizer(api, name, KIND, FINALIZER, present).await?;
     Ok(())
 }
