@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::condition::{Condition, conditions_schema};
+use super::tenant::LocalObjectRef;
 
 /// The person's record as the source delivered it. roster never rewrites it, except
 /// to scrub PII once the user is purged.
@@ -26,14 +27,14 @@ use super::condition::{Condition, conditions_schema};
         name = "Ready",
         type_ = "string"
     ),
-    printcolumn(json_path = ".spec.tenant", name = "Tenant", type_ = "string"),
+    printcolumn(json_path = ".spec.tenantRef.name", name = "Tenant", type_ = "string"),
     printcolumn(
         json_path = ".status.nextDeadline",
         name = "Next-Deadline",
         type_ = "string"
     ),
     printcolumn(
-        json_path = ".spec.employeeId",
+        json_path = ".spec.employeeID",
         name = "Employee-ID",
         type_ = "string",
         priority = 1
@@ -58,18 +59,17 @@ use super::condition::{Condition, conditions_schema};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryUserSpec {
-    /// Name of the Tenant (in this namespace) the person belongs to. Immutable.
-    #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("tenant must be the name of a Tenant object: lowercase letters, digits, '-' and '.'"))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("tenant is immutable: delete and re-create the DirectoryUser to move a person to another tenant"))]
-    pub tenant: String,
+    /// The Tenant (in this namespace) the person belongs to. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("tenantRef is immutable: delete and re-create the DirectoryUser to move a person to another tenant"))]
+    pub tenant_ref: LocalObjectRef,
 
     /// Identifier of the person in the HR system: the mapping key, unique in the tenant
     /// and immutable once set. Engagement records stay reachable by it after anonymization.
     /// Letters, digits, `.`, `_` and `-`; up to 64 characters; leading zeros are kept.
     #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9][A-Za-z0-9._-]*$')").message("employeeId must start with a letter or digit and contain only letters, digits, '.', '_' or '-'"))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("employeeId is immutable: it is the mapping key; create a new DirectoryUser for a different person"))]
+    #[serde(rename = "employeeID")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9][A-Za-z0-9._-]*$')").message("employeeID must start with a letter or digit and contain only letters, digits, '.', '_' or '-'"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("employeeID is immutable: it is the mapping key; create a new DirectoryUser for a different person"))]
     pub employee_id: String,
 
     /// Full name of the person. Personal data: replaced by a placeholder when purged.
@@ -84,7 +84,8 @@ pub struct DirectoryUserSpec {
     /// URL of the profile picture (http or https).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("pictureUrl must be an http(s) URL such as https://example.com/me.png"))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("pictureURL must be an http(s) URL such as https://example.com/me.png"))]
+    #[serde(rename = "pictureURL")]
     pub picture_url: Option<String>,
 
     /// Date (YYYY-MM-DD) the person joined. A hire date after the termination date
@@ -139,7 +140,7 @@ impl Default for DirectoryUserSpec {
     /// An active person with empty fields (for builders and tests).
     fn default() -> Self {
         Self {
-            tenant: String::new(),
+            tenant_ref: LocalObjectRef::default(),
             employee_id: String::new(),
             full_name: String::new(),
             email: String::new(),
@@ -163,10 +164,13 @@ pub enum RecordSource {
     #[default]
     Manual,
     /// Pushed by an identity provider over SCIM 2.0.
+    #[serde(rename = "SCIM")]
     Scim,
     /// Imported from the HR CSV file over SFTP.
+    #[serde(rename = "CSV")]
     Csv,
     /// Fetched from the HR JSON report API.
+    #[serde(rename = "HRAPI")]
     HrApi,
 }
 
@@ -266,10 +270,10 @@ pub struct StepStatus {
     pub summary: Option<String>,
     /// When the step succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<DateTime<Utc>>,
+    pub completion_time: Option<DateTime<Utc>>,
     /// After a failure: not retried before this time (backoff, or the service's `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_at: Option<DateTime<Utc>>,
+    pub next_retry_time: Option<DateTime<Utc>>,
 }
 
 /// Annotation: deprovision this person now, skipping the quarantine (the platform's
@@ -325,22 +329,22 @@ pub struct DirectoryUserStatus {
     pub episode: i32,
     /// When roster first saw the trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub triggered_at: Option<DateTime<Utc>>,
+    pub trigger_time: Option<DateTime<Utc>>,
     /// When access was revoked and the quarantine began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quarantine_started_at: Option<DateTime<Utc>>,
+    pub quarantine_start_time: Option<DateTime<Utc>>,
     /// When full deprovisioning starts (end of quarantine). Persisted so a restart never moves it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deprovision_due_at: Option<DateTime<Utc>>,
+    pub deprovision_due_time: Option<DateTime<Utc>>,
     /// When every full-deprovisioning step had completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deprovisioned_at: Option<DateTime<Utc>>,
+    pub deprovisioned_time: Option<DateTime<Utc>>,
     /// When PII must be gone (termination + purge deadline). Persisted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purge_due_at: Option<DateTime<Utc>>,
+    pub purge_due_time: Option<DateTime<Utc>>,
     /// When PII was purged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purged_at: Option<DateTime<Utc>>,
+    pub purged_time: Option<DateTime<Utc>>,
     /// The next moment roster will act without being told to (shown by `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_deadline: Option<DateTime<Utc>>,
@@ -350,21 +354,23 @@ pub struct DirectoryUserStatus {
     pub steps: Vec<StepStatus>,
     /// Learning-platform groups computed from the Tenant's group rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub groups: Vec<String>,
     /// How many times a quarantine was reversed, and when last.
     #[serde(default)]
     pub reversals: i32,
     /// When the last reversal (or reinstatement) happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_reversed_at: Option<DateTime<Utc>>,
+    pub last_reversal_time: Option<DateTime<Utc>>,
     /// The one-off requests (annotations) roster has acted on, by their value.
     #[serde(default, skip_serializing_if = "HandledRequests::is_empty")]
     pub handled_requests: HandledRequests,
     /// Dry-run: the steps that would run, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub plan: Vec<StepName>,
     /// `Ready`, `Reconciling`, `Stalled`, `Quarantined`, `Deprovisioned`, `Purged`, and when they apply
-    /// `LocationMatched`, `Suspended`, `DryRun`, `PiiReapplied`.
+    /// `LocationMatched`, `Suspended`, `DryRun`, `PIIReapplied`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

@@ -33,6 +33,30 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         DeprovisionPolicy::crd(),
         DirectoryUser::crd(),
     ]
+    .into_iter()
+    .map(without_nullable)
+    .collect()
+}
+
+/// Optional fields are omitted, never `null` (the API conventions; a `null` sent by a
+/// client is then pruned like an absent field). The schema generator marks every
+/// `Option` nullable, so the mark is taken out once, here.
+fn without_nullable(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("nullable");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+    if let Some(versions) = value.pointer_mut("/spec/versions") {
+        strip(versions);
+    }
+    serde_json::from_value(value).expect("a CRD without nullable marks deserializes")
 }
 
 /// The CRDs and the admission policy that ships with them, as one multi-document YAML
@@ -63,6 +87,44 @@ mod tests {
                 "{file} is stale: regenerate it with `cargo run -p roster -- crd > {file}`"
             );
         }
+    }
+
+    /// `kubectl explain` describes every field: each property of every schema has a
+    /// description (the doc comment of its Rust field).
+    #[test]
+    fn every_field_is_documented() {
+        fn walk(path: &str, schema: &serde_json::Value, missing: &mut Vec<String>) {
+            if let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) {
+                for (name, property) in properties {
+                    let here = format!("{path}.{name}");
+                    let documented = property
+                        .get("description")
+                        .and_then(|d| d.as_str())
+                        .is_some_and(|d| !d.trim().is_empty());
+                    // apiVersion, kind and metadata are Kubernetes' own.
+                    let standard = matches!(name.as_str(), "apiVersion" | "kind" | "metadata");
+                    if !documented && !standard {
+                        missing.push(here.clone());
+                    }
+                    walk(&here, property, missing);
+                }
+            }
+            if let Some(items) = schema.get("items") {
+                walk(&format!("{path}[]"), items, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        for crd in super::all() {
+            let value = serde_json::to_value(&crd).unwrap();
+            let kind = crd.spec.names.kind.clone();
+            for version in value["spec"]["versions"].as_array().unwrap() {
+                walk(&kind, &version["schema"]["openAPIV3Schema"], &mut missing);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "fields without a description: {missing:#?}"
+        );
     }
 
     #[test]

@@ -4,12 +4,12 @@
 
 /// Implements `as_str` (the serialized value) and `Display` for a fieldless enum.
 macro_rules! wire_names {
-    ($($ty:ident { $($variant:ident),+ $(,)? })+) => {$(
+    ($($ty:ident { $($variant:ident $(= $wire:literal)?),+ $(,)? })+) => {$(
         impl $ty {
             /// The value as serialized in the API (and in labels, reasons and keys).
             pub const fn as_str(self) -> &'static str {
                 match self {
-                    $($ty::$variant => stringify!($variant),)+
+                    $($ty::$variant => wire_names!(@wire $variant $($wire)?),)+
                 }
             }
 
@@ -23,6 +23,8 @@ macro_rules! wire_names {
             }
         }
     )+};
+    (@wire $variant:ident) => { stringify!($variant) };
+    (@wire $variant:ident $wire:literal) => { $wire };
 }
 
 use crate::directory_user::{Phase, RecordSource, StepName, StepState, Trigger};
@@ -37,7 +39,7 @@ wire_names! {
         RemoveFromEvents, RemoveFromGroups, RemoveAssignments, Anonymize, Purge,
     }
     StepState { Pending, Succeeded, Failed, Skipped }
-    RecordSource { Manual, Scim, Csv, HrApi }
+    RecordSource { Manual, Scim = "SCIM", Csv = "CSV", HrApi = "HRAPI" }
     CalendarOwnerCandidate { Organizer, CoOrganizers, Presenters, FallbackOwner }
     RuleTransferTarget { Manager, FallbackOwner }
     ObjectDeletionMode { Quarantine, Immediate }

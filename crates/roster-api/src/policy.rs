@@ -80,6 +80,7 @@ pub struct DeprovisionPolicySpec {
     #[serde(default = "default_calendar_owner_order")]
     #[schemars(length(min = 1, max = 4))]
     #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, y == x))").message("calendarOwnerOrder must not list an entry twice"))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub calendar_owner_order: Vec<CalendarOwnerCandidate>,
 
     /// What deleting a DirectoryUser object means. `Quarantine` (default) treats it

@@ -1,8 +1,6 @@
 //! `Tenant`: one customer organization of the learning platform, its connectors,
 //! its people sources and its switches.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -66,6 +64,7 @@ pub struct TenantSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000), inner(length(min = 1, max = 256)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub locations: Vec<String>,
 
     /// IANA time zone in which date-only HR fields (termination date) are read,
@@ -79,6 +78,7 @@ pub struct TenantSpec {
     /// Rules that put users into learning-platform groups from their profile fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 500))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub group_rules: Vec<GroupRule>,
 
     /// People sources that write this tenant's DirectoryUsers.
@@ -104,12 +104,37 @@ fn default_true() -> bool {
 }
 
 /// A reference to an object in the same namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct LocalObjectRef {
     /// Name of the object.
     #[schemars(length(min = 1, max = 253))]
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("name must be an object name: lowercase letters, digits, '-' and '.'"))]
     pub name: String,
+}
+
+impl From<&str> for LocalObjectRef {
+    fn from(name: &str) -> Self {
+        Self { name: name.into() }
+    }
+}
+
+/// A reference to a DirectoryUser of the same tenant, by its employee ID (the mapping
+/// key, which survives renames and is never personal data).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+pub struct UserRef {
+    /// `spec.employeeID` of the DirectoryUser.
+    #[serde(rename = "employeeID")]
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9][A-Za-z0-9._-]*$')").message("employeeID must start with a letter or digit and contain only letters, digits, '.', '_' or '-'"))]
+    pub employee_id: String,
+}
+
+impl From<&str> for UserRef {
+    fn from(employee_id: &str) -> Self {
+        Self {
+            employee_id: employee_id.into(),
+        }
+    }
 }
 
 /// A key of a Secret in the same namespace.
@@ -151,7 +176,7 @@ pub enum CalendarProvider {
 /// Calendar integration settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.provider == 'None' || (has(self.endpoint) && has(self.credentialsSecretRef) && has(self.fallbackOwnerEmail))").message("calendar.endpoint, calendar.credentialsSecretRef and calendar.fallbackOwnerEmail are required when calendar.provider is Google or Microsoft"))]
+#[x_kube(validation = Rule::new("self.provider == 'None' || (has(self.endpoint) && has(self.credentialsSecretRef) && has(self.fallbackOwner))").message("calendar.endpoint, calendar.credentialsSecretRef and calendar.fallbackOwner are required when calendar.provider is Google or Microsoft"))]
 pub struct CalendarConnection {
     /// `None`, `Google` or `Microsoft`.
     #[serde(default)]
@@ -164,12 +189,11 @@ pub struct CalendarConnection {
     /// Secret key holding the calendar API bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretKeyRef>,
-    /// Receives events when nobody in the policy's order is eligible. Must be an
-    /// existing Active DirectoryUser of this tenant with calendar access.
+    /// Receives events (and, per the policy, rules) when nobody in the policy's order is
+    /// eligible: an Active DirectoryUser of this tenant with calendar access, named by
+    /// employee ID so that no email address sits in the Tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 3, max = 254))]
-    #[x_kube(validation = Rule::new("self.matches('^[^@ ]+@[^@ ]+[.][^@ ]+$')").message("calendar.fallbackOwnerEmail must be an address such as calendar-owner@example.com"))]
-    pub fallback_owner_email: Option<String>,
+    pub fallback_owner: Option<UserRef>,
 }
 
 /// A profile field that sources map to and group rules test.
@@ -178,9 +202,11 @@ pub struct CalendarConnection {
 )]
 #[serde(rename_all = "camelCase")]
 pub enum ProfileField {
+    #[serde(rename = "employeeID")]
     EmployeeId,
     FullName,
     Email,
+    #[serde(rename = "pictureURL")]
     PictureUrl,
     HireDate,
     TerminationDate,
@@ -200,6 +226,7 @@ pub struct GroupRule {
     pub group: String,
     /// All must hold for the rule to match.
     #[schemars(length(min = 1, max = 20))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub conditions: Vec<FieldCondition>,
     /// Remove the user from the group when the rule stops matching. Off by default:
     /// group rules only add, as in the platform's SSO group mapping.
@@ -217,6 +244,7 @@ pub struct FieldCondition {
     pub operator: FieldOperator,
     /// Values compared with the field (case-insensitive).
     #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 256)))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub values: Vec<String>,
 }
 
@@ -238,7 +266,7 @@ pub struct PeopleSources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<CsvSource>,
     /// HR JSON report API (Workday-report style).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "hrAPI")]
     pub hr_api: Option<HrApiSource>,
 }
 
@@ -266,9 +294,7 @@ pub struct CsvSource {
     #[schemars(length(min = 1, max = 1024))]
     pub path: String,
     /// Secret holding `username` and either `password` or `privateKey`.
-    #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("credentialsSecretName must be an object name: lowercase letters, digits, '-' and '.'"))]
-    pub credentials_secret_name: String,
+    pub credentials_secret_ref: LocalObjectRef,
     /// How often the file is pulled, as a Go duration. Default `24h`.
     #[serde(default = "default_daily")]
     #[schemars(length(max = 32))]
@@ -279,15 +305,26 @@ pub struct CsvSource {
     #[schemars(length(min = 2, max = 32))]
     pub date_format: String,
     /// Header name for each profile field, when it differs from the documents' names.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 11))]
-    #[x_kube(validation = Rule::new("self.all(k, k in ['employeeId', 'fullName', 'email', 'pictureUrl', 'hireDate', 'terminationDate', 'department', 'title', 'location', 'managerEmail', 'active'])").message("csv.columns keys must be profile fields: employeeId, fullName, email, pictureUrl, hireDate, terminationDate, department, title, location, managerEmail, active"))]
-    #[x_kube(validation = Rule::new("self.all(k, size(self[k]) > 0 && size(self[k]) <= 256)").message("csv.columns values must be header names of 1 to 256 characters"))]
-    pub columns: BTreeMap<String, String>,
+    /// One entry per field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 11))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["field"]))]
+    pub columns: Vec<ColumnMapping>,
     /// The file lists everyone: people missing from it are treated as removed from
     /// the feed (guarded by the mass-deprovisioning guard). Default true.
     #[serde(default = "default_true")]
     pub complete_snapshot: bool,
+}
+
+/// Which CSV header holds a profile field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnMapping {
+    /// The profile field.
+    pub field: ProfileField,
+    /// The header naming its column (matched after trimming and case-folding).
+    #[schemars(length(min = 1, max = 256))]
+    pub header: String,
 }
 
 /// HR JSON API source settings.
@@ -296,20 +333,19 @@ pub struct CsvSource {
 pub struct HrApiSource {
     /// Report URL returning `{"Report_Entry": [...]}`.
     #[schemars(length(min = 1, max = 2048))]
-    #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("hrApi.url must be an http(s) URL"))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("hrAPI.url must be an http(s) URL"))]
     pub url: String,
     /// Secret holding `clientId` and `clientSecret`, or `token`.
-    #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("credentialsSecretName must be an object name: lowercase letters, digits, '-' and '.'"))]
-    pub credentials_secret_name: String,
+    pub credentials_secret_ref: LocalObjectRef,
     /// How often the report is fetched, as a Go duration. Default `24h`.
     #[serde(default = "default_daily")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') && duration(self) >= duration('1m')").message("hrApi.interval must be a duration of at least 1m, such as 24h or 30m"))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$') && duration(self) >= duration('1m')").message("hrAPI.interval must be a duration of at least 1m, such as 24h or 30m"))]
     pub interval: String,
-    /// Attribute mapping rules: report field → profile field. `employeeId` must be mapped.
+    /// Attribute mapping rules: report field → profile field. `employeeID` must be mapped.
     #[schemars(length(min = 1, max = 100))]
-    #[x_kube(validation = Rule::new("self.exists_one(m, m.to == 'employeeId')").message("hrApi.mappings must map exactly one report field to employeeId, the mapping key"))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    #[x_kube(validation = Rule::new("self.exists_one(m, m.to == 'employeeID')").message("hrAPI.mappings must map exactly one report field to employeeID, the mapping key"))]
     pub mappings: Vec<AttributeMapping>,
 }
 
@@ -392,11 +428,10 @@ pub struct UserCounts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceSync {
-    /// `Scim`, `Csv` or `HrApi`.
-    #[schemars(length(max = 16))]
-    pub source: String,
+    /// The source: `SCIM`, `CSV` or `HRAPI`.
+    pub source: crate::RecordSource,
     /// When the sync finished.
-    pub finished_at: DateTime<Utc>,
+    pub completion_time: DateTime<Utc>,
     /// `Succeeded`, `PartiallySucceeded` or `Failed`.
     #[schemars(length(max = 32))]
     pub result: String,

@@ -118,7 +118,7 @@ impl Company {
     /// The DirectoryUser a people source would write for a seeded person.
     pub fn directory_user(&self, user: &User, tenant: &str) -> DirectoryUser {
         let spec = DirectoryUserSpec {
-            tenant: tenant.to_string(),
+            tenant_ref: tenant.into(),
             employee_id: user.employee_id.clone(),
             full_name: user.full_name.clone().unwrap_or_default(),
             email: user.email.clone().unwrap_or_default(),
@@ -255,7 +255,7 @@ pub struct People {
 }
 
 impl People {
-    pub fn from_directory(users: &[DirectoryUser], fallback_email: Option<&str>) -> Self {
+    pub fn from_directory(users: &[DirectoryUser], fallback: Option<&str>) -> Self {
         let by_email: BTreeMap<String, String> = users
             .iter()
             .map(|u| {
@@ -272,7 +272,9 @@ impl People {
                 Some((u.spec.employee_id.clone(), by_email.get(&manager)?.clone()))
             })
             .collect();
-        let fallback = fallback_email.and_then(|e| by_email.get(&e.to_ascii_lowercase()).cloned());
+        let fallback = fallback
+            .filter(|id| users.iter().any(|u| u.spec.employee_id == *id))
+            .map(str::to_string);
         Self {
             by_email,
             managers,

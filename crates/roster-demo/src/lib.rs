@@ -15,7 +15,7 @@
 //! control plane within 10 s; the control plane's processes also die with this one
 //! whatever happens (see [`roster_testkit::process`]).
 //!
-//! Output names people by object name (`e-<employeeId>`) or by role, never by name
+//! Output names people by object name (`e-<employeeID>`) or by role, never by name
 //! or email.
 
 pub mod company;
@@ -424,7 +424,12 @@ async fn demo(args: &DemoArgs, stack: &mut Stack, out: &Out) -> anyhow::Result<b
     let directory = users.list(&ListParams::default()).await?.items;
     let people = People::from_directory(
         &directory,
-        tenant.spec.calendar.fallback_owner_email.as_deref(),
+        tenant
+            .spec
+            .calendar
+            .fallback_owner
+            .as_ref()
+            .map(|f| f.employee_id.as_str()),
     );
     let zone: chrono_tz::Tz = tenant.spec.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let plan = Plan::new(&directory, zone, Utc::now());
@@ -801,7 +806,7 @@ impl Report<'_> {
     }
 }
 
-/// Kubernetes Events in the namespace, by reason; waits (up to 2 s) for the PiiPurged
+/// Kubernetes Events in the namespace, by reason; waits (up to 2 s) for the PIIPurged
 /// Events of `purged`, which roster publishes just after the status the demo waited for.
 async fn event_counts(
     client: &Client,
@@ -814,7 +819,7 @@ async fn event_counts(
         let events = api.list(&ListParams::default()).await?.items;
         let complete = purged.iter().all(|name| {
             events.iter().any(|e| {
-                e.reason.as_deref() == Some("PiiPurged")
+                e.reason.as_deref() == Some("PIIPurged")
                     && e.regarding.as_ref().and_then(|r| r.name.as_ref()) == Some(*name)
             })
         });

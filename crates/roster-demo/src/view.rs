@@ -150,7 +150,7 @@ impl Tracker {
                     step.name,
                     step.attempts,
                     step.last_error.as_deref().unwrap_or("unknown error"),
-                    step.retry_at
+                    step.next_retry_time
                         .map(|at| format!("; retry at {}", clock(at)))
                         .unwrap_or_default()
                 ),
@@ -330,7 +330,7 @@ fn transition(
                 Some(Trigger::ObjectDeleted) => "ObjectDeleted",
                 None => "Triggered",
             },
-            due(status.deprovision_due_at)
+            due(status.deprovision_due_time)
         ),
         (_, Phase::Held) => "held by the mass-deprovisioning guard until approved".into(),
         (Phase::Quarantined, Phase::Active) => "QuarantineReversed; restoring access".into(),
@@ -338,10 +338,12 @@ fn transition(
         (_, Phase::Active) => "Reactivated; restoring access".into(),
         (_, Phase::Deprovisioning) => "QuarantineEnded; handing over and removing".into(),
         (_, Phase::Deprovisioned) => {
-            format!("StepsCompleted; purge due {}", due(status.purge_due_at))
+            format!("StepsCompleted; purge due {}", due(status.purge_due_time))
         }
-        (_, Phase::Purged) => "PiiPurged; personal data gone downstream and from the object".into(),
-        (_, Phase::Quarantined) => format!("deprovisioning due {}", due(status.deprovision_due_at)),
+        (_, Phase::Purged) => "PIIPurged; personal data gone downstream and from the object".into(),
+        (_, Phase::Quarantined) => {
+            format!("deprovisioning due {}", due(status.deprovision_due_time))
+        }
     };
     format!("{from:?} -> {to:?} ({why})")
 }
@@ -432,7 +434,7 @@ mod tests {
         let mut user = DirectoryUser::new(
             "e-1007",
             DirectoryUserSpec {
-                tenant: "acme".into(),
+                tenant_ref: "acme".into(),
                 employee_id: "1007".into(),
                 full_name: "Rowan Sampleton".into(),
                 email: "rowan.sampleton@example.com".into(),
@@ -455,7 +457,7 @@ mod tests {
         let quarantined = DirectoryUserStatus {
             phase: Phase::Quarantined,
             trigger: Some(Trigger::Deactivated),
-            deprovision_due_at: Some(at("2030-01-01T12:00:10Z")),
+            deprovision_due_time: Some(at("2030-01-01T12:00:10Z")),
             steps: vec![StepStatus {
                 name: StepName::RevokeAccess,
                 state: StepState::Succeeded,
@@ -463,8 +465,8 @@ mod tests {
                 idempotency_key: "k".into(),
                 last_error: None,
                 summary: Some("access revoked".into()),
-                completed_at: None,
-                retry_at: None,
+                completion_time: None,
+                next_retry_time: None,
             }],
             ..Default::default()
         };

@@ -211,7 +211,7 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "Active -> Quarantined (ObjectDeleted",
         "-> Deprovisioning (QuarantineEnded",
         "-> Deprovisioned (StepsCompleted",
-        "-> Purged (PiiPurged",
+        "-> Purged (PIIPurged",
         "Quarantined -> Active (QuarantineReversed",
         "RestoreAccess: access restored",
         "object deleted from the cluster",
@@ -243,7 +243,7 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "users anonymized",
         "engagement records kept",
         "0 changes applied twice",
-        "PiiPurged",
+        "PIIPurged",
     ] {
         assert!(
             output.contains(part),

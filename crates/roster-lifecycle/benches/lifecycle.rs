@@ -13,7 +13,7 @@ use roster_lifecycle::{Observed, Outcome, Policy, TenantSettings, record_outcome
 
 fn person(i: usize) -> DirectoryUserSpec {
     DirectoryUserSpec {
-        tenant: "acme".into(),
+        tenant_ref: "acme".into(),
         employee_id: format!("{i:06}"),
         full_name: format!("Person {i}"),
         email: format!("person{i}@example.com"),

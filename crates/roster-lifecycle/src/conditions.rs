@@ -105,7 +105,7 @@ fn derive(
                 "Quarantined",
                 format!(
                     "access revoked; reversible until {}",
-                    status.deprovision_due_at.map(stamp).unwrap_or_default()
+                    status.deprovision_due_time.map(stamp).unwrap_or_default()
                 ),
             ),
             Phase::Deprovisioning => (
@@ -118,7 +118,7 @@ fn derive(
                 "Deprovisioned",
                 format!(
                     "deprovisioned; PII purge due at {}",
-                    status.purge_due_at.map(stamp).unwrap_or_default()
+                    status.purge_due_time.map(stamp).unwrap_or_default()
                 ),
             ),
             Phase::Purged => (true, "Purged", "personal data purged".to_string()),
@@ -187,7 +187,7 @@ fn derive(
             "Purged",
             phase == Phase::Purged,
             if phase == Phase::Purged {
-                "PiiPurged"
+                "PIIPurged"
             } else {
                 "NotPurged"
             },
@@ -227,12 +227,12 @@ fn derive(
         ));
     }
     // Sticky: once a source re-applied PII to a purged user, the record stays.
-    let reapplied_before = status.conditions.iter().any(|c| c.r#type == "PiiReapplied");
+    let reapplied_before = status.conditions.iter().any(|c| c.r#type == "PIIReapplied");
     if phase == Phase::Purged && (inputs.pii_reapplied || reapplied_before) {
         conditions.push(make(
-            "PiiReapplied",
+            "PIIReapplied",
             true,
-            "SourceReappliedPii",
+            "SourceReappliedPII",
             "a source wrote personal data to a purged user; roster removed it again".into(),
         ));
     }

@@ -131,7 +131,7 @@ impl CalendarPlan<'_> {
                 "events have no eligible new owner",
             );
             summary.push_str(&format!("; {text}"));
-            format!("{text}; set a valid calendar.fallbackOwnerEmail on the Tenant")
+            format!("{text}; set a valid calendar.fallbackOwner on the Tenant")
         });
         (summary, warning)
     }
@@ -299,7 +299,7 @@ mod tests {
             summary,
             "3 events transferred (1 to CoOrganizers, 1 to Organizer, 1 to Presenters); 1 event has no eligible new owner"
         );
-        assert!(warning.unwrap().contains("fallbackOwnerEmail"));
+        assert!(warning.unwrap().contains("fallbackOwner"));
     }
 
     #[test]

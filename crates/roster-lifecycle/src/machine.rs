@@ -138,7 +138,7 @@ pub fn step(
     let rehired = trigger::rehired(
         observed.spec,
         status.trigger,
-        status.triggered_at,
+        status.trigger_time,
         tenant.time_zone,
     );
     let triggers = trigger::evaluate(
@@ -153,7 +153,7 @@ pub fn step(
         // An administrator asked: failed steps are due now, not after their backoff.
         for s in &mut status.steps {
             if s.state == StepState::Failed {
-                s.retry_at = None;
+                s.next_retry_time = None;
             }
         }
     }
@@ -294,7 +294,7 @@ fn advance(
             status.trigger = Some(trigger);
             schedule(status, triggers, policy, now);
             let revoked = step_state(status, StepName::RevokeAccess) == Some(StepState::Succeeded);
-            let due = status.deprovision_due_at.is_some_and(|at| at <= now);
+            let due = status.deprovision_due_time.is_some_and(|at| at <= now);
             if revoked && due {
                 status.phase = Phase::Deprovisioning;
                 for name in STAGE_TWO {
@@ -324,7 +324,7 @@ fn advance(
             });
             done.then(|| {
                 status.phase = Phase::Deprovisioned;
-                status.deprovisioned_at = Some(now);
+                status.deprovisioned_time = Some(now);
                 "StepsCompleted"
             })
         }
@@ -341,16 +341,16 @@ fn advance(
             {
                 // Deleting the object of a deprovisioned user: nothing is left to wait for.
                 status.trigger = trigger;
-                status.purge_due_at = Some(status.purge_due_at.map_or(now, |at| at.min(now)));
+                status.purge_due_time = Some(status.purge_due_time.map_or(now, |at| at.min(now)));
             }
-            let due = status.purge_due_at.is_some_and(|at| at <= now);
+            let due = status.purge_due_time.is_some_and(|at| at <= now);
             if due && step_state(status, StepName::Purge).is_none() {
                 add_step(status, observed.uid, StepName::Purge, StepState::Pending);
             }
             (step_state(status, StepName::Purge) == Some(StepState::Succeeded)).then(|| {
                 status.phase = Phase::Purged;
-                status.purged_at = Some(now);
-                "PiiPurged"
+                status.purged_time = Some(now);
+                "PIIPurged"
             })
         }
         // Held users wait for approval; Purged is terminal.
@@ -370,12 +370,12 @@ fn begin_episode(
     status.phase = Phase::Quarantined;
     status.episode += 1;
     status.trigger = Some(trigger);
-    status.triggered_at = Some(now);
-    status.quarantine_started_at = Some(now);
-    status.deprovision_due_at = None;
-    status.purge_due_at = None;
-    status.deprovisioned_at = None;
-    status.purged_at = None;
+    status.trigger_time = Some(now);
+    status.quarantine_start_time = Some(now);
+    status.deprovision_due_time = None;
+    status.purge_due_time = None;
+    status.deprovisioned_time = None;
+    status.purged_time = None;
     status.steps.clear();
     add_step(status, uid, StepName::RevokeAccess, StepState::Pending);
     schedule(status, triggers, policy, now);
@@ -392,17 +392,17 @@ fn schedule(
     policy: &Policy,
     now: DateTime<Utc>,
 ) {
-    let triggered_at = status.triggered_at.unwrap_or(now);
+    let trigger_time = status.trigger_time.unwrap_or(now);
     let terminated_at = triggers
         .terminated_at
-        .map_or(triggered_at, |at| at.min(triggered_at));
+        .map_or(trigger_time, |at| at.min(trigger_time));
     let mut purge_due = terminated_at + policy.purge_deadline;
-    if let Some(previous) = status.purge_due_at {
+    if let Some(previous) = status.purge_due_time {
         purge_due = purge_due.min(previous);
     }
-    let mut deprovision_due = (triggered_at + policy.quarantine).min(purge_due);
+    let mut deprovision_due = (trigger_time + policy.quarantine).min(purge_due);
     if triggers.immediate {
-        let first_seen = match status.deprovision_due_at {
+        let first_seen = match status.deprovision_due_time {
             Some(at) if at <= now => at,
             _ => now,
         };
@@ -412,8 +412,8 @@ fn schedule(
         // The object waits in Terminating: purge right after deprovisioning.
         purge_due = purge_due.min(deprovision_due);
     }
-    status.deprovision_due_at = Some(deprovision_due);
-    status.purge_due_at = Some(purge_due);
+    status.deprovision_due_time = Some(deprovision_due);
+    status.purge_due_time = Some(purge_due);
 }
 
 /// Ends an episode early (reversal during quarantine, or a rehire/reactivation after
@@ -421,14 +421,14 @@ fn schedule(
 fn restore(status: &mut DirectoryUserStatus, uid: &str, now: DateTime<Utc>) {
     status.phase = Phase::Active;
     status.trigger = None;
-    status.triggered_at = None;
-    status.quarantine_started_at = None;
-    status.deprovision_due_at = None;
-    status.deprovisioned_at = None;
-    status.purge_due_at = None;
-    status.purged_at = None;
+    status.trigger_time = None;
+    status.quarantine_start_time = None;
+    status.deprovision_due_time = None;
+    status.deprovisioned_time = None;
+    status.purge_due_time = None;
+    status.purged_time = None;
     status.reversals += 1;
-    status.last_reversed_at = Some(now);
+    status.last_reversal_time = Some(now);
     status.steps.clear();
     add_step(status, uid, StepName::RestoreAccess, StepState::Pending);
 }
@@ -463,8 +463,8 @@ fn add_step(status: &mut DirectoryUserStatus, uid: &str, name: StepName, state: 
         idempotency_key: idempotency_key(uid, status.episode, name),
         last_error: None,
         summary: (state == StepState::Skipped).then(|| "turned off by the policy".to_string()),
-        completed_at: None,
-        retry_at: None,
+        completion_time: None,
+        next_retry_time: None,
     });
 }
 
@@ -485,7 +485,7 @@ fn due_actions(status: &DirectoryUserStatus, now: DateTime<Utc>) -> Vec<Action> 
     for s in &status.steps {
         match s.state {
             StepState::Succeeded | StepState::Skipped => continue,
-            StepState::Failed if s.retry_at.is_some_and(|at| at > now) => break,
+            StepState::Failed if s.next_retry_time.is_some_and(|at| at > now) => break,
             StepState::Pending | StepState::Failed => {
                 actions.push(Action {
                     step: s.name,
@@ -504,8 +504,8 @@ fn next_deadline(
 ) -> Option<DateTime<Utc>> {
     match status.phase {
         Phase::Active => triggers.scheduled,
-        Phase::Quarantined => status.deprovision_due_at,
-        Phase::Deprovisioning | Phase::Deprovisioned => status.purge_due_at,
+        Phase::Quarantined => status.deprovision_due_time,
+        Phase::Deprovisioning | Phase::Deprovisioned => status.purge_due_time,
         Phase::Held | Phase::Purged => None,
     }
 }
@@ -516,7 +516,7 @@ fn wake_at(status: &DirectoryUserStatus, now: DateTime<Utc>) -> Option<DateTime<
         .steps
         .iter()
         .filter(|s| s.state == StepState::Failed)
-        .filter_map(|s| s.retry_at);
+        .filter_map(|s| s.next_retry_time);
     status
         .next_deadline
         .into_iter()
@@ -542,8 +542,8 @@ pub fn record_outcome(
             step.state = StepState::Succeeded;
             step.summary = Some(summary);
             step.last_error = None;
-            step.retry_at = None;
-            step.completed_at = Some(now);
+            step.next_retry_time = None;
+            step.completion_time = Some(now);
             if name == StepName::RemoveFromGroups {
                 status.groups.clear();
             }
@@ -552,7 +552,7 @@ pub fn record_outcome(
             let backoff = backoff(step.attempts).max(retry_after.unwrap_or_else(Duration::zero));
             step.state = StepState::Failed;
             step.last_error = Some(error);
-            step.retry_at = Some(now + backoff);
+            step.next_retry_time = Some(now + backoff);
         }
     }
 }
@@ -608,7 +608,7 @@ fn dry_run(
             if trigger::rehired(
                 observed.spec,
                 status.trigger,
-                status.triggered_at,
+                status.trigger_time,
                 tenant.time_zone,
             ) =>
         {

@@ -25,7 +25,7 @@ pub enum Scrub {
 pub const PERSONAL_FIELDS: &[(&str, Scrub)] = &[
     ("fullName", Scrub::Placeholder(PURGED_NAME)),
     ("email", Scrub::Placeholder(PURGED_EMAIL)),
-    ("pictureUrl", Scrub::Remove),
+    ("pictureURL", Scrub::Remove),
     ("hireDate", Scrub::Remove),
     ("terminationDate", Scrub::Remove),
     ("department", Scrub::Remove),
@@ -36,7 +36,7 @@ pub const PERSONAL_FIELDS: &[(&str, Scrub)] = &[
 
 /// The fields a purged record keeps: the employee ID keeps engagement records
 /// reachable, as the platform documents; the rest is roster's bookkeeping.
-pub const KEPT_FIELDS: &[&str] = &["tenant", "employeeId", "active", "source"];
+pub const KEPT_FIELDS: &[&str] = &["tenantRef", "employeeID", "active", "source"];
 
 /// Annotations that can hold a copy of the record (kubectl's client-side apply keeps
 /// the whole last-applied manifest).
@@ -100,7 +100,7 @@ mod tests {
 
     fn full() -> DirectoryUserSpec {
         DirectoryUserSpec {
-            tenant: "acme".into(),
+            tenant_ref: "acme".into(),
             employee_id: "00042".into(),
             full_name: "Ada Example".into(),
             email: "ada@example.com".into(),
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn scrubbing_is_idempotent_and_keeps_the_key() {
         let spec = DirectoryUserSpec {
-            tenant: "acme".into(),
+            tenant_ref: "acme".into(),
             employee_id: "00042".into(),
             full_name: "Ada Example".into(),
             email: "ada@example.com".into(),

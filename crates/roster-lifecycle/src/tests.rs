@@ -28,7 +28,7 @@ fn date(text: &str) -> NaiveDate {
 
 fn person() -> DirectoryUserSpec {
     DirectoryUserSpec {
-        tenant: "acme".into(),
+        tenant_ref: "acme".into(),
         employee_id: "00042".into(),
         full_name: NAME.into(),
         email: EMAIL.into(),
@@ -229,10 +229,10 @@ fn the_full_path_with_default_durations() {
         Some(StepState::Succeeded)
     );
     assert_eq!(
-        world.status.deprovision_due_at,
+        world.status.deprovision_due_time,
         Some(t0 + Duration::days(7))
     );
-    assert_eq!(world.status.purge_due_at, Some(t0 + Duration::days(30)));
+    assert_eq!(world.status.purge_due_time, Some(t0 + Duration::days(30)));
     assert_eq!(decision.wake_at, Some(t0 + Duration::days(7)));
 
     // One second before the deadline nothing changes; at the deadline it fires.
@@ -260,7 +260,7 @@ fn the_full_path_with_default_durations() {
             "Deactivated",
             "QuarantineEnded",
             "StepsCompleted",
-            "PiiPurged"
+            "PIIPurged"
         ]
     );
     // Every side effect took effect exactly once.
@@ -417,7 +417,10 @@ fn an_old_termination_is_purged_by_its_legal_deadline_not_later() {
     let now = at("2025-03-01T09:00:00Z");
     world.settle(now);
     assert_eq!(world.phase(), Phase::Purged);
-    assert_eq!(world.status.purge_due_at, Some(at("2025-02-19T00:00:00Z")));
+    assert_eq!(
+        world.status.purge_due_time,
+        Some(at("2025-02-19T00:00:00Z"))
+    );
 }
 
 #[test]
@@ -428,9 +431,12 @@ fn purge_is_due_thirty_days_after_a_recent_termination() {
     };
     let mut world = World::new(spec, Policy::default());
     world.settle(at("2025-03-01T00:00:00Z"));
-    assert_eq!(world.status.purge_due_at, Some(at("2025-03-29T00:00:00Z")));
     assert_eq!(
-        world.status.deprovision_due_at,
+        world.status.purge_due_time,
+        Some(at("2025-03-29T00:00:00Z"))
+    );
+    assert_eq!(
+        world.status.deprovision_due_time,
         Some(at("2025-03-08T00:00:00Z"))
     );
 }
@@ -445,12 +451,15 @@ fn reversal_during_quarantine_restores_access() {
     let decision = world.settle(t0 + Duration::days(2));
     assert_eq!(world.phase(), Phase::Active);
     assert_eq!(world.status.reversals, 1);
-    assert_eq!(world.status.last_reversed_at, Some(t0 + Duration::days(2)));
+    assert_eq!(
+        world.status.last_reversal_time,
+        Some(t0 + Duration::days(2))
+    );
     assert_eq!(
         world.step_state(StepName::RestoreAccess),
         Some(StepState::Succeeded)
     );
-    assert_eq!(world.status.deprovision_due_at, None);
+    assert_eq!(world.status.deprovision_due_time, None);
     assert_eq!(decision.wake_at, None);
     assert_eq!(
         world.transitions.last().unwrap().reason,
@@ -462,7 +471,7 @@ fn reversal_during_quarantine_restores_access() {
     assert_eq!(world.status.episode, 2);
     assert!(world.applied.contains_key(&format!("{UID}/2/RevokeAccess")));
     assert_eq!(
-        world.status.deprovision_due_at,
+        world.status.deprovision_due_time,
         Some(t0 + Duration::days(10))
     );
 }
@@ -509,8 +518,8 @@ fn deprovision_now_skips_the_quarantine_and_stays_put() {
     let t0 = at("2025-03-01T00:00:00Z");
     world.settle(t0);
     assert_eq!(world.phase(), Phase::Deprovisioned);
-    assert_eq!(world.status.deprovision_due_at, Some(t0));
-    assert_eq!(world.status.purge_due_at, Some(t0 + Duration::days(30)));
+    assert_eq!(world.status.deprovision_due_time, Some(t0));
+    assert_eq!(world.status.purge_due_time, Some(t0 + Duration::days(30)));
 }
 
 #[test]
@@ -528,7 +537,7 @@ fn deprovision_now_during_quarantine_cuts_it_short() {
     world.settle(t0 + Duration::hours(5));
     assert_eq!(world.phase(), Phase::Deprovisioned);
     assert_eq!(
-        world.status.deprovision_due_at,
+        world.status.deprovision_due_time,
         Some(t0 + Duration::hours(5))
     );
     assert_eq!(world.status.trigger, Some(Trigger::DeprovisionNow));
@@ -641,7 +650,7 @@ fn suspended_tenant_runs_nothing_and_catches_up_on_resume() {
     world.settle(t0 + Duration::hours(4));
     assert_eq!(world.phase(), Phase::Deprovisioned);
     assert_eq!(
-        world.status.deprovision_due_at,
+        world.status.deprovision_due_time,
         Some(t0 + Duration::hours(1)),
         "the deadline did not move"
     );
@@ -662,7 +671,7 @@ fn policy_edits_apply_to_users_in_quarantine_from_their_trigger_time() {
     world.policy = policy("336h", "720h");
     world.settle(t0 + Duration::days(1));
     assert_eq!(
-        world.status.deprovision_due_at,
+        world.status.deprovision_due_time,
         Some(t0 + Duration::days(14))
     );
     // Shorter than the time already spent: due at once.
@@ -674,9 +683,9 @@ fn policy_edits_apply_to_users_in_quarantine_from_their_trigger_time() {
         purge_deadline: Duration::days(30),
         ..policy("24h", "720h")
     };
-    let before = world.status.purge_due_at;
+    let before = world.status.purge_due_time;
     world.settle(t0 + Duration::days(3));
-    assert_eq!(world.status.purge_due_at, before);
+    assert_eq!(world.status.purge_due_time, before);
 }
 
 #[test]
@@ -692,7 +701,7 @@ fn a_shorter_purge_deadline_moves_purge_earlier() {
     world.settle(t0);
     world.policy = policy("24h", "48h");
     world.settle(t0 + Duration::hours(1));
-    assert_eq!(world.status.purge_due_at, Some(t0 + Duration::hours(48)));
+    assert_eq!(world.status.purge_due_time, Some(t0 + Duration::hours(48)));
 }
 
 #[test]
@@ -710,7 +719,7 @@ fn a_clock_that_moved_backwards_neither_fires_nor_wakes_in_the_past() {
     let decision = world.settle(earlier);
     assert_eq!(world.phase(), Phase::Quarantined);
     assert_eq!(
-        world.status.deprovision_due_at,
+        world.status.deprovision_due_time,
         Some(t0 + Duration::hours(1))
     );
     assert_eq!(decision.wake_at, Some(t0 + Duration::hours(1)));
@@ -804,7 +813,7 @@ fn pii_reapplied_to_a_purged_user_is_removed_again() {
             .status
             .conditions
             .iter()
-            .any(|c| c.r#type == "PiiReapplied")
+            .any(|c| c.r#type == "PIIReapplied")
     );
     world.settle(t0 + Duration::seconds(6));
     assert!(!super::pii::has_pii(&world.spec));
@@ -953,10 +962,10 @@ proptest! {
         let mut world = World::new(DirectoryUserSpec { active: false, ..person() }, policy("1h", "2h"));
         let t0 = at("2025-03-01T00:00:00Z") + Duration::seconds(offset);
         world.settle(t0);
-        let due = world.status.deprovision_due_at;
+        let due = world.status.deprovision_due_time;
         let restarted = World { status: world.status.clone(), ..World::new(world.spec.clone(), world.policy.clone()) };
         let decision = restarted.decide(t0 + Duration::seconds(later));
-        prop_assert_eq!(decision.status.deprovision_due_at, due);
+        prop_assert_eq!(decision.status.deprovision_due_time, due);
         prop_assert_eq!(decision.wake_at, due);
     }
 }
@@ -1041,7 +1050,7 @@ const PHASE_TABLE: &[PhaseRow] = &[
     PhaseRow {
         phase: Phase::Quarantined,
         meaning: "access revoked (stage 1); reversible",
-        leaves_when: "the trigger clears (→ `Active`) or `deprovisionDueAt` arrives",
+        leaves_when: "the trigger clears (→ `Active`) or `deprovisionDueTime` arrives",
         enter: deactivated_at_t0,
         exits: &[
             Exit {
@@ -1053,8 +1062,8 @@ const PHASE_TABLE: &[PhaseRow] = &[
                 to: Phase::Active,
             },
             Exit {
-                what: "deprovisionDueAt arrives",
-                apply: |w| w.status.deprovision_due_at.expect("scheduled"),
+                what: "deprovisionDueTime arrives",
+                apply: |w| w.status.deprovision_due_time.expect("scheduled"),
                 to: Phase::Deprovisioning,
             },
         ],
@@ -1066,7 +1075,7 @@ const PHASE_TABLE: &[PhaseRow] = &[
         leaves_when: "every step succeeded or was turned off",
         enter: |world| {
             deactivated_at_t0(world);
-            let due = world.status.deprovision_due_at.expect("scheduled");
+            let due = world.status.deprovision_due_time.expect("scheduled");
             world.settle_with(due, |step| {
                 (step == StepName::TransferCalendarEvents).then(|| Outcome::Failed {
                     error: "calendar unavailable".into(),
@@ -1084,16 +1093,16 @@ const PHASE_TABLE: &[PhaseRow] = &[
     PhaseRow {
         phase: Phase::Deprovisioned,
         meaning: "commitments handed over, PII anonymized downstream",
-        leaves_when: "`purgeDueAt` arrives (→ `Purged`), or the person is rehired, with a hire date after the termination (→ `Active`); `active: true` alone never brings them back",
+        leaves_when: "`purgeDueTime` arrives (→ `Purged`), or the person is rehired, with a hire date after the termination (→ `Active`); `active: true` alone never brings them back",
         enter: |world| {
             deactivated_at_t0(world);
-            let due = world.status.deprovision_due_at.expect("scheduled");
+            let due = world.status.deprovision_due_time.expect("scheduled");
             world.settle(due);
         },
         exits: &[
             Exit {
-                what: "purgeDueAt arrives",
-                apply: |w| w.status.purge_due_at.expect("scheduled"),
+                what: "purgeDueTime arrives",
+                apply: |w| w.status.purge_due_time.expect("scheduled"),
                 to: Phase::Purged,
             },
             Exit {
@@ -1122,8 +1131,8 @@ const PHASE_TABLE: &[PhaseRow] = &[
         leaves_when: "never: terminal",
         enter: |world| {
             deactivated_at_t0(world);
-            let due = world.status.purge_due_at.expect("scheduled");
-            world.settle(world.status.deprovision_due_at.expect("scheduled"));
+            let due = world.status.purge_due_time.expect("scheduled");
+            world.settle(world.status.deprovision_due_time.expect("scheduled"));
             world.settle(due);
         },
         exits: &[],
@@ -1338,7 +1347,7 @@ fn a_step_that_keeps_failing_stalls_the_user_for_kstatus() {
             .status
             .steps
             .iter()
-            .filter_map(|s| s.retry_at)
+            .filter_map(|s| s.next_retry_time)
             .max()
             .unwrap();
         world.settle_with(now, failing);

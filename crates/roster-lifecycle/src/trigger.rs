@@ -65,7 +65,7 @@ pub fn evaluate(
 pub fn rehired(
     spec: &DirectoryUserSpec,
     episode: Option<Trigger>,
-    triggered_at: Option<DateTime<Utc>>,
+    trigger_time: Option<DateTime<Utc>>,
     zone: Tz,
 ) -> bool {
     let Some(hired) = spec.hire_date else {
@@ -73,7 +73,7 @@ pub fn rehired(
     };
     let after_termination = spec.termination_date.is_none_or(|t| hired > t);
     let after_trigger =
-        || triggered_at.is_some_and(|at| hired > at.with_timezone(&zone).date_naive());
+        || trigger_time.is_some_and(|at| hired > at.with_timezone(&zone).date_naive());
     match episode {
         Some(Trigger::TerminationDate) => spec.termination_date.is_some() && after_termination,
         _ => after_termination && after_trigger(),

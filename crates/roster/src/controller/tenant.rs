@@ -58,7 +58,7 @@ pub async fn controller(
         )
         .watches_stream(user_stream, |user: DirectoryUser| {
             user.namespace()
-                .map(|ns| ObjectRef::<Tenant>::new(&user.spec.tenant).within(&ns))
+                .map(|ns| ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
         })
         .watches_stream(
             policy_stream,
@@ -107,7 +107,7 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         .users
         .state()
         .into_iter()
-        .filter(|u| u.namespace().as_deref() == Some(&namespace) && u.spec.tenant == name)
+        .filter(|u| u.namespace().as_deref() == Some(&namespace) && u.spec.tenant_ref.name == name)
         .collect();
 
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &namespace);
@@ -380,8 +380,7 @@ async fn secrets_check(secrets: &Api<Secret>, refs: &[(&str, &SecretKeyRef)]) ->
     })
 }
 
-/// The fallback owner must be an existing Active user of this tenant. The message
-/// never repeats the address: conditions carry no personal data.
+/// The fallback owner must be an existing Active user of this tenant.
 fn fallback_owner_check(tenant: &Tenant, users: &[Arc<DirectoryUser>]) -> Check {
     let calendar = &tenant.spec.calendar;
     if calendar.provider == CalendarProvider::None {
@@ -392,31 +391,50 @@ fn fallback_owner_check(tenant: &Tenant, users: &[Arc<DirectoryUser>]) -> Check 
             message: String::new(),
         };
     }
-    let Some(email) = calendar.fallback_owner_email.as_deref() else {
+    let Some(reference) = calendar.fallback_owner.as_ref() else {
         return Check {
             r#type: "FallbackOwnerValid",
             ok: false,
             reason: "FallbackOwnerMissing",
-            message: "set spec.calendar.fallbackOwnerEmail".into(),
+            message: "set spec.calendar.fallbackOwner.employeeID".into(),
         };
     };
     let owner = users
         .iter()
-        .find(|u| u.spec.email.eq_ignore_ascii_case(email));
+        .find(|u| u.spec.employee_id == reference.employee_id);
     match owner {
         None => Check {
             r#type: "FallbackOwnerValid",
             ok: false,
             reason: "FallbackOwnerUnknown",
-            message: "spec.calendar.fallbackOwnerEmail matches no DirectoryUser of this tenant; create that user or correct the address".into(),
+            message: format!(
+                "spec.calendar.fallbackOwner.employeeID {:?} is no DirectoryUser of this tenant; create that user or correct the employee ID",
+                reference.employee_id
+            ),
         },
-        Some(user) if user.status.as_ref().is_some_and(|s| s.phase != Phase::Active) || !user.spec.active => Check {
+        Some(user)
+            if user
+                .status
+                .as_ref()
+                .is_some_and(|s| s.phase != Phase::Active)
+                || !user.spec.active =>
+        {
+            Check {
+                r#type: "FallbackOwnerValid",
+                ok: false,
+                reason: "FallbackOwnerInactive",
+                message: format!(
+                    "the fallback owner (DirectoryUser {}) is not Active; choose an active person",
+                    user.name_any()
+                ),
+            }
+        }
+        Some(_) => Check {
             r#type: "FallbackOwnerValid",
-            ok: false,
-            reason: "FallbackOwnerInactive",
-            message: format!("the fallback owner (DirectoryUser {}) is not Active; choose an active person", user.name_any()),
+            ok: true,
+            reason: "FallbackOwnerActive",
+            message: String::new(),
         },
-        Some(_) => Check { r#type: "FallbackOwnerValid", ok: true, reason: "FallbackOwnerActive", message: String::new() },
     }
 }
 

@@ -365,13 +365,7 @@ impl PlatformEffects {
                 calendar.list_owned_upcoming(&request.user.spec.email, now)
             })
             .await?;
-        let fallback_id = tenant
-            .spec
-            .calendar
-            .fallback_owner_email
-            .as_deref()
-            .and_then(|e| by_email(request.directory, e))
-            .map(|u| u.spec.employee_id.as_str());
+        let fallback_id = fallback_owner(tenant, request.directory);
 
         // Eligible: a colleague who stays and has calendar access at the platform.
         let mut eligible = HashSet::new();
@@ -466,17 +460,11 @@ impl PlatformEffects {
             .manager_email
             .as_deref()
             .and_then(|e| by_email(directory, e));
-        let fallback = tenant
-            .spec
-            .calendar
-            .fallback_owner_email
-            .as_deref()
-            .and_then(|e| by_email(directory, e));
         let target = ownership::rule_owner(
             request.policy.rule_transfer_target,
             manager.map(|u| u.spec.employee_id.as_str()),
             me,
-            fallback.map(|u| u.spec.employee_id.as_str()),
+            fallback_owner(tenant, directory),
             |id| is_active(directory, id),
         );
         let Some(target) = target else {
@@ -631,6 +619,12 @@ fn by_email<'a>(directory: &'a [Arc<DirectoryUser>], email: &str) -> Option<&'a 
         .iter()
         .map(AsRef::as_ref)
         .find(|u| u.spec.email.eq_ignore_ascii_case(email))
+}
+
+/// The tenant's fallback owner, if they are in the directory.
+fn fallback_owner<'a>(tenant: &Tenant, directory: &'a [Arc<DirectoryUser>]) -> Option<&'a str> {
+    let reference = tenant.spec.calendar.fallback_owner.as_ref()?;
+    by_employee_id(directory, &reference.employee_id).map(|u| u.spec.employee_id.as_str())
 }
 
 fn by_employee_id<'a>(directory: &'a [Arc<DirectoryUser>], id: &str) -> Option<&'a DirectoryUser> {

@@ -36,7 +36,7 @@ async fn tenant(env: &TestEnv, quarantine: &str, purge: &str) {
 
 fn person(employee_id: &str) -> DirectoryUserSpec {
     DirectoryUserSpec {
-        tenant: "acme".into(),
+        tenant_ref: "acme".into(),
         employee_id: employee_id.into(),
         full_name: format!("Gitops Person {employee_id}"),
         email: format!("gitops.{employee_id}@example.com"),
@@ -125,7 +125,7 @@ async fn a_rehire_brings_a_deprovisioned_person_back() {
     let user = wait_phase(&env, name, Phase::Active).await;
     let status = user.status.unwrap();
     assert_eq!(status.reversals, 1);
-    assert!(status.purge_due_at.is_none(), "the purge is cancelled");
+    assert!(status.purge_due_time.is_none(), "the purge is cancelled");
 }
 
 #[tokio::test]
@@ -420,7 +420,7 @@ async fn deleting_a_tenants_namespace_finishes() {
         &env,
         "e-n005",
         spec_json(&DirectoryUserSpec {
-            tenant: "nobody".into(),
+            tenant_ref: "nobody".into(),
             ..person("N005")
         }),
     )

@@ -70,7 +70,7 @@ async fn tenant(
                 name: "calendar".into(),
                 key: "token".into(),
             }),
-            fallback_owner_email: Some(email(fallback)),
+            fallback_owner: Some(fallback.into()),
         },
         None => CalendarConnection::default(),
     };
@@ -86,7 +86,7 @@ async fn tenant(
 
 fn person(employee_id: &str, manager: Option<&str>) -> DirectoryUserSpec {
     DirectoryUserSpec {
-        tenant: "acme".into(),
+        tenant_ref: "acme".into(),
         employee_id: employee_id.into(),
         full_name: format!("Person {employee_id}"),
         email: email(employee_id),

@@ -43,7 +43,7 @@ impl Kind {
                     "provider": "Google",
                     "endpoint": "http://127.0.0.1:8082/calendar/v3",
                     "credentialsSecretRef": { "name": "acme-calendar", "key": "token" },
-                    "fallbackOwnerEmail": "calendar-owner@example.com"
+                    "fallbackOwner": { "employeeID": "00001" }
                 },
                 "locations": ["Berlin", "Lisbon"],
                 "timeZone": "Europe/Berlin",
@@ -57,15 +57,16 @@ impl Kind {
                         "host": "sftp.example.com",
                         "port": 22,
                         "path": "/exports/people.csv",
-                        "credentialsSecretName": "acme-sftp",
-                        "interval": "24h"
+                        "credentialsSecretRef": { "name": "acme-sftp" },
+                        "interval": "24h",
+                        "columns": [{ "field": "employeeID", "header": "Personnel Number" }]
                     },
-                    "hrApi": {
+                    "hrAPI": {
                         "url": "https://hr.example.com/ccx/service/customreport2/acme/people",
-                        "credentialsSecretName": "acme-hr",
+                        "credentialsSecretRef": { "name": "acme-hr" },
                         "interval": "6h",
                         "mappings": [
-                            { "from": "Employee_ID", "to": "employeeId" },
+                            { "from": "Employee_ID", "to": "employeeID" },
                             { "from": "Work_Email", "to": "email", "transform": "Lowercase" }
                         ]
                     }
@@ -78,11 +79,11 @@ impl Kind {
                 "massDeprovisionGuard": { "enabled": true, "maxUsers": 10, "maxPercent": 20 }
             }),
             Kind::User => json!({
-                "tenant": "acme",
-                "employeeId": "00042",
+                "tenantRef": { "name": "acme" },
+                "employeeID": "00042",
                 "fullName": "Alex Example",
                 "email": "alex.example@example.com",
-                "pictureUrl": "https://example.com/avatars/00042.png",
+                "pictureURL": "https://example.com/avatars/00042.png",
                 "department": "Engineering",
                 "title": "Engineer",
                 "location": "Berlin",
@@ -214,16 +215,19 @@ fn cases() -> Vec<Case> {
         create(Tenant, "calendar provider unknown")
             .set("/spec/calendar/provider", json!("Outlook"))
             .expect("spec.calendar.provider: Unsupported value: \"Outlook\""),
-        create(Tenant, "calendar Google without fallbackOwnerEmail")
-            .remove("/spec/calendar/fallbackOwnerEmail")
-            .expect("calendar.fallbackOwnerEmail are required when calendar.provider is Google or Microsoft"),
+        create(Tenant, "calendar Google without fallbackOwner")
+            .remove("/spec/calendar/fallbackOwner")
+            .expect("calendar.fallbackOwner are required when calendar.provider is Google or Microsoft"),
         create(Tenant, "calendar Microsoft without endpoint")
             .set("/spec/calendar/provider", json!("Microsoft"))
             .remove("/spec/calendar/endpoint")
-            .expect("calendar.endpoint, calendar.credentialsSecretRef and calendar.fallbackOwnerEmail are required"),
-        create(Tenant, "calendar fallbackOwnerEmail not an address")
-            .set("/spec/calendar/fallbackOwnerEmail", json!("calendar-owner"))
-            .expect("calendar.fallbackOwnerEmail must be an address"),
+            .expect("calendar.endpoint, calendar.credentialsSecretRef and calendar.fallbackOwner are required"),
+        create(Tenant, "calendar fallbackOwner an email address")
+            .set("/spec/calendar/fallbackOwner/employeeID", json!("calendar-owner@example.com"))
+            .expect("employeeID must start with a letter or digit and contain only letters, digits"),
+        create(Tenant, "calendar fallbackOwner without an employee ID")
+            .set("/spec/calendar/fallbackOwner", json!({}))
+            .expect("spec.calendar.fallbackOwner.employeeID: Required value"),
         create(Tenant, "calendar endpoint not a URL")
             .set("/spec/calendar/endpoint", json!("www.googleapis.com/calendar/v3"))
             .expect("calendar.endpoint must be an http(s) URL"),
@@ -245,15 +249,15 @@ fn cases() -> Vec<Case> {
         create(Tenant, "group rule operator unknown")
             .set("/spec/groupRules/0/conditions/0/operator", json!("Equals"))
             .expect("spec.groupRules[0].conditions[0].operator: Unsupported value: \"Equals\""),
-        create(Tenant, "hrApi mappings without employeeId")
-            .set("/spec/sources/hrApi/mappings", json!([{ "from": "Work_Email", "to": "email" }]))
-            .expect("hrApi.mappings must map exactly one report field to employeeId"),
-        create(Tenant, "hrApi mappings with employeeId twice")
+        create(Tenant, "hrAPI mappings without employeeID")
+            .set("/spec/sources/hrAPI/mappings", json!([{ "from": "Work_Email", "to": "email" }]))
+            .expect("hrAPI.mappings must map exactly one report field to employeeID"),
+        create(Tenant, "hrAPI mappings with employeeID twice")
             .set(
-                "/spec/sources/hrApi/mappings",
-                json!([{ "from": "Employee_ID", "to": "employeeId" }, { "from": "Worker_ID", "to": "employeeId" }]),
+                "/spec/sources/hrAPI/mappings",
+                json!([{ "from": "Employee_ID", "to": "employeeID" }, { "from": "Worker_ID", "to": "employeeID" }]),
             )
-            .expect("hrApi.mappings must map exactly one report field to employeeId"),
+            .expect("hrAPI.mappings must map exactly one report field to employeeID"),
         create(Tenant, "Secret name not an object name")
             .set("/spec/learningPlatform/credentialsSecretRef/name", json!("Not A Name!"))
             .expect("the Secret name must be an object name"),
@@ -264,17 +268,26 @@ fn cases() -> Vec<Case> {
             .set("/spec/locations", json!(["Berlin", ""]))
             .expect("spec.locations[1] in body should be at least 1 chars long"),
         create(Tenant, "csv columns with an unknown profile field")
-            .set("/spec/sources/csv/columns", json!({ "shoeSize": "Shoe Size" }))
-            .expect("csv.columns keys must be profile fields"),
-        create(Tenant, "csv credentialsSecretName empty")
-            .set("/spec/sources/csv/credentialsSecretName", json!(""))
-            .expect("spec.sources.csv.credentialsSecretName in body should be at least 1 chars long"),
-        create(Tenant, "hrApi url not a URL")
-            .set("/spec/sources/hrApi/url", json!("hr.example.com/report"))
-            .expect("hrApi.url must be an http(s) URL"),
-        create(Tenant, "hrApi mapping transform unknown")
-            .set("/spec/sources/hrApi/mappings/1/transform", json!("Capitalize"))
-            .expect("spec.sources.hrApi.mappings[1].transform: Unsupported value: \"Capitalize\""),
+            .set("/spec/sources/csv/columns", json!([{ "field": "shoeSize", "header": "Shoe Size" }]))
+            .expect("spec.sources.csv.columns[0].field: Unsupported value: \"shoeSize\""),
+        create(Tenant, "csv columns naming a field twice")
+            .set(
+                "/spec/sources/csv/columns",
+                json!([{ "field": "email", "header": "Mail" }, { "field": "email", "header": "E-Mail" }]),
+            )
+            .expect("spec.sources.csv.columns[1]: Duplicate value"),
+        create(Tenant, "csv columns with an empty header")
+            .set("/spec/sources/csv/columns", json!([{ "field": "email", "header": "" }]))
+            .expect("spec.sources.csv.columns[0].header in body should be at least 1 chars long"),
+        create(Tenant, "csv credentialsSecretRef without a name")
+            .set("/spec/sources/csv/credentialsSecretRef", json!({}))
+            .expect("spec.sources.csv.credentialsSecretRef.name: Required value"),
+        create(Tenant, "hrAPI url not a URL")
+            .set("/spec/sources/hrAPI/url", json!("hr.example.com/report"))
+            .expect("hrAPI.url must be an http(s) URL"),
+        create(Tenant, "hrAPI mapping transform unknown")
+            .set("/spec/sources/hrAPI/mappings/1/transform", json!("Capitalize"))
+            .expect("spec.sources.hrAPI.mappings[1].transform: Unsupported value: \"Capitalize\""),
         create(Tenant, "csv interval below 1m")
             .set("/spec/sources/csv/interval", json!("30s"))
             .expect("csv.interval must be a duration of at least 1m"),
@@ -351,22 +364,25 @@ fn cases() -> Vec<Case> {
             .set("/spec/ruleTransferTarget", json!("Nobody"))
             .expect("spec.ruleTransferTarget: Unsupported value: \"Nobody\""),
         // DirectoryUser
-        create(User, "tenant missing").remove("/spec/tenant").expect("spec.tenant: Required value"),
-        create(User, "tenant not an object name")
-            .set("/spec/tenant", json!("Acme Corp"))
-            .expect("tenant must be the name of a Tenant object"),
-        create(User, "employeeId missing").remove("/spec/employeeId").expect("spec.employeeId: Required value"),
-        create(User, "employeeId empty")
-            .set("/spec/employeeId", json!(""))
-            .expect("spec.employeeId in body should be at least 1 chars long"),
-        create(User, "employeeId starting with a dash")
-            .set("/spec/employeeId", json!("-00042"))
-            .expect("employeeId must start with a letter or digit"),
-        create(User, "employeeId with a space")
-            .set("/spec/employeeId", json!("000 42"))
-            .expect("employeeId must start with a letter or digit"),
-        create(User, "employeeId too long").set("/spec/employeeId", long(65)).expect("spec.employeeId: Too long"),
-        create(User, "employeeId a number").set("/spec/employeeId", json!(42)).expect("spec.employeeId in body must be of type string"),
+        create(User, "tenantRef missing").remove("/spec/tenantRef").expect("spec.tenantRef: Required value"),
+        create(User, "tenantRef not an object name")
+            .set("/spec/tenantRef/name", json!("Acme Corp"))
+            .expect("name must be an object name"),
+        create(User, "tenantRef a bare string (the v1alpha1 shape before the API review)")
+            .set("/spec/tenantRef", json!("acme"))
+            .expect("spec.tenantRef: Invalid value: \"string\": spec.tenantRef in body must be of type object"),
+        create(User, "employeeID missing").remove("/spec/employeeID").expect("spec.employeeID: Required value"),
+        create(User, "employeeID empty")
+            .set("/spec/employeeID", json!(""))
+            .expect("spec.employeeID in body should be at least 1 chars long"),
+        create(User, "employeeID starting with a dash")
+            .set("/spec/employeeID", json!("-00042"))
+            .expect("employeeID must start with a letter or digit"),
+        create(User, "employeeID with a space")
+            .set("/spec/employeeID", json!("000 42"))
+            .expect("employeeID must start with a letter or digit"),
+        create(User, "employeeID too long").set("/spec/employeeID", long(65)).expect("spec.employeeID: Too long"),
+        create(User, "employeeID a number").set("/spec/employeeID", json!(42)).expect("spec.employeeID in body must be of type string"),
         create(User, "fullName missing").remove("/spec/fullName").expect("spec.fullName: Required value"),
         create(User, "fullName too long").set("/spec/fullName", long(257)).expect("spec.fullName: Too long"),
         create(User, "email missing").remove("/spec/email").expect("spec.email: Required value"),
@@ -375,9 +391,9 @@ fn cases() -> Vec<Case> {
         create(User, "managerEmail not an address")
             .set("/spec/managerEmail", json!("morgan manager@example.com"))
             .expect("managerEmail must be an address"),
-        create(User, "pictureUrl not http(s)")
-            .set("/spec/pictureUrl", json!("javascript:alert(1)"))
-            .expect("pictureUrl must be an http(s) URL"),
+        create(User, "pictureURL not http(s)")
+            .set("/spec/pictureURL", json!("javascript:alert(1)"))
+            .expect("pictureURL must be an http(s) URL"),
         create(User, "hireDate month 13")
             .set("/spec/hireDate", json!("2025-13-01"))
             .expect("spec.hireDate in body must be of type date"),
@@ -392,8 +408,8 @@ fn cases() -> Vec<Case> {
             .expect("spec.terminationDate in body must be of type date"),
         create(User, "source unknown").set("/spec/source", json!("Ldap")).expect("spec.source: Unsupported value: \"Ldap\""),
         create(User, "active as a string").set("/spec/active", json!("False")).expect("spec.active in body must be of type boolean"),
-        update(User, "employeeId changed").set("/spec/employeeId", json!("00043")).expect("employeeId is immutable"),
-        update(User, "tenant changed").set("/spec/tenant", json!("globex")).expect("tenant is immutable"),
+        update(User, "employeeID changed").set("/spec/employeeID", json!("00043")).expect("employeeID is immutable"),
+        update(User, "tenantRef changed").set("/spec/tenantRef/name", json!("globex")).expect("tenantRef is immutable"),
     ]
 }
 

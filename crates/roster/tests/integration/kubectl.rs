@@ -38,7 +38,7 @@ async fn get_directoryusers_shows_phase_ready_tenant_next_deadline_and_age() {
     let user = DirectoryUser::new(
         "e-00042",
         DirectoryUserSpec {
-            tenant: "acme".into(),
+            tenant_ref: "acme".into(),
             employee_id: "00042".into(),
             full_name: "Alex Example".into(),
             email: "alex.example@example.com".into(),
@@ -92,7 +92,7 @@ async fn explain_prints_the_field_documentation() {
     let env = TestEnv::new("explain").await;
     let cases = [
         (
-            "directoryusers.spec.employeeId",
+            "directoryusers.spec.employeeID",
             "Identifier of the person in the HR system: the mapping key, unique in the tenant and immutable once set.",
         ),
         (
@@ -104,8 +104,8 @@ async fn explain_prints_the_field_documentation() {
             "IANA time zone in which date-only HR fields (termination date) are read",
         ),
         (
-            "tenants.spec.calendar.fallbackOwnerEmail",
-            "Receives events when nobody in the policy's order is eligible.",
+            "tenants.spec.calendar.fallbackOwner",
+            "Receives events (and, per the policy, rules) when nobody in the policy's order is eligible",
         ),
         (
             "deprovisionpolicies.spec.purgeDeadline",

@@ -59,7 +59,7 @@ async fn tenant(env: &TestEnv, quarantine: &str, purge: &str, on_delete: ObjectD
 
 fn person(employee_id: &str) -> DirectoryUserSpec {
     DirectoryUserSpec {
-        tenant: "acme".into(),
+        tenant_ref: "acme".into(),
         employee_id: employee_id.into(),
         full_name: format!("Testperson Numero {employee_id}"),
         email: format!("testperson.{employee_id}@example.com"),
@@ -154,9 +154,9 @@ async fn a_leaver_goes_from_active_to_purged() {
     merge_spec(&env, &name, json!({ "active": false })).await;
     let quarantined = wait_phase(&env, &name, Phase::Quarantined).await;
     let status = quarantined.status.clone().unwrap();
-    let due = status.deprovision_due_at.unwrap();
+    let due = status.deprovision_due_time.unwrap();
     assert_eq!(
-        due - status.triggered_at.unwrap(),
+        due - status.trigger_time.unwrap(),
         chrono::Duration::seconds(2)
     );
     assert_no_pii_in_status(&quarantined, &spec);
@@ -194,7 +194,7 @@ async fn a_leaver_goes_from_active_to_purged() {
         "Deactivated",
         "QuarantineEnded",
         "StepsCompleted",
-        "PiiPurged",
+        "PIIPurged",
     ] {
         assert!(events.stdout.contains(reason), "no {reason} event");
     }
@@ -224,8 +224,8 @@ async fn reversal_during_quarantine_restores_access() {
     let user = wait_step(&env, &name, StepName::RestoreAccess).await;
     let status = user.status.unwrap();
     assert_eq!(status.reversals, 1);
-    assert!(status.last_reversed_at.is_some());
-    assert_eq!(status.deprovision_due_at, None);
+    assert!(status.last_reversal_time.is_some());
+    assert_eq!(status.deprovision_due_time, None);
 }
 
 #[tokio::test]
@@ -274,7 +274,7 @@ async fn deprovision_now_skips_the_quarantine() {
     let user = wait_phase(&env, &name, Phase::Deprovisioned).await;
     let status = user.status.unwrap();
     assert_eq!(status.trigger, Some(roster_api::Trigger::DeprovisionNow));
-    assert!(status.deprovision_due_at.unwrap() <= status.deprovisioned_at.unwrap());
+    assert!(status.deprovision_due_time.unwrap() <= status.deprovisioned_time.unwrap());
 }
 
 #[tokio::test]
@@ -350,18 +350,18 @@ async fn a_restart_mid_quarantine_does_not_move_the_deadline() {
     )
     .await;
     let quarantined = wait_phase(&env, &name, Phase::Quarantined).await;
-    let due = quarantined.status.unwrap().deprovision_due_at.unwrap();
+    let due = quarantined.status.unwrap().deprovision_due_time.unwrap();
     operator.kill().await;
     tokio::time::sleep(Duration::from_secs(1)).await; // the operator is down for a while
     let _operator = Operator::start(&env.client, &env.namespace, effects.clone());
     let user = wait_phase(&env, &name, Phase::Deprovisioned).await;
     let status = user.status.unwrap();
-    assert_eq!(status.deprovision_due_at, Some(due), "the deadline moved");
+    assert_eq!(status.deprovision_due_time, Some(due), "the deadline moved");
     let started = status
         .steps
         .iter()
         .find(|s| s.name == StepName::TransferCalendarEvents)
-        .and_then(|s| s.completed_at)
+        .and_then(|s| s.completion_time)
         .unwrap();
     let lateness = started - due;
     println!(
@@ -466,7 +466,7 @@ async fn a_policy_edit_and_a_suspended_tenant_reach_users_through_their_watches(
     )
     .await;
     let quarantined = wait_phase(&env, &name, Phase::Quarantined).await;
-    let triggered = quarantined.status.unwrap().triggered_at.unwrap();
+    let triggered = quarantined.status.unwrap().trigger_time.unwrap();
 
     // Shortening the quarantine applies from the persisted trigger time: the user,
     // woken by the policy watch, is deprovisioned without any change to itself.
@@ -483,7 +483,7 @@ async fn a_policy_edit_and_a_suspended_tenant_reach_users_through_their_watches(
     apply(&env.api::<DeprovisionPolicy>(), "standard", &policy).await;
     let deprovisioned = wait_phase(&env, &name, Phase::Deprovisioned).await;
     assert_eq!(
-        deprovisioned.status.unwrap().deprovision_due_at,
+        deprovisioned.status.unwrap().deprovision_due_time,
         Some(triggered + chrono::Duration::seconds(2))
     );
 

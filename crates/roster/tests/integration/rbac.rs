@@ -174,7 +174,7 @@ async fn the_chart_rbac_is_enough_to_run_the_lifecycle() {
     // ...and run a user through the whole lifecycle.
     let _operator = Operator::start(&restricted, &env.namespace, Arc::new(MemoryEffects::new()));
     let spec = DirectoryUserSpec {
-        tenant: "acme".into(),
+        tenant_ref: "acme".into(),
         employee_id: "00042".into(),
         full_name: "Rbac Person".into(),
         email: "rbac.person@example.com".into(),

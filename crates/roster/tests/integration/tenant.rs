@@ -55,7 +55,7 @@ async fn tenant_conditions_follow_its_references_and_users_are_counted() {
                     name: "lms".into(),
                     key: "calendar".into(),
                 }),
-                fallback_owner_email: Some("owner@example.com".into()),
+                fallback_owner: Some("00001".into()),
             },
             time_zone: "Mars/Olympus_Mons".into(),
             ..crate::support::tenant_spec("http://127.0.0.1:1/api/v1")
@@ -112,7 +112,7 @@ async fn tenant_conditions_follow_its_references_and_users_are_counted() {
         .await
         .unwrap();
     let owner = DirectoryUserSpec {
-        tenant: "acme".into(),
+        tenant_ref: "acme".into(),
         employee_id: "00001".into(),
         full_name: "Calendar Owner".into(),
         email: "owner@example.com".into(),
@@ -126,7 +126,7 @@ async fn tenant_conditions_follow_its_references_and_users_are_counted() {
     .await;
     for i in 2..=4 {
         let spec = DirectoryUserSpec {
-            tenant: "acme".into(),
+            tenant_ref: "acme".into(),
             employee_id: format!("0000{i}"),
             full_name: format!("Person {i}"),
             email: format!("person{i}@example.com"),

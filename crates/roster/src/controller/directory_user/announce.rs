@@ -83,7 +83,7 @@ pub async fn pii_reapplied(context: &Context, user: &DirectoryUser) {
         context,
         user,
         EventType::Warning,
-        "PiiReapplied",
+        "PIIReapplied",
         "ScrubPii",
         "a source wrote personal data to a purged user; roster removed it again".into(),
     )
@@ -116,8 +116,11 @@ fn transition_note(transition: &Transition, status: &DirectoryUserStatus) -> Str
             .unwrap_or_default()
     };
     let next = match transition.to {
-        Phase::Quarantined => format!("; deprovisioning due {}", stamp(status.deprovision_due_at)),
-        Phase::Deprovisioned => format!("; purge due {}", stamp(status.purge_due_at)),
+        Phase::Quarantined => format!(
+            "; deprovisioning due {}",
+            stamp(status.deprovision_due_time)
+        ),
+        Phase::Deprovisioned => format!("; purge due {}", stamp(status.purge_due_time)),
         _ => String::new(),
     };
     format!(

@@ -34,19 +34,19 @@ pub fn gather(user: &DirectoryUser, namespace: &str, context: &Context) -> Gathe
         return Gathered::Blocked {
             reason: "DuplicateEmployeeID",
             message: format!(
-                "spec.employeeId is already the key of DirectoryUser {owner:?} in this tenant, which was created first; this object does nothing until one of them is deleted or corrected"
+                "spec.employeeID is already the key of DirectoryUser {owner:?} in this tenant, which was created first; this object does nothing until one of them is deleted or corrected"
             ),
         };
     }
     let Some(tenant) = context
         .tenants
-        .get(&ObjectRef::new(&user.spec.tenant).within(namespace))
+        .get(&ObjectRef::new(&user.spec.tenant_ref.name).within(namespace))
     else {
         return Gathered::Blocked {
             reason: "TenantNotFound",
             message: format!(
-                "no Tenant named {:?} in this namespace; create it or correct spec.tenant",
-                user.spec.tenant
+                "no Tenant named {:?} in this namespace; create it or correct spec.tenantRef.name",
+                user.spec.tenant_ref.name
             ),
         };
     };
@@ -79,7 +79,7 @@ pub fn gather(user: &DirectoryUser, namespace: &str, context: &Context) -> Gathe
         }),
         Err(error) => Gathered::Blocked {
             reason: "TenantInvalid",
-            message: format!("Tenant {:?}: {error}", user.spec.tenant),
+            message: format!("Tenant {:?}: {error}", user.spec.tenant_ref.name),
         },
     }
 }
@@ -97,7 +97,7 @@ pub fn leaves_without_platform(
     user.metadata.deletion_timestamp.as_ref()?;
     let Some(tenant) = context
         .tenants
-        .get(&ObjectRef::new(&user.spec.tenant).within(namespace))
+        .get(&ObjectRef::new(&user.spec.tenant_ref.name).within(namespace))
     else {
         return Some((
             "ReleasedWithoutTenant",
@@ -148,6 +148,8 @@ pub fn colleagues(users: &Store<DirectoryUser>, user: &DirectoryUser) -> Vec<Arc
     users
         .state()
         .into_iter()
-        .filter(|u| u.namespace() == namespace && u.spec.tenant == user.spec.tenant)
+        .filter(|u| {
+            u.namespace() == namespace && u.spec.tenant_ref.name == user.spec.tenant_ref.name
+        })
         .collect()
 }

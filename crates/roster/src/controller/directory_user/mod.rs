@@ -83,7 +83,7 @@ fn users_of_tenant(users: &Store<DirectoryUser>, tenant: &Tenant) -> Vec<ObjectR
     users
         .state()
         .into_iter()
-        .filter(|u| u.namespace() == namespace && u.spec.tenant == name)
+        .filter(|u| u.namespace() == namespace && u.spec.tenant_ref.name == name)
         .map(|u| ObjectRef::from_obj(&*u))
         .collect()
 }
