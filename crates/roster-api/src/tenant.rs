@@ -424,6 +424,17 @@ pub struct UserCounts {
     pub purged: i32,
 }
 
+/// How a people source's sync ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SyncResult {
+    /// Every record applied.
+    Succeeded,
+    /// Some records were rejected (each reported); the others applied.
+    PartiallySucceeded,
+    /// Nothing applied (the source could not be read, or the guard held the sync).
+    Failed,
+}
+
 /// Result of a people source's last sync.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -432,9 +443,8 @@ pub struct SourceSync {
     pub source: crate::RecordSource,
     /// When the sync finished.
     pub completion_time: DateTime<Utc>,
-    /// `Succeeded`, `PartiallySucceeded` or `Failed`.
-    #[schemars(length(max = 32))]
-    pub result: String,
+    /// How the sync ended.
+    pub result: SyncResult,
     /// Records created.
     #[serde(default)]
     pub created: i32,
