@@ -24,28 +24,61 @@ use serde_json::json;
 use crate::support::{Operator, TestEnv, apply, wait_phase};
 
 const LMS_TOKEN: &str = "lms-test-token";
-const CALENDAR_TOKEN: &str = "calendar-test-token";
 
 fn email(employee_id: &str) -> String {
     format!("person.{}@example.com", employee_id.to_ascii_lowercase())
+}
+
+/// The calendar the Tenant uses: provider, endpoint and the credentials the
+/// stand-in issued (a service-account key file, or app credentials).
+struct CalendarAt<'a> {
+    provider: CalendarProvider,
+    endpoint: &'a str,
+    credentials: String,
+}
+
+impl<'a> CalendarAt<'a> {
+    /// Google: a key of the stand-in's service account (domain-wide delegation).
+    fn google(standin: &'a GoogleCalendarStandin) -> Self {
+        CalendarAt {
+            provider: CalendarProvider::Google,
+            endpoint: standin.base_url(),
+            credentials: standin.issue_service_account_key("roster"),
+        }
+    }
+
+    /// Microsoft: an app registered in the stand-in's tenant, with a client secret.
+    fn graph(standin: &'a GraphCalendarStandin) -> Self {
+        CalendarAt {
+            provider: CalendarProvider::Microsoft,
+            endpoint: standin.base_url(),
+            credentials: standin.register_app(),
+        }
+    }
 }
 
 /// The Tenant "acme" pointing at the stand-ins, its Secrets and its policy.
 async fn tenant(
     env: &TestEnv,
     lms: &LmsStandIn,
-    calendar: Option<(CalendarProvider, &str)>,
+    calendar: Option<CalendarAt<'_>>,
     fallback: &str,
     quarantine: &str,
     purge: &str,
 ) {
-    for (name, token) in [("lms", LMS_TOKEN), ("calendar", CALENDAR_TOKEN)] {
+    let calendar_credentials = calendar
+        .as_ref()
+        .map_or_else(String::new, |c| c.credentials.clone());
+    for (name, key, value) in [
+        ("lms", "token", LMS_TOKEN.to_string()),
+        ("calendar", "credentials.json", calendar_credentials),
+    ] {
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 ..Default::default()
             },
-            string_data: Some(BTreeMap::from([("token".to_string(), token.to_string())])),
+            string_data: Some(BTreeMap::from([(key.to_string(), value)])),
             ..Default::default()
         };
         env.api::<Secret>()
@@ -63,12 +96,14 @@ async fn tenant(
     );
     apply(&env.api::<DeprovisionPolicy>(), "standard", &policy).await;
     let calendar = match calendar {
-        Some((provider, endpoint)) => CalendarConnection {
+        Some(CalendarAt {
+            provider, endpoint, ..
+        }) => CalendarConnection {
             provider,
             endpoint: Some(endpoint.to_string()),
             credentials_secret_ref: Some(SecretKeyRef {
                 name: "calendar".into(),
-                key: "token".into(),
+                key: "credentials.json".into(),
             }),
             fallback_owner_email: Some(email(fallback)),
         },
@@ -196,14 +231,13 @@ async fn a_leaver_hands_everything_over_and_is_anonymized() {
     .await
     .unwrap();
     let google = GoogleCalendarStandin::start().await.unwrap();
-    google.control().require_token(Some(CALENDAR_TOKEN.into()));
     google
         .seed(&CalendarSeed::from_yaml_str(CALENDAR_SEED).unwrap())
         .unwrap();
     tenant(
         &env,
         &lms,
-        Some((CalendarProvider::Google, google.base_url())),
+        Some(CalendarAt::google(&google)),
         "E001",
         "1s",
         "3s",
@@ -595,14 +629,13 @@ events:
     .await
     .unwrap();
     let graph = GraphCalendarStandin::start().await.unwrap();
-    graph.control().require_token(Some(CALENDAR_TOKEN.into()));
     graph
         .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
         .unwrap();
     tenant(
         &env,
         &lms,
-        Some((CalendarProvider::Microsoft, graph.base_url())),
+        Some(CalendarAt::graph(&graph)),
         "E001",
         "0s",
         "2s",

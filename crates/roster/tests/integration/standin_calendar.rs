@@ -3,15 +3,19 @@
 //! shapes. No Kubernetes API server is involved.
 //!
 //! The tests assert outcomes (who organizes what, who was told, what was applied
-//! how many times), not the HTTP choreography.
+//! how many times), not the HTTP choreography. The clients hold what the services
+//! issue (a Google service-account key, an Entra app's credentials) and mint their
+//! tokens at the stand-ins' token endpoints.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use roster_api::CalendarProvider;
 use roster_connectors::calendar::{
     CalendarConnector, CalendarError, CalendarEvent, EventKind, GoogleCalendar,
-    GoogleCalendarConfig, GraphCalendar, GraphCalendarConfig, StaticToken, TransferOutcome,
+    GoogleCalendarConfig, GraphCalendar, GraphCalendarConfig, StaticToken, TokenSource,
+    TransferOutcome, token_source_for,
 };
 use roster_standins::calendar::google::routes as google_routes;
 use roster_standins::calendar::graph::routes as graph_routes;
@@ -44,24 +48,62 @@ fn since() -> DateTime<Utc> {
     "2030-01-01T00:00:00Z".parse().unwrap()
 }
 
+/// Per-user tokens minted with a new key of the stand-in's service account.
+fn google_tokens(standin: &GoogleCalendarStandin) -> Arc<dyn TokenSource> {
+    let key = standin.issue_service_account_key("roster");
+    token_source(CalendarProvider::Google, standin.base_url(), &key)
+}
+
+/// App tokens of a newly registered app (client secret).
+fn graph_tokens(standin: &GraphCalendarStandin) -> Arc<dyn TokenSource> {
+    let credentials = standin.register_app();
+    token_source(
+        CalendarProvider::Microsoft,
+        standin.base_url(),
+        &credentials,
+    )
+}
+
+fn token_source(provider: CalendarProvider, base: &str, credentials: &str) -> Arc<dyn TokenSource> {
+    token_source_for(provider, base, credentials, Duration::from_secs(5))
+        .expect("usable credentials")
+        .expect("a token source")
+}
+
 fn google_client(standin: &GoogleCalendarStandin, page_size: u32) -> GoogleCalendar {
+    google_client_with(standin, page_size, google_tokens(standin))
+}
+
+fn google_client_with(
+    standin: &GoogleCalendarStandin,
+    page_size: u32,
+    token: Arc<dyn TokenSource>,
+) -> GoogleCalendar {
     let config = GoogleCalendarConfig {
         base_url: standin.base_url().to_string(),
         timeout: Duration::from_secs(5),
         page_size,
         ..GoogleCalendarConfig::default()
     };
-    GoogleCalendar::new(config, Arc::new(StaticToken::new("test-token"))).unwrap()
+    GoogleCalendar::new(config, token).unwrap()
 }
 
 fn graph_client(standin: &GraphCalendarStandin, page_size: u32) -> GraphCalendar {
+    graph_client_with(standin, page_size, graph_tokens(standin))
+}
+
+fn graph_client_with(
+    standin: &GraphCalendarStandin,
+    page_size: u32,
+    token: Arc<dyn TokenSource>,
+) -> GraphCalendar {
     let config = GraphCalendarConfig {
         base_url: standin.base_url().to_string(),
         timeout: Duration::from_secs(5),
         page_size,
         ..GraphCalendarConfig::default()
     };
-    GraphCalendar::new(config, Arc::new(StaticToken::new("test-token"))).unwrap()
+    GraphCalendar::new(config, token).unwrap()
 }
 
 async fn google_seeded() -> GoogleCalendarStandin {
@@ -78,7 +120,7 @@ async fn graph_seeded() -> GraphCalendarStandin {
 
 async fn listed(connector: &dyn CalendarConnector, owner: &str) -> Vec<CalendarEvent> {
     connector
-        .list_owned_upcoming(owner, since())
+        .list_owned_upcoming(owner, since(), Utc::now())
         .await
         .expect("listing succeeds")
 }
@@ -176,7 +218,13 @@ async fn google_move_transfers_ownership_and_notifies_attendees() {
 
     let series = find(&events, "series0001");
     let outcome = client
-        .transfer(series, LEAVER, MANAGER, "user-1/calendar/series0001")
+        .transfer(
+            series,
+            LEAVER,
+            MANAGER,
+            "user-1/calendar/series0001",
+            Utc::now(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -236,7 +284,7 @@ async fn google_move_drops_the_previous_owner_from_attendees() {
     let client = google_client(&standin, 250);
     let events = listed(&client, LEAVER).await;
     let outcome = client
-        .transfer(find(&events, &id), LEAVER, COHOST, "k")
+        .transfer(find(&events, &id), LEAVER, COHOST, "k", Utc::now())
         .await
         .unwrap();
     assert!(matches!(outcome, TransferOutcome::Transferred { .. }));
@@ -268,7 +316,7 @@ async fn google_moving_one_instance_of_a_series_is_refused_for_good() {
         attendees: Vec::new(),
     };
     let error = client
-        .transfer(&instance, LEAVER, MANAGER, "k-instance")
+        .transfer(&instance, LEAVER, MANAGER, "k-instance", Utc::now())
         .await
         .unwrap_err();
     assert_eq!(
@@ -294,12 +342,12 @@ async fn google_repeated_move_is_a_success_and_moves_once() {
     let single = find(&events, "single0001");
 
     let first = client
-        .transfer(single, LEAVER, COHOST, "k-single")
+        .transfer(single, LEAVER, COHOST, "k-single", Utc::now())
         .await
         .unwrap();
     assert!(matches!(first, TransferOutcome::Transferred { .. }));
     let again = client
-        .transfer(single, LEAVER, COHOST, "k-single")
+        .transfer(single, LEAVER, COHOST, "k-single", Utc::now())
         .await
         .unwrap();
     assert_eq!(
@@ -335,7 +383,7 @@ async fn google_move_whose_response_was_lost_is_recognised_on_retry() {
     );
 
     let error = client
-        .transfer(single, LEAVER, COHOST, "k-lost")
+        .transfer(single, LEAVER, COHOST, "k-lost", Utc::now())
         .await
         .unwrap_err();
     assert!(matches!(
@@ -345,7 +393,7 @@ async fn google_move_whose_response_was_lost_is_recognised_on_retry() {
     assert!(error.is_retryable());
     // It did move, the caller just did not hear; the retry finds it moved.
     let retry = client
-        .transfer(single, LEAVER, COHOST, "k-lost")
+        .transfer(single, LEAVER, COHOST, "k-lost", Utc::now())
         .await
         .unwrap();
     assert!(matches!(retry, TransferOutcome::AlreadyTransferred { .. }));
@@ -364,7 +412,10 @@ async fn google_transfer_of_a_vanished_event_or_to_a_missing_calendar() {
     let mut gone = find(&events, "single0001").clone();
     gone.id = "deleted00001".into();
     assert_eq!(
-        client.transfer(&gone, LEAVER, MANAGER, "k").await.unwrap(),
+        client
+            .transfer(&gone, LEAVER, MANAGER, "k", Utc::now())
+            .await
+            .unwrap(),
         TransferOutcome::SourceGone
     );
     let error = client
@@ -373,6 +424,7 @@ async fn google_transfer_of_a_vanished_event_or_to_a_missing_calendar() {
             LEAVER,
             "nobody@example.com",
             "k",
+            Utc::now(),
         )
         .await
         .unwrap_err();
@@ -392,7 +444,7 @@ async fn google_rate_limits_server_errors_and_timeouts_are_retryable() {
         Fault::rate_limited(Some(Duration::from_secs(3))).times(1),
     );
     let error = client
-        .list_owned_upcoming(LEAVER, since())
+        .list_owned_upcoming(LEAVER, since(), Utc::now())
         .await
         .unwrap_err();
     assert_eq!(
@@ -408,7 +460,7 @@ async fn google_rate_limits_server_errors_and_timeouts_are_retryable() {
     // Google also reports usage limits as 403.
     control.set_fault(google_routes::LIST_EVENTS, Fault::usage_limit().times(1));
     let error = client
-        .list_owned_upcoming(LEAVER, since())
+        .list_owned_upcoming(LEAVER, since(), Utc::now())
         .await
         .unwrap_err();
     assert_eq!(error.category(), "rate_limited");
@@ -416,7 +468,13 @@ async fn google_rate_limits_server_errors_and_timeouts_are_retryable() {
     let events = listed(&client, LEAVER).await;
     control.set_fault(google_routes::MOVE_EVENT, Fault::status(500).times(1));
     let error = client
-        .transfer(find(&events, "single0001"), LEAVER, MANAGER, "k")
+        .transfer(
+            find(&events, "single0001"),
+            LEAVER,
+            MANAGER,
+            "k",
+            Utc::now(),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -441,11 +499,11 @@ async fn google_rate_limits_server_errors_and_timeouts_are_retryable() {
             timeout: Duration::from_millis(200),
             ..GoogleCalendarConfig::default()
         },
-        Arc::new(StaticToken::new("t")),
+        google_tokens(&standin),
     )
     .unwrap();
     let error = impatient
-        .list_owned_upcoming(LEAVER, since())
+        .list_owned_upcoming(LEAVER, since(), Utc::now())
         .await
         .unwrap_err();
     assert_eq!(error, CalendarError::Timeout);
@@ -455,21 +513,19 @@ async fn google_rate_limits_server_errors_and_timeouts_are_retryable() {
 #[tokio::test]
 async fn google_refused_credentials_and_unknown_calendars() {
     let standin = google_seeded().await;
-    standin
-        .control()
-        .require_token(Some("the-right-token".into()));
-    let client = google_client(&standin, 250);
+    // A token the stand-in never issued.
+    let client = google_client_with(&standin, 250, Arc::new(StaticToken::new("the-wrong-token")));
     let error = client
-        .list_owned_upcoming(LEAVER, since())
+        .list_owned_upcoming(LEAVER, since(), Utc::now())
         .await
         .unwrap_err();
     assert_eq!(error, CalendarError::Unauthorized { status: 401 });
     assert!(!error.is_retryable());
 
-    standin.control().require_token(None);
-    assert_eq!(client.check_calendar(MANAGER).await, Ok(()));
+    let client = google_client(&standin, 250);
+    assert_eq!(client.check_calendar(MANAGER, Utc::now()).await, Ok(()));
     let error = client
-        .check_calendar("nobody@example.com")
+        .check_calendar("nobody@example.com", Utc::now())
         .await
         .unwrap_err();
     assert_eq!(error, CalendarError::NotFound);
@@ -531,6 +587,7 @@ async fn graph_recreate_and_cancel_transfers_an_event_with_the_same_attendees() 
             LEAVER,
             COHOST,
             "user-1/calendar/single0001",
+            Utc::now(),
         )
         .await
         .unwrap();
@@ -604,7 +661,7 @@ async fn graph_retried_create_with_the_same_transaction_id_does_not_duplicate() 
         Fault::status(504).times(1).after_apply(),
     );
     let error = client
-        .transfer(single, LEAVER, COHOST, "k-retry")
+        .transfer(single, LEAVER, COHOST, "k-retry", Utc::now())
         .await
         .unwrap_err();
     assert!(matches!(
@@ -619,13 +676,13 @@ async fn graph_retried_create_with_the_same_transaction_id_does_not_duplicate() 
         .control()
         .set_fault(graph_routes::CANCEL_EVENT, Fault::status(503).times(1));
     let error = client
-        .transfer(single, LEAVER, COHOST, "k-retry")
+        .transfer(single, LEAVER, COHOST, "k-retry", Utc::now())
         .await
         .unwrap_err();
     assert!(error.is_retryable());
 
     let outcome = client
-        .transfer(single, LEAVER, COHOST, "k-retry")
+        .transfer(single, LEAVER, COHOST, "k-retry", Utc::now())
         .await
         .unwrap();
     let TransferOutcome::Transferred { event_id } = outcome else {
@@ -660,7 +717,7 @@ async fn graph_retried_create_with_the_same_transaction_id_does_not_duplicate() 
     // A transfer repeated after it completed finds nothing left to do.
     assert_eq!(
         client
-            .transfer(single, LEAVER, COHOST, "k-retry")
+            .transfer(single, LEAVER, COHOST, "k-retry", Utc::now())
             .await
             .unwrap(),
         TransferOutcome::SourceGone
@@ -679,11 +736,11 @@ async fn graph_duplicates_report_shows_a_meeting_created_twice() {
         .control()
         .set_fault(graph_routes::CANCEL_EVENT, Fault::status(503).times(1));
     client
-        .transfer(single, LEAVER, COHOST, "k-a")
+        .transfer(single, LEAVER, COHOST, "k-a", Utc::now())
         .await
         .unwrap_err();
     client
-        .transfer(single, LEAVER, COHOST, "k-b")
+        .transfer(single, LEAVER, COHOST, "k-b", Utc::now())
         .await
         .unwrap();
     let report = standin.duplicates();
@@ -706,7 +763,7 @@ async fn graph_occurrences_travel_with_their_series() {
         ..series.clone()
     };
     let error = client
-        .transfer(&occurrence, LEAVER, MANAGER, "k-occ")
+        .transfer(&occurrence, LEAVER, MANAGER, "k-occ", Utc::now())
         .await
         .unwrap_err();
     assert_eq!(error.category(), "not_transferable");
@@ -717,7 +774,7 @@ async fn graph_occurrences_travel_with_their_series() {
         ..occurrence
     };
     let error = client
-        .transfer(&mislabelled, LEAVER, MANAGER, "k-occ")
+        .transfer(&mislabelled, LEAVER, MANAGER, "k-occ", Utc::now())
         .await
         .unwrap_err();
     assert_eq!(error.category(), "not_transferable");
@@ -728,9 +785,11 @@ async fn graph_occurrences_travel_with_their_series() {
             .is_empty()
     );
 
-    // The series moves as one: one create, one cancel.
+    // The series moves as one: one create, and the original cancelled as a whole (it
+    // has not begun). Its moved and cancelled occurrences are carried over to the
+    // copy, one occurrence at a time.
     let outcome = client
-        .transfer(series, LEAVER, MANAGER, "k-series")
+        .transfer(series, LEAVER, MANAGER, "k-series", Utc::now())
         .await
         .unwrap();
     let TransferOutcome::Transferred { event_id } = outcome else {
@@ -741,7 +800,12 @@ async fn graph_occurrences_travel_with_their_series() {
         1
     );
     assert_eq!(
-        standin.control().calls_to(graph_routes::CANCEL_EVENT).len(),
+        standin
+            .control()
+            .calls_to(graph_routes::CANCEL_EVENT)
+            .iter()
+            .filter(|c| c.event_id.as_deref() == Some("series0001"))
+            .count(),
         1
     );
     let copy = standin.event(&event_id).unwrap();
@@ -770,7 +834,7 @@ async fn graph_rate_limits_and_server_errors() {
         Fault::rate_limited(Some(Duration::from_secs(7))).times(1),
     );
     let error = client
-        .list_owned_upcoming(LEAVER, since())
+        .list_owned_upcoming(LEAVER, since(), Utc::now())
         .await
         .unwrap_err();
     assert_eq!(
@@ -785,7 +849,7 @@ async fn graph_rate_limits_and_server_errors() {
     let events = listed(&client, LEAVER).await;
     control.set_fault(graph_routes::CREATE_EVENT, Fault::usage_limit().times(1));
     let error = client
-        .transfer(find(&events, "single0001"), LEAVER, COHOST, "k")
+        .transfer(find(&events, "single0001"), LEAVER, COHOST, "k", Utc::now())
         .await
         .unwrap_err();
     assert_eq!(error.category(), "rate_limited");
@@ -793,7 +857,7 @@ async fn graph_rate_limits_and_server_errors() {
 
     control.set_fault(graph_routes::GET_EVENT, Fault::status(503).times(1));
     let error = client
-        .transfer(find(&events, "single0001"), LEAVER, COHOST, "k")
+        .transfer(find(&events, "single0001"), LEAVER, COHOST, "k", Utc::now())
         .await
         .unwrap_err();
     assert!(matches!(
@@ -813,11 +877,18 @@ async fn graph_errors_never_name_the_user() {
     let standin = graph_seeded().await;
     let client = graph_client(&standin, 50);
     // Graph's message for an unknown user contains the address; the error must not.
+    // (An unknown user is a calendar nobody can hand events over from or to: not
+    // `NotFound`, which a transfer would count as done.)
     let error = client
-        .list_owned_upcoming("nobody@example.com", since())
+        .list_owned_upcoming("nobody@example.com", since(), Utc::now())
         .await
         .unwrap_err();
-    assert_eq!(error, CalendarError::NotFound);
+    assert_eq!(
+        error,
+        CalendarError::MailboxUnavailable {
+            reason: "ErrorInvalidUser".into()
+        }
+    );
     assert_pii_free(&error);
 
     let events = listed(&client, LEAVER).await;
@@ -827,10 +898,16 @@ async fn graph_errors_never_name_the_user() {
             LEAVER,
             "nobody@example.com",
             "k",
+            Utc::now(),
         )
         .await
         .unwrap_err();
-    assert_eq!(error, CalendarError::NotFound);
+    assert_eq!(
+        error,
+        CalendarError::MailboxUnavailable {
+            reason: "ErrorInvalidUser".into()
+        }
+    );
     assert_pii_free(&error);
     assert!(standin.event("single0001").is_some());
 }
