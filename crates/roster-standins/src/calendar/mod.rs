@@ -145,6 +145,11 @@ impl When {
         }
     }
 
+    /// The same kind of value `minutes` later (wall clock for timed values).
+    pub fn plus_minutes(&self, minutes: i64) -> When {
+        self.plus(TimeDelta::minutes(minutes))
+    }
+
     fn plus(&self, delta: TimeDelta) -> When {
         match self {
             When::Timed { local, zone } => When::Timed {

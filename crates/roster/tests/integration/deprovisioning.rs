@@ -677,6 +677,108 @@ events:
     assert!(lms.state().duplicates().is_empty());
 }
 
+/// A leaver whose mailbox the calendar service no longer serves (licence removed):
+/// their events cannot be handed over through the API. That is reported as events
+/// nobody could take over (the step's summary and a Warning Event), not as a transfer;
+/// the rest of the hand-over goes on.
+#[tokio::test]
+async fn a_leaver_whose_mailbox_is_unlicensed_is_reported_not_transferred() {
+    use k8s_openapi::api::events::v1::Event;
+    let env = TestEnv::new("deprov-mailbox").await;
+    let lms_seed = r#"
+users:
+  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true }
+  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
+  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
+events:
+  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-co, calendarOwner: E100 }
+  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, calendarEventId: cal-alone, calendarOwner: E100 }
+"#;
+    let calendar_seed = r#"
+users: [person.e100@example.com, person.e101@example.com, person.e001@example.com]
+events:
+  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: guest@example.com }] }
+  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z", attendees: [{ email: guest@example.com }] }
+"#;
+    let lms = LmsStandIn::start(
+        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(lms_seed).unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let graph = GraphCalendarStandin::start().await.unwrap();
+    graph
+        .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
+        .unwrap();
+    graph.unlicense(&email("E100"));
+    tenant(
+        &env,
+        &lms,
+        Some(CalendarAt::graph(&graph)),
+        "E001",
+        "0s",
+        "2s",
+    )
+    .await;
+    for id in ["E101", "E001"] {
+        create_user(&env, person(id, None)).await;
+    }
+    let name = create_leaving_user(&env, person("E100", None)).await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    let user = wait_phase(&env, &name, Phase::Purged).await;
+
+    let steps = user.status.unwrap().steps;
+    let calendar = steps
+        .iter()
+        .find(|s| s.name == StepName::TransferCalendarEvents)
+        .expect("the calendar step ran");
+    let summary = calendar.summary.clone().unwrap_or_default();
+    assert_eq!(
+        summary,
+        "2 events could not be taken over (the leaver's mailbox is missing or unlicensed)"
+    );
+    // Nothing was re-created or cancelled: the events are where they were.
+    assert_eq!(graph.events_organized_by(&email("E100")).len(), 2);
+    assert!(graph.events_organized_by(&email("E101")).is_empty());
+    assert!(graph.cancelled().is_empty());
+    assert_eq!(
+        lms.state()
+            .event("ev-co")
+            .unwrap()
+            .calendar_owner
+            .as_deref(),
+        Some("E100"),
+        "the platform is not told of a transfer that did not happen"
+    );
+
+    // An administrator is told, with a Warning Event.
+    let warning = crate::support::poll(
+        "a StepNeedsAttention Event",
+        Duration::from_millis(200),
+        || async {
+            env.api::<Event>()
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("StepNeedsAttention")
+                        && e.note
+                            .as_deref()
+                            .is_some_and(|n| n.contains("could not be taken over"))
+                })
+        },
+    )
+    .await;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    let note = warning.note.unwrap_or_default();
+    println!("warning: {note}");
+    assert!(
+        !note.contains("example.com"),
+        "the Event names a person: {note}"
+    );
+}
+
 /// A step whose endpoint stays down makes the user Stalled, which kstatus (what Flux
 /// and Argo CD read) reports as Failed; a `roster.dev/retry` request after the cause is
 /// fixed runs it at once, and the user completes.
