@@ -437,7 +437,7 @@ impl PlatformEffects {
         }
 
         let listed: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-        let plan = handover::plan_calendar_transfers(
+        let mut plan = handover::plan_calendar_transfers(
             &request.policy.calendar_owner_order,
             &linked,
             &listed,
@@ -450,7 +450,7 @@ impl PlatformEffects {
             .iter()
             .map(|i| (i.id.as_str(), i.kind))
             .collect();
-        let mut unreachable = 0;
+        let mut unreachable: Vec<&str> = Vec::new();
         for transfer in &plan.transfers {
             let event = by_id[transfer.calendar_event_id];
             let owner = &transfer.new_owner.employee_id;
@@ -474,7 +474,7 @@ impl PlatformEffects {
                 // A mailbox the service will not serve (the leaver's or the new
                 // owner's): this event cannot be taken over; the others still can.
                 Err(CalendarError::MailboxUnavailable { .. }) => {
-                    unreachable += 1;
+                    unreachable.push(transfer.item_id);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -505,10 +505,12 @@ impl PlatformEffects {
                 }
             }
         }
+        // What was transferred is what the summary counts.
+        plan.transfers.retain(|t| !unreachable.contains(&t.item_id));
         let (mut summary, mut warning) = plan.summary();
-        if unreachable > 0 {
+        if !unreachable.is_empty() {
             let text = plural(
-                unreachable,
+                unreachable.len(),
                 "event could not be taken over (a mailbox is missing or unlicensed)",
                 "events could not be taken over (a mailbox is missing or unlicensed)",
             );

@@ -779,6 +779,80 @@ events:
     );
 }
 
+/// A new owner without a licensed mailbox cannot receive an event: that one is
+/// reported as not taken over, and the leaver's other events are still handed over.
+#[tokio::test]
+async fn an_event_whose_new_owner_has_no_mailbox_is_reported_and_the_rest_transferred() {
+    let env = TestEnv::new("deprov-new-owner").await;
+    let lms_seed = r#"
+users:
+  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true }
+  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
+  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
+events:
+  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-co, calendarOwner: E100 }
+  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, calendarEventId: cal-alone, calendarOwner: E100 }
+"#;
+    let calendar_seed = r#"
+users: [person.e100@example.com, person.e101@example.com, person.e001@example.com]
+events:
+  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: guest@example.com }] }
+  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z", attendees: [{ email: guest@example.com }] }
+"#;
+    let lms = LmsStandIn::start(
+        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(lms_seed).unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let graph = GraphCalendarStandin::start().await.unwrap();
+    graph
+        .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
+        .unwrap();
+    // The co-organizer, first in line for cal-co, has no mailbox licence.
+    graph.unlicense(&email("E101"));
+    tenant(
+        &env,
+        &lms,
+        Some(CalendarAt::graph(&graph)),
+        "E001",
+        "0s",
+        "2s",
+    )
+    .await;
+    for id in ["E101", "E001"] {
+        create_user(&env, person(id, None)).await;
+    }
+    let name = create_leaving_user(&env, person("E100", None)).await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    let user = wait_phase(&env, &name, Phase::Purged).await;
+
+    let steps = user.status.unwrap().steps;
+    let summary = steps
+        .iter()
+        .find(|s| s.name == StepName::TransferCalendarEvents)
+        .and_then(|s| s.summary.clone())
+        .unwrap_or_default();
+    println!("calendar step: {summary}");
+    assert!(
+        summary.ends_with("1 event could not be taken over (a mailbox is missing or unlicensed)"),
+        "{summary}"
+    );
+    assert!(
+        summary.starts_with("1 event transferred (1 to FallbackOwner)"),
+        "{summary}"
+    );
+    // cal-alone went to the fallback owner; cal-co stayed with the leaver.
+    assert_eq!(graph.events_organized_by(&email("E001")).len(), 1);
+    assert!(graph.events_organized_by(&email("E101")).is_empty());
+    let left: Vec<String> = graph
+        .events_organized_by(&email("E100"))
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, ["cal-co"]);
+    assert!(graph.duplicates().is_empty());
+}
+
 /// A step whose endpoint stays down makes the user Stalled, which kstatus (what Flux
 /// and Argo CD read) reports as Failed; a `roster.dev/retry` request after the cause is
 /// fixed runs it at once, and the user completes.

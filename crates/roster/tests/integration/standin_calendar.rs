@@ -1678,3 +1678,32 @@ async fn listed_at(
         .await
         .expect("listing succeeds")
 }
+
+#[tokio::test]
+async fn graph_front_end_refuses_a_post_without_a_length_too() {
+    let standin = graph_seeded().await;
+    let tokens = graph_tokens(&standin);
+    let token = tokens.bearer_token(LEAVER, Utc::now()).await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/users/{LEAVER}/events/single0001/cancel",
+            standin.base_url()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 411);
+    assert!(standin.event("single0001").is_some(), "not cancelled");
+    let token_endpoint = format!(
+        "{}/{}/oauth2/v2.0/token",
+        standin.authority_host(),
+        standin.tenant_id()
+    );
+    let response = reqwest::Client::new()
+        .post(token_endpoint)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 411);
+}
