@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::RequestBuilder;
-use reqwest::header::{DATE, HeaderMap, HeaderValue, InvalidHeaderValue, RETRY_AFTER};
+use reqwest::header::{
+    CONTENT_LENGTH, DATE, HeaderMap, HeaderValue, InvalidHeaderValue, RETRY_AFTER,
+};
 use url::Url;
 
 /// Header carrying the caller's idempotency key on every mutating request (the learning
@@ -161,6 +163,18 @@ pub fn with_idempotency_key(
     Ok(request.header(IDEMPOTENCY_KEY, HeaderValue::from_str(key)?))
 }
 
+/// A request without a body that says so with `Content-Length: 0`.
+///
+/// Over HTTP/1.1, hyper (under reqwest) sends no `Content-Length` at all for an empty
+/// body, and some front ends refuse that: Google's answers a bodiless POST (such as
+/// Calendar's `events.move`) with 411 Length Required. Use this for every request that
+/// has no body but a method that usually carries one (POST, PUT, PATCH).
+pub fn with_empty_body(request: RequestBuilder) -> RequestBuilder {
+    request
+        .header(CONTENT_LENGTH, HeaderValue::from_static("0"))
+        .body(Vec::<u8>::new())
+}
+
 /// `base` with `segments` appended to its path, each percent-encoded as one segment
 /// (so a `/` inside one stays inside it). The base's path is kept (a trailing empty
 /// segment, from a trailing `/`, is dropped first); its query and fragment are dropped.
@@ -250,6 +264,63 @@ pub(crate) mod testing {
             stream.shutdown().await.ok();
         });
         Url::parse(&format!("http://{address}/")).unwrap()
+    }
+
+    /// Like [`serve_once`], and hands over the request it received: the head (lower-cased
+    /// header names as sent) and whatever body arrived with it.
+    pub(crate) async fn serve_capturing(
+        status_line: &str,
+        headers: &[&str],
+        body: &str,
+    ) -> (Url, tokio::sync::oneshot::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut response = format!("HTTP/1.1 {status_line}\r\n");
+        for header in headers {
+            response.push_str(header);
+            response.push_str("\r\n");
+        }
+        response.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ));
+        let (seen, request) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+                let read = stream.read(&mut buffer).await.unwrap();
+                if read == 0 {
+                    break;
+                }
+                received.extend_from_slice(&buffer[..read]);
+            }
+            // A body announced by Content-Length: read it all.
+            let text = String::from_utf8_lossy(&received).to_string();
+            let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = rest.as_bytes().to_vec();
+            while body.len() < length {
+                let read = stream.read(&mut buffer).await.unwrap();
+                if read == 0 {
+                    break;
+                }
+                body.extend_from_slice(&buffer[..read]);
+            }
+            stream.write_all(response.as_bytes()).await.unwrap();
+            stream.shutdown().await.ok();
+            seen.send(format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body)))
+                .ok();
+        });
+        (Url::parse(&format!("http://{address}/")).unwrap(), request)
     }
 }
 
@@ -477,6 +548,32 @@ mod tests {
             .unwrap_err();
         assert_eq!(TransportFailure::of(&err), TransportFailure::Request);
         assert!(!sanitized_causes(&err).contains("example.com"));
+    }
+
+    #[tokio::test]
+    async fn bodiless_posts_announce_an_empty_body() {
+        // Without help, reqwest over HTTP/1.1 sends no Content-Length for an empty body
+        // (Google's front end answers that POST with 411)...
+        let (base, request) = testing::serve_capturing("200 OK", &[], "").await;
+        client(Duration::from_secs(5))
+            .unwrap()
+            .post(base.clone())
+            .send()
+            .await
+            .unwrap();
+        let head = request.await.unwrap().to_ascii_lowercase();
+        assert!(!head.contains("content-length"), "{head}");
+        // ...and with it, it says `Content-Length: 0`, once, and sends nothing more.
+        let (base, request) = testing::serve_capturing("200 OK", &[], "").await;
+        with_empty_body(client(Duration::from_secs(5)).unwrap().post(base))
+            .send()
+            .await
+            .unwrap();
+        let head = request.await.unwrap().to_ascii_lowercase();
+        assert_eq!(head.matches("content-length").count(), 1, "{head}");
+        assert!(head.contains("content-length: 0\r\n"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "{head}");
     }
 
     #[tokio::test]

@@ -319,10 +319,6 @@ async fn demo(args: &DemoArgs, stack: &mut Stack, out: &Out) -> anyhow::Result<b
         &tenant.spec.learning_platform.credentials_secret_ref,
     )
     .await?;
-    let calendar_token = match &tenant.spec.calendar.credentials_secret_ref {
-        Some(reference) => Some(secret(&client, ns, reference).await?),
-        None => None,
-    };
     let policy_name = tenant.spec.policy_ref.name.clone();
 
     // The company: the seeds, plus a platform record for any example user they lack.
@@ -343,8 +339,20 @@ async fn demo(args: &DemoArgs, stack: &mut Stack, out: &Out) -> anyhow::Result<b
                 .push(company::platform_user(&user.spec, manager));
         }
     }
-    let (lms, calendar, calendar_ids) =
-        start_standins(&company, &applied_users, lms_token, calendar_token).await?;
+    let (lms, calendar, calendar_ids) = start_standins(&company, &applied_users, lms_token).await?;
+    // The calendar credentials are what Google issues: a service-account key file. The
+    // stand-in issues one and the demo puts it in the Secret the Tenant names, as an
+    // administrator would; the operator mints per-user tokens with it.
+    if let Some(reference) = &tenant.spec.calendar.credentials_secret_ref {
+        let key = calendar.issue_service_account_key("roster-demo");
+        store_secret(&client, ns, reference, &key).await?;
+        out.step(format!(
+            "Secret {}: key {} now holds a service-account key issued by the Google Calendar stand-in (tokens are minted at {})",
+            reference.name,
+            reference.key,
+            calendar.token_uri()
+        ));
+    }
     let seed = &company.lms;
     out.step(format!(
         "learning-platform stand-in at {}: {} people, {} events, {} sessions, {} rules, {} groups, {} assignments, {} engagement records",
@@ -546,7 +554,6 @@ async fn start_standins(
     company: &Company,
     directory: &[DirectoryUser],
     lms_token: String,
-    calendar_token: Option<String>,
 ) -> anyhow::Result<(LmsStandIn, GoogleCalendarStandin, Vec<String>)> {
     let state = LmsState::with_seed(lms_token, company.lms.clone())
         .context("seed the learning-platform stand-in")?;
@@ -556,7 +563,6 @@ async fn start_standins(
     let calendar = GoogleCalendarStandin::start()
         .await
         .context("start the Google Calendar stand-in")?;
-    calendar.control().require_token(calendar_token);
     let ids = calendar
         .seed(&company.calendar)
         .context("seed the Google Calendar stand-in")?;
@@ -1074,6 +1080,32 @@ async fn secret(client: &Client, ns: &str, reference: &SecretKeyRef) -> anyhow::
         .and_then(|d| d.get(&reference.key))
         .with_context(|| format!("Secret {} has no key {}", reference.name, reference.key))?;
     Ok(String::from_utf8_lossy(&value.0).trim().to_string())
+}
+
+/// Writes `value` under the key `reference` names in its Secret (a merge patch of
+/// `stringData`: the Secret's other keys stay).
+async fn store_secret(
+    client: &Client,
+    ns: &str,
+    reference: &SecretKeyRef,
+    value: &str,
+) -> anyhow::Result<()> {
+    let mut data = serde_json::Map::new();
+    data.insert(reference.key.clone(), value.into());
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .patch(
+            &reference.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": data })),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "store the calendar credentials in Secret {}",
+                reference.name
+            )
+        })?;
+    Ok(())
 }
 
 /// A duration as the policy spells it: `10s`, `2m`, `1h30m`.

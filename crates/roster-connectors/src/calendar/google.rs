@@ -6,17 +6,29 @@
 //!   cancelled and they are not a modified occurrence (`recurringEventId` set: it moves
 //!   with its series).
 //! - Transfer: `POST /calendars/{src}/events/{eventId}/move?destination={dst}&sendUpdates=…`,
-//!   which changes the organizer and keeps the event id. Then, if configured, a
-//!   `PATCH /calendars/{dst}/events/{eventId}?sendUpdates=none` drops the previous
-//!   owner from the attendees (the leaver's account is going away).
+//!   which changes the organizer and keeps the event id. It has no body, and says so
+//!   with `Content-Length: 0` (Google's front end answers a POST without one with 411).
+//!   Then, if configured, `PATCH /calendars/{dst}/events/{eventId}?sendUpdates=none`
+//!   drops the previous owner from the attendees (the leaver's account is going away),
+//!   and so does one PATCH per modified instance of a series that still lists them
+//!   (`GET /calendars/{dst}/events/{eventId}/instances?timeMin=now`: an exception keeps
+//!   its own attendee list when the series' list changes).
 //! - Idempotency: Google has no idempotency header (the key is still sent, in
 //!   [`IDEMPOTENCY_KEY_HEADER`](super::IDEMPOTENCY_KEY_HEADER), for the stand-in's call
 //!   log). A move that fails with a 4xx is followed by a look into the destination
-//!   calendar: the event there, organized by the new owner, means an earlier attempt
-//!   succeeded.
+//!   calendar: the event there, organized by the new owner and not cancelled, means an
+//!   earlier attempt succeeded. Otherwise a source that is gone or `cancelled` (Google's
+//!   `events.get` keeps returning deleted events, with `status: cancelled`, and so does
+//!   the calendar an event was moved out of) is [`TransferOutcome::SourceGone`].
+//! - Credentials: each request carries the token of the user whose calendar is in the
+//!   path (domain-wide delegation, [`super::auth::GoogleDelegatedTokens`]): the move
+//!   acts as the previous owner, the clean-up as the new one.
+//! - Refusals: 403 usage limits are [`CalendarError::RateLimited`]; other 403 reasons
+//!   (`forbiddenForNonOrganizer`, `requiredAccessLevel`…) are
+//!   [`CalendarError::Rejected`] with the reason; only credential reasons are
+//!   [`CalendarError::Unauthorized`].
 //!
-//! The primary calendar of a user is addressed by the user's email as `calendarId`;
-//! the token must be allowed to act on both calendars (domain-wide delegation).
+//! The primary calendar of a user is addressed by the user's email as `calendarId`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +41,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Attendee, CalendarConnector, CalendarError, CalendarEvent, EventKind, TokenSource,
-    TransferOutcome, execute, http_client, parse_base_url, status_error, with_idempotency_key,
+    Attendee, Body, CalendarConnector, CalendarError, CalendarEvent, EventKind, TokenSource,
+    TransferOutcome, http_client, parse_base_url, send_authorized, status_error,
+    with_idempotency_key,
 };
 use crate::http::url_with;
 
@@ -178,6 +191,7 @@ const RATE_LIMIT_REASONS: &[&str] = &[
     "userRateLimitExceeded",
     "quotaExceeded",
     "dailyLimitExceeded",
+    "calendarUsageLimitsExceeded",
 ];
 
 /// The error for a Google failure response: the first `errors[].reason` (or the
@@ -256,6 +270,25 @@ fn organizer_is(event: &Value, email: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case(email))
 }
 
+/// A deleted event (or one moved out of this calendar), as `events.get` returns it.
+fn is_cancelled(event: &Value) -> bool {
+    event.get("status").and_then(Value::as_str) == Some("cancelled")
+}
+
+fn lists_attendee(event: &Value, email: &str) -> bool {
+    event
+        .get("attendees")
+        .and_then(Value::as_array)
+        .is_some_and(|list| list.iter().any(|a| is_attendee(a, email)))
+}
+
+fn is_attendee(attendee: &Value, email: &str) -> bool {
+    attendee
+        .get("email")
+        .and_then(Value::as_str)
+        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+}
+
 impl GoogleCalendar {
     pub fn new(
         config: GoogleCalendarConfig,
@@ -271,36 +304,45 @@ impl GoogleCalendar {
         })
     }
 
+    /// Sends a request on `calendar`'s data, as that user (their delegated token).
     async fn send(
         &self,
         method: Method,
         url: url::Url,
+        calendar: &str,
+        now: DateTime<Utc>,
         idempotency_key: Option<&str>,
-        body: Option<&Value>,
+        body: Body<'_>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), CalendarError> {
-        let token = self.token.bearer_token().await?;
-        let mut request = self
-            .http
-            .request(method, url)
-            .bearer_auth(token)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(key) = idempotency_key {
-            request = with_idempotency_key(request, key)?;
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        execute(request).await
+        send_authorized(self.token.as_ref(), calendar, now, || {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(reqwest::header::ACCEPT, "application/json");
+            if let Some(key) = idempotency_key {
+                request = with_idempotency_key(request, key)?;
+            }
+            Ok(body.apply(request))
+        })
+        .await
     }
 
-    /// The event as `calendar_id` sees it, or `None` if it is not there.
+    /// The event as `calendar_id` sees it (cancelled ones included, as Google returns
+    /// them), or `None` if it is not there or the calendar does not exist.
     async fn get_event(
         &self,
         calendar_id: &str,
         event_id: &str,
+        now: DateTime<Utc>,
     ) -> Result<Option<Value>, CalendarError> {
         let url = url_with(&self.base, &["calendars", calendar_id, "events", event_id]);
-        let (status, headers, body) = self.send(Method::GET, url, None, None).await?;
+        let (status, headers, body) = match self
+            .send(Method::GET, url, calendar_id, now, None, Body::None)
+            .await
+        {
+            Err(CalendarError::NotFound) => return Ok(None),
+            other => other?,
+        };
         match status.as_u16() {
             200..=299 => serde_json::from_slice(&body)
                 .map(Some)
@@ -310,41 +352,26 @@ impl GoogleCalendar {
         }
     }
 
-    /// Drops the previous owner from the attendees of the moved event, if configured
-    /// and present. Every other attendee is sent back unchanged (all their fields, so
-    /// responses survive the PATCH, which replaces the whole list).
-    async fn remove_previous_owner(
+    /// PATCHes `event_id` in `calendar` with `body`, telling nobody.
+    async fn patch_quietly(
         &self,
-        moved: &Value,
+        calendar: &str,
         event_id: &str,
-        from_email: &str,
-        to_email: &str,
+        body: &Value,
         idempotency_key: &str,
+        now: DateTime<Utc>,
     ) -> Result<(), CalendarError> {
-        if !self.config.remove_previous_owner {
-            return Ok(());
-        }
-        let Some(attendees) = moved.get("attendees").and_then(Value::as_array) else {
-            return Ok(());
-        };
-        let is_previous_owner = |a: &Value| {
-            a.get("email")
-                .and_then(Value::as_str)
-                .is_some_and(|e| e.eq_ignore_ascii_case(from_email))
-        };
-        if !attendees.iter().any(is_previous_owner) {
-            return Ok(());
-        }
-        let remaining: Vec<Value> = attendees
-            .iter()
-            .filter(|a| !is_previous_owner(a))
-            .cloned()
-            .collect();
-        let mut url = url_with(&self.base, &["calendars", to_email, "events", event_id]);
+        let mut url = url_with(&self.base, &["calendars", calendar, "events", event_id]);
         url.query_pairs_mut().append_pair("sendUpdates", "none");
-        let body = serde_json::json!({ "attendees": remaining });
         let (status, headers, response) = self
-            .send(Method::PATCH, url, Some(idempotency_key), Some(&body))
+            .send(
+                Method::PATCH,
+                url,
+                calendar,
+                now,
+                Some(idempotency_key),
+                Body::Json(body),
+            )
             .await?;
         if status.is_success() {
             Ok(())
@@ -353,10 +380,132 @@ impl GoogleCalendar {
         }
     }
 
+    /// The modified instances of series `event_id` in `calendar` from `now` on that
+    /// still list `email` (unmodified ones follow the series' attendee list).
+    async fn instances_listing(
+        &self,
+        calendar: &str,
+        event_id: &str,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Value>, CalendarError> {
+        let time_min = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut found = Vec::new();
+        let mut page_token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut url = url_with(
+                &self.base,
+                &["calendars", calendar, "events", event_id, "instances"],
+            );
+            {
+                let mut query = url.query_pairs_mut();
+                query
+                    .append_pair("timeMin", &time_min)
+                    .append_pair("maxResults", "2500");
+                if let Some(token) = &page_token {
+                    query.append_pair("pageToken", token);
+                }
+            }
+            let (status, headers, body) = self
+                .send(Method::GET, url, calendar, now, None, Body::None)
+                .await?;
+            if !status.is_success() {
+                return Err(google_error(status, &headers, &body));
+            }
+            let page: Value = serde_json::from_slice(&body).map_err(|_| CalendarError::Decode {
+                what: "instances page",
+            })?;
+            found.extend(
+                page.get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|i| !is_cancelled(i) && lists_attendee(i, email))
+                    .cloned(),
+            );
+            match page.get("nextPageToken").and_then(Value::as_str) {
+                Some(next) if Some(next) == page_token.as_deref() => {
+                    return Err(CalendarError::Decode {
+                        what: "repeated page token",
+                    });
+                }
+                Some(next) => page_token = Some(next.to_string()),
+                None => return Ok(found),
+            }
+        }
+        Err(CalendarError::Decode {
+            what: "too many pages",
+        })
+    }
+
+    /// Drops the previous owner from the attendees of the moved event, if configured:
+    /// from the event (or series) and from every modified instance of a series that
+    /// still lists them. Every other attendee is sent back unchanged (all their fields,
+    /// so responses survive the PATCH, which replaces the whole list).
+    async fn remove_previous_owner(
+        &self,
+        moved: &Value,
+        event_id: &str,
+        from_email: &str,
+        to_email: &str,
+        idempotency_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CalendarError> {
+        if !self.config.remove_previous_owner {
+            return Ok(());
+        }
+        let without_previous_owner = |event: &Value| -> Value {
+            let remaining: Vec<Value> = event
+                .get("attendees")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|a| !is_attendee(a, from_email))
+                .cloned()
+                .collect();
+            serde_json::json!({ "attendees": remaining })
+        };
+        if lists_attendee(moved, from_email) {
+            self.patch_quietly(
+                to_email,
+                event_id,
+                &without_previous_owner(moved),
+                idempotency_key,
+                now,
+            )
+            .await?;
+        }
+        let recurring = moved
+            .get("recurrence")
+            .and_then(Value::as_array)
+            .is_some_and(|r| !r.is_empty());
+        if !recurring {
+            return Ok(());
+        }
+        for instance in self
+            .instances_listing(to_email, event_id, from_email, now)
+            .await?
+        {
+            let Some(instance_id) = instance.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            self.patch_quietly(
+                to_email,
+                instance_id,
+                &without_previous_owner(&instance),
+                &format!("{idempotency_key}/{instance_id}"),
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn list(
         &self,
         owner_email: &str,
         time_min: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<CalendarEvent>, CalendarError> {
         let time_min = time_min.to_rfc3339_opts(SecondsFormat::AutoSi, true);
         let page_size = self.config.page_size.clamp(1, 2500).to_string();
@@ -374,7 +523,9 @@ impl GoogleCalendar {
                     query.append_pair("pageToken", token);
                 }
             }
-            let (status, headers, body) = self.send(Method::GET, url, None, None).await?;
+            let (status, headers, body) = self
+                .send(Method::GET, url, owner_email, now, None, Body::None)
+                .await?;
             if !status.is_success() {
                 return Err(google_error(status, &headers, &body));
             }
@@ -409,6 +560,7 @@ impl GoogleCalendar {
         from_email: &str,
         to_email: &str,
         idempotency_key: &str,
+        now: DateTime<Utc>,
     ) -> Result<TransferOutcome, CalendarError> {
         let mut url = url_with(
             &self.base,
@@ -418,7 +570,14 @@ impl GoogleCalendar {
             .append_pair("destination", to_email)
             .append_pair("sendUpdates", self.config.send_updates.as_str());
         let (status, headers, body) = self
-            .send(Method::POST, url, Some(idempotency_key), None)
+            .send(
+                Method::POST,
+                url,
+                from_email,
+                now,
+                Some(idempotency_key),
+                Body::Empty,
+            )
             .await?;
         if status.is_success() {
             let moved: Value =
@@ -430,40 +589,64 @@ impl GoogleCalendar {
                 .and_then(Value::as_str)
                 .unwrap_or(&event.id)
                 .to_string();
-            self.remove_previous_owner(&moved, &event_id, from_email, to_email, idempotency_key)
-                .await?;
+            self.remove_previous_owner(
+                &moved,
+                &event_id,
+                from_email,
+                to_email,
+                idempotency_key,
+                now,
+            )
+            .await?;
             return Ok(TransferOutcome::Transferred { event_id });
         }
         let error = google_error(status, &headers, &body);
-        if error.is_retryable() || matches!(error, CalendarError::Unauthorized { .. }) {
+        if error.is_retryable()
+            || matches!(
+                error,
+                CalendarError::Unauthorized { .. } | CalendarError::CredentialsRefused { .. }
+            )
+        {
             return Err(error);
         }
-        // A refusal may mean an earlier attempt already moved it: look in the destination.
-        if let Some(found) = self.get_event(to_email, &event.id).await?
+        // A refusal may mean an earlier attempt already moved it: look in the
+        // destination. A cancelled copy there (the new owner deleted it) does not count.
+        if let Some(found) = self.get_event(to_email, &event.id, now).await?
+            && !is_cancelled(&found)
             && organizer_is(&found, to_email)
         {
-            self.remove_previous_owner(&found, &event.id, from_email, to_email, idempotency_key)
-                .await?;
+            self.remove_previous_owner(
+                &found,
+                &event.id,
+                from_email,
+                to_email,
+                idempotency_key,
+                now,
+            )
+            .await?;
             return Ok(TransferOutcome::AlreadyTransferred {
                 event_id: event.id.clone(),
             });
         }
-        if error == CalendarError::NotFound {
-            // Either the event is gone, or the destination calendar does not exist.
-            return match self.get_event(from_email, &event.id).await? {
-                None => Ok(TransferOutcome::SourceGone),
-                Some(_) => Err(CalendarError::NotFound),
-            };
+        // Nothing left to move: the event is gone from the source, or deleted there (a
+        // cancelled instance of a live series is not: the refusal stands).
+        match self.get_event(from_email, &event.id, now).await? {
+            None => Ok(TransferOutcome::SourceGone),
+            Some(source) if is_cancelled(&source) && source.get("recurringEventId").is_none() => {
+                Ok(TransferOutcome::SourceGone)
+            }
+            Some(_) => Err(error),
         }
-        Err(error)
     }
 
-    async fn check(&self, email: &str) -> Result<(), CalendarError> {
+    async fn check(&self, email: &str, now: DateTime<Utc>) -> Result<(), CalendarError> {
         let mut url = url_with(&self.base, &["calendars", email, "events"]);
         url.query_pairs_mut()
             .append_pair("maxResults", "1")
             .append_pair("eventTypes", "default");
-        let (status, headers, body) = self.send(Method::GET, url, None, None).await?;
+        let (status, headers, body) = self
+            .send(Method::GET, url, email, now, None, Body::None)
+            .await?;
         if status.is_success() {
             Ok(())
         } else {
@@ -477,16 +660,21 @@ impl CalendarConnector for GoogleCalendar {
         "google"
     }
 
-    fn check_calendar<'a>(&'a self, email: &'a str) -> BoxFuture<'a, Result<(), CalendarError>> {
-        Box::pin(self.check(email))
+    fn check_calendar<'a>(
+        &'a self,
+        email: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), CalendarError>> {
+        Box::pin(self.check(email, now))
     }
 
     fn list_owned_upcoming<'a>(
         &'a self,
         owner_email: &'a str,
         time_min: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Vec<CalendarEvent>, CalendarError>> {
-        Box::pin(self.list(owner_email, time_min))
+        Box::pin(self.list(owner_email, time_min, now))
     }
 
     fn transfer<'a>(
@@ -495,8 +683,9 @@ impl CalendarConnector for GoogleCalendar {
         from_email: &'a str,
         to_email: &'a str,
         idempotency_key: &'a str,
+        now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<TransferOutcome, CalendarError>> {
-        Box::pin(self.move_event(event, from_email, to_email, idempotency_key))
+        Box::pin(self.move_event(event, from_email, to_email, idempotency_key, now))
     }
 }
 
@@ -510,6 +699,36 @@ mod tests {
         let error = google_error(StatusCode::FORBIDDEN, &HeaderMap::new(), body);
         assert_eq!(error.category(), "rate_limited");
         assert!(!error.to_string().contains('@'));
+    }
+
+    #[test]
+    fn non_credential_403s_are_rejections_with_their_reason() {
+        let body = br#"{"error":{"code":403,"message":"Shared properties can only be changed by the organizer of the event.","errors":[{"domain":"calendar","reason":"forbiddenForNonOrganizer","message":"x"}]}}"#;
+        let error = google_error(StatusCode::FORBIDDEN, &HeaderMap::new(), body);
+        assert_eq!(
+            error,
+            CalendarError::Rejected {
+                status: 403,
+                reason: "forbiddenForNonOrganizer".into()
+            }
+        );
+        let body = br#"{"error":{"code":403,"message":"The user has reached the limit","errors":[{"domain":"usageLimits","reason":"calendarUsageLimitsExceeded"}]}}"#;
+        let error = google_error(StatusCode::FORBIDDEN, &HeaderMap::new(), body);
+        assert_eq!(error.category(), "rate_limited");
+        let body = br#"{"error":{"code":403,"message":"Request had insufficient authentication scopes.","errors":[{"domain":"global","reason":"insufficientPermissions"}],"status":"PERMISSION_DENIED"}}"#;
+        let error = google_error(StatusCode::FORBIDDEN, &HeaderMap::new(), body);
+        assert_eq!(error, CalendarError::Unauthorized { status: 403 });
+    }
+
+    #[test]
+    fn cancelled_events_are_recognised() {
+        assert!(is_cancelled(
+            &serde_json::json!({"id": "a", "status": "cancelled"})
+        ));
+        assert!(!is_cancelled(
+            &serde_json::json!({"id": "a", "status": "confirmed"})
+        ));
+        assert!(!is_cancelled(&serde_json::json!({"id": "a"})));
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //!   event is re-created in the new owner's calendar (deduplicated by Graph's
 //!   `transactionId`, derived from the idempotency key) and the original is cancelled.
 //!
-//! Pointing roster at the real services is configuration: a base URL and a bearer
-//! token source. Tests and the demo point the same code at the stand-ins in
-//! the `roster-standins` crate.
+//! Pointing roster at the real services is configuration: a base URL and the
+//! credentials the services issue ([`auth`]: a Google service-account key, an Entra
+//! app's secret or certificate), from which tokens are minted per request target and
+//! cached. Tests and the demo point the same code at the stand-ins in the
+//! `roster-standins` crate, which mint and check tokens the same way.
 //!
 //! Contract of every implementation:
 //! - only events the owner organizes are listed, one item per recurring series
@@ -20,11 +22,17 @@
 //!   [`TransferOutcome::AlreadyTransferred`] (or [`TransferOutcome::SourceGone`] when
 //!   that cannot be told apart from someone else removing the event), never a second copy;
 //! - each HTTP request is bounded by the configured timeout; retrying is the caller's
-//!   job, guided by [`CalendarError::is_retryable`] and [`CalendarError::retry_after`];
+//!   job, guided by [`CalendarError::is_retryable`] and [`CalendarError::retry_after`]
+//!   (a request refused with 401 is repeated once with a freshly minted token);
+//! - time is the caller's: every call takes `now` (token expiry, what "upcoming" and
+//!   "from now on" mean), nothing reads a clock;
+//! - a calendar the service will not serve (no such user, no mailbox, no licence) is
+//!   [`CalendarError::MailboxUnavailable`]: events nobody can take over, never success;
 //! - errors, `Debug` output and logs never contain names, email addresses or event
 //!   titles: providers' free-text messages are dropped, only their machine reason
 //!   codes are kept.
 
+pub mod auth;
 pub mod google;
 pub mod graph;
 
@@ -38,6 +46,10 @@ use reqwest::header::HeaderMap;
 
 use crate::http::{self, TransportFailure, sanitize_reason};
 
+pub use auth::{
+    GoogleDelegatedTokens, GoogleServiceAccount, GraphAppTokens, MicrosoftApp, StaticToken,
+    TokenSource,
+};
 pub use google::{GoogleCalendar, GoogleCalendarConfig, SendUpdates};
 pub use graph::{GraphCalendar, GraphCalendarConfig};
 
@@ -156,26 +168,35 @@ pub trait CalendarConnector: Send + Sync {
     fn provider(&self) -> &'static str;
 
     /// Checks that the credentials work and that `email` has a calendar (e.g. the
-    /// tenant's fallback owner). `NotFound` means no such calendar.
-    fn check_calendar<'a>(&'a self, email: &'a str) -> BoxFuture<'a, Result<(), CalendarError>>;
+    /// tenant's fallback owner). `NotFound` or `MailboxUnavailable` mean no usable
+    /// calendar.
+    fn check_calendar<'a>(
+        &'a self,
+        email: &'a str,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), CalendarError>>;
 
     /// Events organized by `owner_email` that have not ended before `time_min`: single
-    /// events and series masters only, following every page.
+    /// events and series masters with an occurrence still to come, following every
+    /// page. `now` is the caller's time (for tokens).
     fn list_owned_upcoming<'a>(
         &'a self,
         owner_email: &'a str,
         time_min: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Vec<CalendarEvent>, CalendarError>>;
 
     /// Makes `to_email` the organizer of `event` (listed from `from_email`'s
-    /// calendar), with the same attendees, notifying them. `idempotency_key` must be
-    /// the same on every retry of this item (per user, step and event).
+    /// calendar) from `now` on, with the same attendees, notifying them: what already
+    /// happened stays as it was. `idempotency_key` must be the same on every retry of
+    /// this item (per user, step and event).
     fn transfer<'a>(
         &'a self,
         event: &'a CalendarEvent,
         from_email: &'a str,
         to_email: &'a str,
         idempotency_key: &'a str,
+        now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<TransferOutcome, CalendarError>>;
 }
 
@@ -209,9 +230,22 @@ pub enum CalendarError {
     /// The calendar (user, mailbox) or the event does not exist.
     #[error("calendar or event not found")]
     NotFound,
-    /// 401/403 for the credentials: fix the token or its grants.
+    /// The service will not serve this user's calendar: the user is gone, has no
+    /// mailbox or no licence for it (Graph's `ErrorInvalidUser`,
+    /// `MailboxNotEnabledForRESTAPI`). Their events cannot be handed over through the
+    /// API: report them as events nobody could take over.
+    #[error("calendar unavailable for this user ({reason})")]
+    MailboxUnavailable { reason: String },
+    /// 401, or a 403 whose reason is about the token or the app's grants (Google's
+    /// `insufficientPermissions`, Graph's `ErrorAccessDenied` from an application
+    /// access policy): fix the credentials or their grants.
     #[error("calendar service refused the credentials (HTTP {status})")]
     Unauthorized { status: u16 },
+    /// The token endpoint refused to mint a token (`invalid_grant`: a deleted or
+    /// wrong key; `unauthorized_client`: domain-wide delegation not granted for the
+    /// scope; `invalid_client.AADSTS7000215`: a wrong client secret…).
+    #[error("calendar token endpoint refused the credentials (HTTP {status}: {reason})")]
+    CredentialsRefused { status: u16, reason: String },
     /// No HTTP response (connection refused or reset, TLS, DNS).
     #[error("calendar transport error ({kind})")]
     Transport { kind: &'static str },
@@ -250,7 +284,9 @@ impl CalendarError {
             CalendarError::Rejected { .. }
             | CalendarError::NotTransferable { .. }
             | CalendarError::NotFound
+            | CalendarError::MailboxUnavailable { .. }
             | CalendarError::Unauthorized { .. }
+            | CalendarError::CredentialsRefused { .. }
             | CalendarError::Decode { .. }
             | CalendarError::Config { .. } => false,
         }
@@ -265,7 +301,9 @@ impl CalendarError {
             CalendarError::Rejected { .. } => "rejected",
             CalendarError::NotTransferable { .. } => "not_transferable",
             CalendarError::NotFound => "not_found",
+            CalendarError::MailboxUnavailable { .. } => "mailbox_unavailable",
             CalendarError::Unauthorized { .. } => "unauthorized",
+            CalendarError::CredentialsRefused { .. } => "credentials_refused",
             CalendarError::Transport { .. } => "transport",
             CalendarError::Decode { .. } => "decode",
             CalendarError::Config { .. } => "config",
@@ -273,33 +311,29 @@ impl CalendarError {
     }
 }
 
-/// Supplies the bearer token for each request. Real deployments mint short-lived
-/// tokens (a Google service account with domain-wide delegation, an Entra app's
-/// client-credentials grant); [`StaticToken`] serves a token read from a Secret.
-pub trait TokenSource: Send + Sync {
-    fn bearer_token(&self) -> BoxFuture<'_, Result<String, CalendarError>>;
-}
-
-/// A fixed bearer token. `Debug` never shows it.
-#[derive(Clone)]
-pub struct StaticToken(String);
-
-impl StaticToken {
-    pub fn new(token: impl Into<String>) -> Self {
-        StaticToken(token.into())
-    }
-}
-
-impl fmt::Debug for StaticToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StaticToken(<redacted>)")
-    }
-}
-
-impl TokenSource for StaticToken {
-    fn bearer_token(&self) -> BoxFuture<'_, Result<String, CalendarError>> {
-        Box::pin(async move { Ok(self.0.clone()) })
-    }
+/// The token source for a tenant's provider from the content of its credentials Secret
+/// key: Google's service-account key file (JSON), or Microsoft app credentials (JSON
+/// with `tenantId`, `clientId` and `clientSecret` or `clientCertificate`). `base_url`
+/// is the tenant's `calendar.endpoint` (token endpoints must be the provider's own or
+/// on that origin). `None` for [`roster_api::CalendarProvider::None`].
+pub fn token_source_for(
+    provider: roster_api::CalendarProvider,
+    base_url: &str,
+    credentials: &str,
+    timeout: Duration,
+) -> Result<Option<Arc<dyn TokenSource>>, CalendarError> {
+    let base = parse_base_url(base_url)?;
+    Ok(match provider {
+        roster_api::CalendarProvider::None => None,
+        roster_api::CalendarProvider::Google => {
+            let account = GoogleServiceAccount::from_json(credentials, &base)?;
+            Some(Arc::new(GoogleDelegatedTokens::new(account, timeout)?))
+        }
+        roster_api::CalendarProvider::Microsoft => {
+            let app = MicrosoftApp::from_json(credentials, &base)?;
+            Some(Arc::new(GraphAppTokens::new(app, timeout)?))
+        }
+    })
 }
 
 /// Builds the connector for a tenant's configured provider, or `None` for
@@ -393,9 +427,54 @@ pub(crate) async fn execute(
     Ok((status, headers, body.to_vec()))
 }
 
+/// What a request sends.
+pub(crate) enum Body<'a> {
+    /// Nothing (a GET).
+    None,
+    /// Nothing, announced with `Content-Length: 0` (a bodiless POST;
+    /// [`http::with_empty_body`]).
+    Empty,
+    Json(&'a serde_json::Value),
+}
+
+impl Body<'_> {
+    pub(crate) fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Body::None => request,
+            Body::Empty => http::with_empty_body(request),
+            Body::Json(body) => request.json(body),
+        }
+    }
+}
+
+/// Sends the request `build` makes with a bearer token for `calendar` at `now`; on 401
+/// the token is dropped and the request is made once more with a freshly minted one
+/// (an expired, revoked or rotated-away token).
+pub(crate) async fn send_authorized(
+    token: &dyn TokenSource,
+    calendar: &str,
+    now: DateTime<Utc>,
+    build: impl Fn() -> Result<reqwest::RequestBuilder, CalendarError>,
+) -> Result<(reqwest::StatusCode, HeaderMap, Vec<u8>), CalendarError> {
+    let bearer = token.bearer_token(calendar, now).await?;
+    let response = execute(build()?.bearer_auth(&bearer)).await?;
+    if response.0 != reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(response);
+    }
+    token.refused(calendar, &bearer);
+    let fresh = token.bearer_token(calendar, now).await?;
+    if fresh == bearer {
+        return Ok(response);
+    }
+    execute(build()?.bearer_auth(&fresh)).await
+}
+
 /// The error for a non-success status, given the provider's reason code.
-/// `rate_limit_reason` says whether a 403's reason is a usage limit (Google). A
-/// `Retry-After` date is measured against the response's own `Date`
+/// `rate_limit_reason` says whether a 403's reason is a usage limit (Google). A 403 is
+/// [`CalendarError::Unauthorized`] only without a reason or with one in
+/// [`CREDENTIAL_REASONS`]; any other 403 refuses this request, not the credentials
+/// (Google's `forbiddenForNonOrganizer`, `requiredAccessLevel`…), and keeps its reason.
+/// A `Retry-After` date is measured against the response's own `Date`
 /// ([`http::retry_after_from_response`]).
 pub(crate) fn status_error(
     status: u16,
@@ -411,6 +490,12 @@ pub(crate) fn status_error(
         403 if rate_limit_reason => CalendarError::RateLimited {
             retry_after: retry_after(),
         },
+        403 if reason.is_some_and(|r| !CREDENTIAL_REASONS.contains(&r)) => {
+            CalendarError::Rejected {
+                status,
+                reason: sanitize_reason(reason),
+            }
+        }
         401 | 403 => CalendarError::Unauthorized { status },
         404 | 410 => CalendarError::NotFound,
         408 | 500..=599 => CalendarError::Unavailable {
@@ -423,6 +508,25 @@ pub(crate) fn status_error(
         },
     }
 }
+
+/// Reason codes of a 403 that are about the credentials or their grants, not about the
+/// request: Google's (`insufficientPermissions`, `accessNotConfigured`, `authError`…)
+/// and Graph's (`ErrorAccessDenied` from an application access policy,
+/// `Authorization_RequestDenied`, `AccessDenied`).
+pub(crate) const CREDENTIAL_REASONS: &[&str] = &[
+    "authError",
+    "insufficientPermissions",
+    "insufficientScopes",
+    "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+    "PERMISSION_DENIED",
+    "accessNotConfigured",
+    "SERVICE_DISABLED",
+    "domainPolicy",
+    "ErrorAccessDenied",
+    "Authorization_RequestDenied",
+    "AccessDenied",
+    "InvalidAuthenticationToken",
+];
 
 /// A stable 128-bit FNV-1a digest in hex (for deriving ids from keys; not for security).
 pub fn stable_digest(parts: &[&str]) -> String {
@@ -480,6 +584,33 @@ mod tests {
     }
 
     #[test]
+    fn only_credential_reasons_make_a_403_unauthorized() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            status_error(403, &none, Some("forbiddenForNonOrganizer"), false),
+            CalendarError::Rejected {
+                status: 403,
+                reason: "forbiddenForNonOrganizer".into()
+            }
+        );
+        assert_eq!(
+            status_error(403, &none, Some("requiredAccessLevel"), false).category(),
+            "rejected"
+        );
+        for reason in ["insufficientPermissions", "ErrorAccessDenied", "authError"] {
+            assert_eq!(
+                status_error(403, &none, Some(reason), false),
+                CalendarError::Unauthorized { status: 403 },
+                "{reason}"
+            );
+        }
+        assert_eq!(
+            status_error(401, &none, Some("anything"), false),
+            CalendarError::Unauthorized { status: 401 }
+        );
+    }
+
+    #[test]
     fn retry_after_dates_count_against_the_response_date() {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -529,7 +660,7 @@ mod tests {
             .unwrap()
             .unwrap();
             let err = connector
-                .check_calendar("ada@example.com")
+                .check_calendar("ada@example.com", "2030-01-01T00:00:00Z".parse().unwrap())
                 .await
                 .unwrap_err();
             assert_eq!(
@@ -555,7 +686,7 @@ mod tests {
             .unwrap()
             .unwrap();
             let err = connector
-                .check_calendar("ada@example.com")
+                .check_calendar("ada@example.com", "2030-01-01T00:00:00Z".parse().unwrap())
                 .await
                 .unwrap_err();
             assert_eq!(err, CalendarError::Transport { kind: "connect" });

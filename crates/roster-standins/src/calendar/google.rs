@@ -12,16 +12,36 @@
 //!   (ids `{seriesId}_{YYYYMMDDTHHMMSSZ}`). `orderBy=startTime` requires
 //!   `singleEvents=true`. Paging by `maxResults` (default 250, at most 2500) and
 //!   `pageToken`/`nextPageToken`.
-//! - `GET /calendars/{calendarId}/events/{eventId}`: an event or one instance.
+//! - `GET /calendars/{calendarId}/events/{eventId}`: an event or one instance. As
+//!   Google does, a deleted event, and an event moved out of this calendar, still come
+//!   back, with `status: cancelled`.
+//! - `GET /calendars/{calendarId}/events/{eventId}/instances`: the instances of a
+//!   series (`timeMin`, `timeMax`, `showDeleted`, paging); cancelled ones only with
+//!   `showDeleted=true`.
 //! - `POST /calendars/{calendarId}/events/{eventId}/move?destination=…&sendUpdates=…`:
 //!   changes the organizer and calendar, keeps the id. Refuses one instance of a
 //!   series (400 `cannotChangeOrganizerOfInstance`), an event the calendar does not
-//!   organize (400 `cannotChangeOrganizer`), non-default event types (400 `invalid`);
-//!   404 `notFound` for an unknown event or destination calendar.
+//!   organize (400 `cannotChangeOrganizer`), non-default event types (400 `invalid`),
+//!   a deleted event (410 `deleted`); 404 `notFound` for an unknown event or
+//!   destination calendar.
 //! - `PATCH /calendars/{calendarId}/events/{eventId}`: `attendees`, `summary`,
-//!   `description`, `location` (other fields are ignored; instances are not
-//!   patchable here); only the organizer may (403 `forbiddenForNonOrganizer`).
+//!   `description`, `location`; on an instance (`{seriesId}_{start}`), `attendees`,
+//!   `summary` and `location` make it a modified instance; only the organizer may
+//!   (403 `forbiddenForNonOrganizer`).
+//! - `DELETE /calendars/{calendarId}/events/{eventId}`: the organizer deletes the
+//!   event (it stays readable as `cancelled`); 410 `deleted` the second time.
+//! - `POST /token`: Google's OAuth 2.0 token endpoint for service accounts
+//!   (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=…`). The JWT
+//!   must be RS256-signed with a key of the service account named by `iss` (the
+//!   header's `kid` picks it), `aud` must be this endpoint, `exp` at most an hour after
+//!   `iat` and not past, every `scope` must be granted to the account's client id by
+//!   domain-wide delegation (else 401 `unauthorized_client`), and `sub` must be a user
+//!   with a calendar (else 400 `invalid_grant` "Invalid email or User ID"). The token
+//!   it issues works only on `sub`'s own calendar: any other `calendarId` is 404
+//!   `notFound`, as a calendar nobody shared with the user. Simplification: the
+//!   move's destination calendar is not checked for the caller's access.
 //!
+//! A POST, PUT or PATCH without `Content-Length` gets Google's front end's 411 page.
 //! Calendars exist for the seeded users and every organizer. Notifications follow
 //! `sendUpdates` (default `none`).
 
@@ -36,22 +56,35 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::tokens::{Issued, rsa_key, verified_claims};
 use super::{
-    CalendarSeed, Call, Disposition, DuplicatesReport, Failure, Instance, Notification,
-    NotificationKind, Response as AttendeeResponse, Running, SeedError, StandinAttendee,
-    StandinControl, StandinEvent, When, admit, bind, lock, loopback, normalize, parse_zone,
-    random_id, retry_after_secs, validate_event,
+    CalendarSeed, Call, Disposition, DuplicatesReport, Exception, Failure, Gate, Instance,
+    Notification, NotificationKind, Refusal, Response as AttendeeResponse, Running, SeedError,
+    StandinAttendee, StandinControl, StandinEvent, When, admit, bearer, bind, lock, loopback,
+    normalize, parse_zone, random_id, retry_after_secs, validate_event,
 };
+use roster_connectors::calendar::auth::{GOOGLE_CALENDAR_SCOPE, JWT_BEARER_GRANT};
 
 /// Route templates, as recorded in the call log and used to set faults.
 pub mod routes {
     pub const LIST_EVENTS: &str = "GET /calendars/{calendarId}/events";
     pub const GET_EVENT: &str = "GET /calendars/{calendarId}/events/{eventId}";
+    pub const INSTANCES: &str = "GET /calendars/{calendarId}/events/{eventId}/instances";
     pub const PATCH_EVENT: &str = "PATCH /calendars/{calendarId}/events/{eventId}";
+    pub const DELETE_EVENT: &str = "DELETE /calendars/{calendarId}/events/{eventId}";
     pub const MOVE_EVENT: &str = "POST /calendars/{calendarId}/events/{eventId}/move";
+    /// The token endpoint; the call log's `owner` is the impersonated user (`sub`).
+    pub const TOKEN: &str = "POST /token";
 }
+
+/// Scopes that let a token read and change events.
+const EVENT_SCOPES: &[&str] = &[
+    GOOGLE_CALENDAR_SCOPE,
+    "https://www.googleapis.com/auth/calendar.events",
+];
 
 /// Path prefix of the API (the part of the base URL after the host).
 pub const BASE_PATH: &str = "/calendar/v3";
@@ -65,6 +98,10 @@ struct Stored {
     updated: DateTime<Utc>,
     sequence: u32,
     creator: String,
+    /// Deleted by its organizer: still readable, as `cancelled`.
+    deleted: bool,
+    /// Calendars (lower-cased) the event was moved out of: they read it as `cancelled`.
+    left: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -85,7 +122,20 @@ impl Store {
                 .any(|s| s.event.organizer.eq_ignore_ascii_case(&email))
     }
 
-    /// The event (and the instance, for an instance id) as `calendar` sees it.
+    /// The event (and the instance, for an instance id) as `calendar` sees it, and
+    /// whether it is cancelled for that calendar (deleted, or moved out of it).
+    fn lookup(&self, calendar: &str, id: &str) -> Option<(&Stored, Option<Instance>, bool)> {
+        if let Some((stored, instance)) = self.resolve(calendar, id) {
+            return Some((stored, instance, stored.deleted));
+        }
+        let stored = self.events.get(id)?;
+        stored
+            .left
+            .contains(&calendar.to_ascii_lowercase())
+            .then_some((stored, None, true))
+    }
+
+    /// The live event (and the instance, for an instance id) as `calendar` sees it.
     fn resolve(&self, calendar: &str, id: &str) -> Option<(&Stored, Option<Instance>)> {
         let (stored, instance) = match self.events.get(id) {
             Some(stored) => (stored, None),
@@ -109,10 +159,30 @@ fn visible(event: &StandinEvent, calendar: &str) -> bool {
     event.organized_by(calendar) || event.has_attendee(calendar)
 }
 
+/// What a token grants: the impersonated user (none: the service account itself) and
+/// the scopes.
+#[derive(Clone, Debug)]
+struct Grant {
+    subject: Option<String>,
+    scopes: Vec<String>,
+}
+
+/// A service account: its client id (what domain-wide delegation is granted to), its
+/// keys' public halves by key id, and the delegated scopes.
+#[derive(Debug, Default)]
+struct Account {
+    client_id: String,
+    keys: BTreeMap<String, String>,
+    delegated_scopes: Vec<String>,
+}
+
 #[derive(Debug)]
 struct GoogleState {
     control: StandinControl,
     store: Mutex<Store>,
+    accounts: Mutex<BTreeMap<String, Account>>,
+    tokens: Issued<Grant>,
+    token_uri: String,
 }
 
 /// A running Google Calendar v3 stand-in. Stops when dropped.
@@ -136,6 +206,9 @@ impl GoogleCalendarStandin {
         let state = Arc::new(GoogleState {
             control: StandinControl::default(),
             store: Mutex::new(Store::default()),
+            accounts: Mutex::default(),
+            tokens: Issued::default(),
+            token_uri: format!("http://{local}/token"),
         });
         let router = Router::new()
             .route(
@@ -144,12 +217,17 @@ impl GoogleCalendarStandin {
             )
             .route(
                 &format!("{BASE_PATH}/calendars/{{calendarId}}/events/{{eventId}}"),
-                get(get_event).patch(patch_event),
+                get(get_event).patch(patch_event).delete(delete_event),
+            )
+            .route(
+                &format!("{BASE_PATH}/calendars/{{calendarId}}/events/{{eventId}}/instances"),
+                get(list_instances),
             )
             .route(
                 &format!("{BASE_PATH}/calendars/{{calendarId}}/events/{{eventId}}/move"),
                 post(move_event),
             )
+            .route("/token", post(token))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "notFound", "Not Found") })
             .with_state(state.clone());
         Ok(GoogleCalendarStandin {
@@ -164,9 +242,94 @@ impl GoogleCalendarStandin {
         &self.base_url
     }
 
-    /// Token, faults, call log and notifications.
+    /// Clock, faults, call log and notifications.
     pub fn control(&self) -> &StandinControl {
         &self.state.control
+    }
+
+    /// The token endpoint (the `token_uri` of the keys this stand-in issues).
+    pub fn token_uri(&self) -> &str {
+        &self.state.token_uri
+    }
+
+    /// Issues a new key for the service account `name` (created on first use, with
+    /// domain-wide delegation of the calendar scope, as a Workspace administrator
+    /// grants it) and returns the JSON key file, as Google's console downloads it.
+    pub fn issue_service_account_key(&self, name: &str) -> String {
+        let key = rsa_key();
+        let client_email = format!("{name}@roster-standin.iam.gserviceaccount.com");
+        let key_id = random_id(b"0123456789abcdef", 40);
+        let mut accounts = lock(&self.state.accounts);
+        let account = accounts
+            .entry(client_email.clone())
+            .or_insert_with(|| Account {
+                client_id: random_id(b"0123456789", 21),
+                keys: BTreeMap::new(),
+                delegated_scopes: vec![GOOGLE_CALENDAR_SCOPE.to_string()],
+            });
+        account.keys.insert(key_id.clone(), key.public_pem);
+        json!({
+            "type": "service_account",
+            "project_id": "roster-standin",
+            "private_key_id": key_id,
+            "private_key": key.private_pem,
+            "client_email": client_email,
+            "client_id": account.client_id,
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": self.state.token_uri,
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_x509_cert_url": format!(
+                "https://www.googleapis.com/robot/v1/metadata/x509/{name}%40roster-standin.iam.gserviceaccount.com"
+            ),
+            "universe_domain": "googleapis.com",
+        })
+        .to_string()
+    }
+
+    /// Deletes a key of a service account (by its `private_key_id`): assertions signed
+    /// with it are refused from now on (tokens already issued live on).
+    pub fn delete_service_account_key(&self, key_id: &str) {
+        for account in lock(&self.state.accounts).values_mut() {
+            account.keys.remove(key_id);
+        }
+    }
+
+    /// Sets the scopes domain-wide delegation grants to service account `name`.
+    pub fn set_delegated_scopes(&self, name: &str, scopes: &[&str]) {
+        let client_email = format!("{name}@roster-standin.iam.gserviceaccount.com");
+        if let Some(account) = lock(&self.state.accounts).get_mut(&client_email) {
+            account.delegated_scopes = scopes.iter().map(|s| s.to_string()).collect();
+        }
+    }
+
+    /// How long the tokens issued from now on live.
+    pub fn set_token_lifetime(&self, lifetime: std::time::Duration) {
+        self.state.tokens.set_lifetime(lifetime);
+    }
+
+    /// Revokes every token issued so far.
+    pub fn revoke_tokens(&self) {
+        self.state.tokens.revoke_all();
+    }
+
+    /// The organizer deletes an event (it stays readable as `cancelled`).
+    pub fn delete(&self, id: &str) -> bool {
+        let mut store = lock(&self.state.store);
+        match store.events.get_mut(id) {
+            Some(stored) if !stored.deleted => {
+                stored.deleted = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the event was deleted.
+    pub fn is_deleted(&self, id: &str) -> bool {
+        lock(&self.state.store)
+            .events
+            .get(id)
+            .is_some_and(|s| s.deleted)
     }
 
     /// Gives `email` a calendar.
@@ -198,6 +361,8 @@ impl GoogleCalendarStandin {
                 created: now,
                 updated: now,
                 sequence: 0,
+                deleted: false,
+                left: BTreeSet::new(),
             },
         );
         Ok(id)
@@ -378,12 +543,18 @@ fn organizer_json(event: &StandinEvent, viewer: &str) -> Value {
 }
 
 fn render_event(stored: &Stored, viewer: &str) -> Value {
+    render_as(stored, viewer, stored.deleted)
+}
+
+/// The event as `viewer` reads it; a cancelled one keeps its other fields, as Google's
+/// `events.get` returns deleted events.
+fn render_as(stored: &Stored, viewer: &str, cancelled: bool) -> Value {
     let event = &stored.event;
     let mut body = json!({
         "kind": "calendar#event",
         "etag": format!("\"{}{:04}\"", stored.updated.timestamp_millis(), stored.sequence),
         "id": event.id,
-        "status": "confirmed",
+        "status": if cancelled { "cancelled" } else { "confirmed" },
         "htmlLink": format!("https://www.google.com/calendar/event?eid={}", event.id),
         "created": rfc3339(stored.created),
         "updated": rfc3339(stored.updated),
@@ -443,6 +614,22 @@ fn render_instance(stored: &Stored, instance: &Instance, viewer: &str) -> Value 
         Some(summary) => object.insert("summary".into(), json!(summary)),
         None => object.remove("summary"),
     };
+    match &instance.location {
+        Some(location) => object.insert("location".into(), json!(location)),
+        None => object.remove("location"),
+    };
+    let attendees = StandinEvent {
+        attendees: instance.attendees.clone(),
+        ..event.clone()
+    };
+    if instance.attendees.is_empty() {
+        object.remove("attendees");
+    } else {
+        object.insert(
+            "attendees".into(),
+            json!(attendees_json(&attendees, viewer)),
+        );
+    }
     body
 }
 
@@ -471,6 +658,10 @@ impl GError {
 
     fn bad_request(message: impl Into<String>) -> GError {
         GError::new(StatusCode::BAD_REQUEST, "badRequest", message)
+    }
+
+    fn deleted() -> GError {
+        GError::new(StatusCode::GONE, "deleted", "Resource has been deleted")
     }
 }
 
@@ -525,6 +716,61 @@ fn injected(failure: Failure) -> Response {
             "userRateLimitExceeded",
             "Rate Limit Exceeded",
         ),
+        Failure::Refused { status, reason } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            error(status, reason, "Refused (injected).")
+        }
+    }
+}
+
+/// Google's front end refusing a POST without `Content-Length` (its HTML page).
+fn length_required() -> Response {
+    let page = "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  \
+                <title>Error 411 (Length Required)!!1</title>\n  \
+                <p><b>411.</b> <ins>That\u{2019}s an error.</ins>\n  \
+                <p>POST requests require a <code>Content-length</code> header.  \
+                <ins>That\u{2019}s all we know.</ins>\n";
+    (
+        StatusCode::LENGTH_REQUIRED,
+        [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+        page,
+    )
+        .into_response()
+}
+
+/// The token check of a calendar route: a token this stand-in issued, unexpired, with
+/// an event scope, for the user whose calendar is in the path.
+fn authorize(state: &GoogleState, headers: &HeaderMap, calendar: &str) -> Result<(), Refusal> {
+    let grant = bearer(headers)
+        .and_then(|token| state.tokens.grant(token, state.control.now()))
+        .ok_or_else(unauthorized)?;
+    if !grant
+        .scopes
+        .iter()
+        .any(|s| EVENT_SCOPES.contains(&s.as_str()))
+    {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "insufficientPermissions",
+            "Request had insufficient authentication scopes.",
+        )));
+    }
+    match grant.subject {
+        Some(subject) if subject.eq_ignore_ascii_case(calendar) => Ok(()),
+        // Another user's calendar, shared with nobody: Google does not reveal it.
+        _ => Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Not Found",
+        ))),
+    }
+}
+
+fn gate<'a>(state: &'a GoogleState, headers: &'a HeaderMap, calendar: &'a str) -> Gate<'a> {
+    Gate {
+        length_required,
+        authorize: Box::new(move || authorize(state, headers, calendar)),
+        failure: injected,
     }
 }
 
@@ -589,7 +835,14 @@ async fn list_events(
     headers: HeaderMap,
 ) -> Response {
     let call = Call::new("GET", routes::LIST_EVENTS, &headers).owner(&calendar);
-    let deferred = match admit(&state.control, &call, &headers, unauthorized, injected).await {
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &calendar),
+    )
+    .await
+    {
         Ok(deferred) => deferred,
         Err(response) => return response,
     };
@@ -656,7 +909,8 @@ fn list(state: &GoogleState, calendar: &str, params: &[(String, String)]) -> Res
     let mut items: Vec<(DateTime<Utc>, String, Value)> = Vec::new();
     for stored in store.events.values() {
         let event = &stored.event;
-        if !visible(event, calendar)
+        if stored.deleted
+            || !visible(event, calendar)
             || (!event_types.is_empty() && !event_types.contains(&event.event_type))
         {
             continue;
@@ -749,16 +1003,25 @@ async fn get_event(
     let call = Call::new("GET", routes::GET_EVENT, &headers)
         .owner(&calendar)
         .event(&event_id);
-    let deferred = match admit(&state.control, &call, &headers, unauthorized, injected).await {
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &calendar),
+    )
+    .await
+    {
         Ok(deferred) => deferred,
         Err(response) => return response,
     };
     let outcome = {
         let store = lock(&state.store);
-        match store.resolve(&calendar, &event_id) {
+        match store.lookup(&calendar, &event_id) {
             None => Err(GError::not_found()),
-            Some((stored, None)) => Ok((render_event(stored, &calendar), Disposition::Read)),
-            Some((stored, Some(instance))) => Ok((
+            Some((stored, None, cancelled)) => {
+                Ok((render_as(stored, &calendar, cancelled), Disposition::Read))
+            }
+            Some((stored, Some(instance), _)) => Ok((
                 render_instance(stored, &instance, &calendar),
                 Disposition::Read,
             )),
@@ -807,7 +1070,14 @@ async fn move_event(
         .owner(&calendar)
         .event(&event_id);
     call.destination = param(&params, "destination").map(str::to_string);
-    let deferred = match admit(&state.control, &call, &headers, unauthorized, injected).await {
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &calendar),
+    )
+    .await
+    {
         Ok(deferred) => deferred,
         Err(response) => return response,
     };
@@ -835,6 +1105,9 @@ fn move_in_store(
     let (stored, instance) = store
         .resolve(calendar, event_id)
         .ok_or_else(GError::not_found)?;
+    if stored.deleted {
+        return Err(GError::deleted());
+    }
     if instance.is_some() {
         return Err(GError::new(
             StatusCode::BAD_REQUEST,
@@ -865,6 +1138,8 @@ fn move_in_store(
         return Err(GError::not_found());
     }
     let stored = store.events.get_mut(&id).ok_or_else(GError::not_found)?;
+    stored.left.insert(calendar.to_ascii_lowercase());
+    stored.left.remove(&destination.to_ascii_lowercase());
     stored.event.organizer = destination.to_string();
     stored.sequence += 1;
     stored.updated = Utc::now();
@@ -898,7 +1173,14 @@ async fn patch_event(
     let call = Call::new("PATCH", routes::PATCH_EVENT, &headers)
         .owner(&calendar)
         .event(&event_id);
-    let deferred = match admit(&state.control, &call, &headers, unauthorized, injected).await {
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &calendar),
+    )
+    .await
+    {
         Ok(deferred) => deferred,
         Err(response) => return response,
     };
@@ -960,12 +1242,8 @@ fn patch_in_store(
     let (stored, instance) = store
         .resolve(calendar, event_id)
         .ok_or_else(GError::not_found)?;
-    if instance.is_some() {
-        return Err(GError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "The stand-in does not patch single instances.",
-        ));
+    if stored.deleted {
+        return Err(GError::deleted());
     }
     if !stored.event.organized_by(calendar) {
         return Err(GError::new(
@@ -975,34 +1253,71 @@ fn patch_in_store(
         ));
     }
     let id = stored.event.id.clone();
+    let emails = |list: &[StandinAttendee]| -> Vec<String> {
+        list.iter().map(|a| a.email.clone()).collect()
+    };
+    let before = emails(
+        instance
+            .as_ref()
+            .map_or(&stored.event.attendees, |i| &i.attendees),
+    );
+    let original_start = instance.map(|i| i.original_start);
     let new_attendees = patch.get("attendees").map(parse_attendees).transpose()?;
     let stored = store.events.get_mut(&id).ok_or_else(GError::not_found)?;
-    let before: Vec<String> = stored
-        .event
-        .attendees
-        .iter()
-        .map(|a| a.email.clone())
-        .collect();
-    if let Some(attendees) = new_attendees {
-        stored.event.attendees = attendees;
-    }
-    if let Some(value) = patch.get("summary") {
-        stored.event.summary = optional_text(value);
-    }
-    if let Some(value) = patch.get("description") {
-        stored.event.description = optional_text(value);
-    }
-    if let Some(value) = patch.get("location") {
-        stored.event.location = optional_text(value);
+    match &original_start {
+        None => {
+            if let Some(attendees) = new_attendees {
+                stored.event.attendees = attendees;
+            }
+            if let Some(value) = patch.get("summary") {
+                stored.event.summary = optional_text(value);
+            }
+            if let Some(value) = patch.get("description") {
+                stored.event.description = optional_text(value);
+            }
+            if let Some(value) = patch.get("location") {
+                stored.event.location = optional_text(value);
+            }
+        }
+        Some(original_start) => {
+            // An instance: the change makes (or extends) its exception.
+            let exceptions = &mut stored.event.exceptions;
+            let index = match exceptions
+                .iter()
+                .position(|e| &e.original_start == original_start)
+            {
+                Some(index) => index,
+                None => {
+                    exceptions.push(Exception::of(original_start.clone()));
+                    exceptions.len() - 1
+                }
+            };
+            let exception = &mut exceptions[index];
+            if let Some(attendees) = new_attendees {
+                exception.attendees = Some(attendees);
+            }
+            if let Some(value) = patch.get("summary") {
+                exception.summary = optional_text(value);
+            }
+            if let Some(value) = patch.get("location") {
+                exception.location = optional_text(value);
+            }
+        }
     }
     stored.sequence += 1;
     stored.updated = Utc::now();
-    let after: Vec<String> = stored
-        .event
-        .attendees
-        .iter()
-        .map(|a| a.email.clone())
-        .collect();
+    let instance = original_start.as_ref().and_then(|original| {
+        stored
+            .event
+            .instances()
+            .into_iter()
+            .find(|i| &i.original_start == original)
+    });
+    let after = emails(
+        instance
+            .as_ref()
+            .map_or(&stored.event.attendees, |i| &i.attendees),
+    );
     let contains = |list: &[String], e: &String| list.iter().any(|x| x.eq_ignore_ascii_case(e));
     let removed: Vec<String> = before
         .iter()
@@ -1027,15 +1342,398 @@ fn patch_in_store(
     ]
     .map(|(kind, emails)| Notification {
         kind,
-        event_id: id.clone(),
+        event_id: event_id.to_string(),
         sender: event.organizer.clone(),
         recipients: recipients(event, send, &emails),
         comment: None,
     });
-    let body = render_event(stored, calendar);
+    let body = match &instance {
+        Some(instance) => render_instance(stored, instance, calendar),
+        None => render_event(stored, calendar),
+    };
     drop(store);
     for notification in notifications {
         state.control.notify(notification);
     }
     Ok((body, Disposition::Applied))
+}
+
+async fn delete_event(
+    State(state): State<Arc<GoogleState>>,
+    Path((calendar, event_id)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Response {
+    let call = Call::new("DELETE", routes::DELETE_EVENT, &headers)
+        .owner(&calendar)
+        .event(&event_id);
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &calendar),
+    )
+    .await
+    {
+        Ok(deferred) => deferred,
+        Err(response) => return response,
+    };
+    let outcome = delete_in_store(&state, &calendar, &event_id, &params);
+    let (response, disposition) = match outcome {
+        Ok(()) => (StatusCode::NO_CONTENT.into_response(), Disposition::Applied),
+        Err(refusal) => (
+            error(refusal.status, refusal.reason, &refusal.message),
+            Disposition::Refused,
+        ),
+    };
+    let response = deferred.map_or(response, injected);
+    state
+        .control
+        .record(call, response.status().as_u16(), disposition);
+    response
+}
+
+fn delete_in_store(
+    state: &GoogleState,
+    calendar: &str,
+    event_id: &str,
+    params: &[(String, String)],
+) -> Result<(), GError> {
+    let send = send_updates(params)?;
+    let mut store = lock(&state.store);
+    let (stored, instance, cancelled) = store
+        .lookup(calendar, event_id)
+        .ok_or_else(GError::not_found)?;
+    if cancelled {
+        return Err(GError::deleted());
+    }
+    if instance.is_some() || !stored.event.organized_by(calendar) {
+        return Err(GError::new(
+            StatusCode::FORBIDDEN,
+            "forbiddenForNonOrganizer",
+            "The stand-in only deletes whole events, for their organizer.",
+        ));
+    }
+    let id = stored.event.id.clone();
+    let stored = store.events.get_mut(&id).ok_or_else(GError::not_found)?;
+    stored.deleted = true;
+    stored.sequence += 1;
+    stored.updated = Utc::now();
+    let emails: Vec<String> = stored
+        .event
+        .attendees
+        .iter()
+        .map(|a| a.email.clone())
+        .collect();
+    let notification = Notification {
+        kind: NotificationKind::Cancellation,
+        event_id: id,
+        sender: stored.event.organizer.clone(),
+        recipients: recipients(&stored.event, send, &emails),
+        comment: None,
+    };
+    drop(store);
+    state.control.notify(notification);
+    Ok(())
+}
+
+async fn list_instances(
+    State(state): State<Arc<GoogleState>>,
+    Path((calendar, event_id)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Response {
+    let call = Call::new("GET", routes::INSTANCES, &headers)
+        .owner(&calendar)
+        .event(&event_id);
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &calendar),
+    )
+    .await
+    {
+        Ok(deferred) => deferred,
+        Err(response) => return response,
+    };
+    let outcome =
+        instances(&state, &calendar, &event_id, &params).map(|body| (body, Disposition::Read));
+    finish(&state, call, outcome, deferred)
+}
+
+fn instances(
+    state: &GoogleState,
+    calendar: &str,
+    event_id: &str,
+    params: &[(String, String)],
+) -> Result<Value, GError> {
+    let time = |name: &str| {
+        param(params, name)
+            .map(|v| parse_time_param(v, name))
+            .transpose()
+    };
+    let (time_min, time_max) = (time("timeMin")?, time("timeMax")?);
+    let show_deleted = param(params, "showDeleted")
+        .map(|v| parse_bool(v, "showDeleted"))
+        .transpose()?
+        .unwrap_or(false);
+    let max_results = param(params, "maxResults")
+        .map(|v| v.parse::<usize>().ok().filter(|m| *m > 0))
+        .map(|m| {
+            m.ok_or_else(|| {
+                GError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "Invalid value for maxResults",
+                )
+            })
+        })
+        .transpose()?
+        .unwrap_or(250)
+        .min(2500);
+    let offset = match param(params, "pageToken") {
+        None => 0,
+        Some(token) => token
+            .strip_prefix("CgI")
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+            .ok_or_else(|| GError::new(StatusCode::BAD_REQUEST, "invalid", "Invalid page token"))?,
+    };
+    let store = lock(&state.store);
+    let (stored, instance) = store
+        .resolve(calendar, event_id)
+        .ok_or_else(GError::not_found)?;
+    if stored.deleted || instance.is_some() {
+        return Err(GError::not_found());
+    }
+    let items: Vec<Value> = stored
+        .event
+        .instances()
+        .iter()
+        .filter(|i| show_deleted || !i.cancelled)
+        .filter(|i| {
+            time_min.is_none_or(|t| i.end.instant() > t)
+                && time_max.is_none_or(|t| i.start.instant() < t)
+        })
+        .map(|i| render_instance(stored, i, calendar))
+        .collect();
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(offset).take(max_results).collect();
+    let mut body = json!({
+        "kind": "calendar#events",
+        "summary": calendar,
+        "updated": rfc3339(Utc::now()),
+        "timeZone": "UTC",
+        "accessRole": "owner",
+        "items": page,
+    });
+    if offset + max_results < total {
+        body["nextPageToken"] = json!(format!("CgI{:x}", offset + max_results));
+    }
+    Ok(body)
+}
+
+// ---- the token endpoint ----------------------------------------------------------
+
+/// The claims of a service account's assertion, as the endpoint reads them.
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: Option<String>,
+    sub: Option<String>,
+    scope: Option<String>,
+    aud: Option<String>,
+    iat: Option<i64>,
+    exp: Option<i64>,
+}
+
+/// An OAuth 2.0 error, as Google's token endpoint sends it.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
+}
+
+async fn token(State(state): State<Arc<GoogleState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut call = Call::new("POST", routes::TOKEN, &headers);
+    let claims = field("assertion").and_then(|jwt| {
+        let payload = jwt.split('.').nth(1)?;
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        serde_json::from_slice::<AssertionClaims>(&bytes).ok()
+    });
+    call.owner = claims.as_ref().and_then(|c| c.sub.clone());
+    let outcome = if !super::announces_length(call.method, &headers) {
+        Err(Box::new(length_required()))
+    } else {
+        mint(&state, field("grant_type"), field("assertion"))
+    };
+    let (response, disposition) = match outcome {
+        Ok(response) => (response, Disposition::Applied),
+        Err(response) => (*response, Disposition::Refused),
+    };
+    state
+        .control
+        .record(call, response.status().as_u16(), disposition);
+    response
+}
+
+fn mint(
+    state: &GoogleState,
+    grant_type: Option<&str>,
+    assertion: Option<&str>,
+) -> Result<Response, Refusal> {
+    let invalid_grant =
+        |description: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description);
+    if grant_type != Some(JWT_BEARER_GRANT) {
+        return Err(Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Invalid grant_type.",
+        )));
+    }
+    let jwt = assertion.ok_or_else(|| invalid_grant("Invalid JWT: missing assertion."))?;
+    let header =
+        jsonwebtoken::decode_header(jwt).map_err(|_| invalid_grant("Invalid JWT Signature."))?;
+    let unverified: AssertionClaims = {
+        use base64::Engine;
+        jwt.split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| invalid_grant("Invalid JWT Signature."))?
+    };
+    let issuer = unverified.iss.unwrap_or_default();
+    let (client_id, delegated, claims) = {
+        let accounts = lock(&state.accounts);
+        let account = accounts
+            .get(&issuer)
+            .ok_or_else(|| invalid_grant("Invalid JWT Signature."))?;
+        // The key the header names, else any key of the account.
+        let keys: Vec<&String> = match header.kid.as_deref().and_then(|k| account.keys.get(k)) {
+            Some(key) => vec![key],
+            None => account.keys.values().collect(),
+        };
+        let claims: AssertionClaims = keys
+            .into_iter()
+            .find_map(|public| verified_claims(jwt, public, &[jsonwebtoken::Algorithm::RS256]))
+            .ok_or_else(|| invalid_grant("Invalid JWT Signature."))?;
+        (
+            account.client_id.clone(),
+            account.delegated_scopes.clone(),
+            claims,
+        )
+    };
+    if claims.aud.as_deref() != Some(state.token_uri.as_str()) {
+        return Err(Box::new(invalid_grant(&format!(
+            "Invalid JWT: Failed audience check. The right audience is {}",
+            state.token_uri
+        ))));
+    }
+    let now = state.control.now().timestamp();
+    let timely = match (claims.iat, claims.exp) {
+        (Some(iat), Some(exp)) => exp > now && exp > iat && exp - iat <= 3600 && iat <= now + 300,
+        _ => false,
+    };
+    if !timely {
+        return Err(Box::new(invalid_grant(
+            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
+        )));
+    }
+    let scopes: Vec<String> = claims
+        .scope
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if scopes.is_empty() {
+        return Err(Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "Invalid OAuth scope or ID token audience provided.",
+        )));
+    }
+    let subject = claims.sub.filter(|s| !s.is_empty());
+    if subject.is_some() && !scopes.iter().all(|s| delegated.contains(s)) {
+        // Domain-wide delegation does not cover every scope asked for.
+        let _ = client_id;
+        return Err(Box::new(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
+        )));
+    }
+    if let Some(subject) = &subject
+        && !lock(&state.store).has_calendar(subject)
+    {
+        return Err(Box::new(invalid_grant("Invalid email or User ID")));
+    }
+    let (token, lifetime) =
+        state
+            .tokens
+            .issue("ya29.", Grant { subject, scopes }, state.control.now());
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({
+            "access_token": token,
+            "expires_in": lifetime.as_secs(),
+            "token_type": "Bearer",
+        })),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deleted_and_moved_out_events_read_as_cancelled() {
+        let mut store = Store::default();
+        let event = StandinEvent::at(
+            "a@example.com",
+            "2030-01-01T09:00:00Z".parse().unwrap(),
+            "2030-01-01T10:00:00Z".parse().unwrap(),
+        )
+        .with_id("e1");
+        store.events.insert(
+            "e1".into(),
+            Stored {
+                creator: "a@example.com".into(),
+                event,
+                created: Utc::now(),
+                updated: Utc::now(),
+                sequence: 0,
+                deleted: false,
+                left: BTreeSet::from(["old@example.com".to_string()]),
+            },
+        );
+        let (_, _, cancelled) = store.lookup("a@example.com", "e1").unwrap();
+        assert!(!cancelled);
+        let (stored, _, cancelled) = store.lookup("OLD@example.com", "e1").unwrap();
+        assert!(cancelled);
+        assert_eq!(
+            render_as(stored, "old@example.com", true)["status"],
+            "cancelled"
+        );
+        assert!(store.lookup("nobody@example.com", "e1").is_none());
+        store.events.get_mut("e1").unwrap().deleted = true;
+        let (stored, _, cancelled) = store.lookup("a@example.com", "e1").unwrap();
+        assert!(cancelled);
+        assert_eq!(render_event(stored, "a@example.com")["status"], "cancelled");
+    }
 }

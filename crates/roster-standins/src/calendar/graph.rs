@@ -14,11 +14,34 @@
 //! - `POST /users/{id}/events`: creates an event organized by the user, invites the
 //!   attendees. A `transactionId` already used in that mailbox returns the event it
 //!   created (201, recorded as replayed) instead of a duplicate.
+//! - `GET /users/{id}/events/{eventId}/instances?startDateTime=…&endDateTime=…`: the
+//!   occurrences and exceptions of a series in the window (`originalStart` on each);
+//!   cancelled occurrences are left out, as Graph leaves them out.
 //! - `POST /users/{id}/events/{eventId}/cancel`: the organizer cancels (a series, a
 //!   single event, or one occurrence); attendees get the comment; the event leaves
 //!   every calendar. 202 Accepted; 404 `ErrorItemNotFound` once gone; 400 for a
 //!   non-organizer.
+//! - `PATCH /users/{id}/events/{eventId}`: the organizer changes a series or single
+//!   event (`subject`, `body`, `location`, `start`, `end`, `recurrence`, `attendees`,
+//!   `singleValueExtendedProperties`) or one occurrence (`subject`, `start`, `end`,
+//!   `location`, `attendees`: it becomes an exception). Shortening a series' range
+//!   drops the occurrences beyond it; its exceptions before the new end stay.
+//! - `GET …/events/{eventId}?$expand=singleValueExtendedProperties($filter=id eq '…')`
+//!   returns that extended property when the event has it.
+//! - Online meetings: an event created with `isOnlineMeeting: true` gets a Teams
+//!   meeting of its own (`onlineMeeting.joinUrl`), and its join information is
+//!   appended to the body, as Exchange writes it.
+//! - `POST /{tenant}/oauth2/v2.0/token`: the Microsoft identity platform's
+//!   client-credentials grant (`client_secret`, or a `client_assertion` signed PS256
+//!   or RS256 with a registered certificate's key, named by `x5t#S256`, `aud` this
+//!   endpoint, `iss` = `sub` = the client id, within its `nbf`/`exp`), scope
+//!   `https://graph.microsoft.com/.default`, with Entra's error bodies (`AADSTS…`
+//!   codes). The calendar routes accept only the tokens it issued, until they expire,
+//!   and only for mailboxes the app's application access policy allows (403
+//!   `ErrorAccessDenied` otherwise). A mailbox without a licence answers 404
+//!   `MailboxNotEnabledForRESTAPI`; a removed user 404 `ErrorInvalidUser`.
 //!
+//! A POST, PUT or PATCH without `Content-Length` gets 411.
 //! `Prefer: outlook.timezone="…"` (UTC or an IANA name) sets the zone of returned
 //! times; the default is UTC. Unknown users get 404 `ErrorInvalidUser` (whose message
 //! names the user, as Graph's does). Recurrence patterns: `daily`, `weekly`,
@@ -37,14 +60,18 @@ use axum::routing::get;
 use chrono::{
     DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc, Weekday,
 };
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::tokens::{Issued, IssuedKey, rsa_key, verified_claims};
 use super::{
-    CalendarSeed, Call, Disposition, DuplicatesReport, Exception, Failure, Frequency, Instance,
-    Notification, NotificationKind, Recurrence, Response as AttendeeResponse, Running, SeedError,
-    StandinAttendee, StandinControl, StandinEvent, When, admit, bind, lock, looks_like_email,
-    loopback, normalize, parse_zone, random_id, retry_after_secs, validate_event,
+    CalendarSeed, Call, Disposition, DuplicatesReport, Exception, Failure, Frequency, Gate,
+    Instance, Notification, NotificationKind, Recurrence, Refusal, Response as AttendeeResponse,
+    Running, SeedError, StandinAttendee, StandinControl, StandinEvent, When, admit, bearer, bind,
+    lock, looks_like_email, loopback, normalize, parse_zone, random_id, retry_after_secs,
+    teams_join_url, validate_event,
 };
+use roster_connectors::calendar::auth::{GRAPH_DEFAULT_SCOPE, JWT_BEARER_ASSERTION};
 use roster_connectors::calendar::stable_digest;
 
 /// Route templates, as recorded in the call log and used to set faults.
@@ -52,8 +79,12 @@ pub mod routes {
     pub const LIST_EVENTS: &str = "GET /users/{userId}/events";
     pub const CREATE_EVENT: &str = "POST /users/{userId}/events";
     pub const GET_EVENT: &str = "GET /users/{userId}/events/{eventId}";
+    pub const PATCH_EVENT: &str = "PATCH /users/{userId}/events/{eventId}";
+    pub const INSTANCES: &str = "GET /users/{userId}/events/{eventId}/instances";
     pub const CANCEL_EVENT: &str = "POST /users/{userId}/events/{eventId}/cancel";
     pub const CALENDAR_VIEW: &str = "GET /users/{userId}/calendarView";
+    /// The token endpoint; the call log's `owner` is the client id.
+    pub const TOKEN: &str = "POST /{tenant}/oauth2/v2.0/token";
 }
 
 /// Path prefix of the API (the part of the base URL after the host).
@@ -68,11 +99,17 @@ struct Stored {
     modified: DateTime<Utc>,
     change: u32,
     transaction_id: Option<String>,
+    /// Single-value extended properties by id.
+    extended: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default)]
 struct Store {
     users: BTreeSet<String>,
+    /// Users removed from the directory (lower-cased): `ErrorInvalidUser`.
+    removed: BTreeSet<String>,
+    /// Users without a mailbox licence (lower-cased): `MailboxNotEnabledForRESTAPI`.
+    unlicensed: BTreeSet<String>,
     events: BTreeMap<String, Stored>,
     /// (mailbox, transactionId) → event id.
     transactions: HashMap<(String, String), String>,
@@ -107,8 +144,10 @@ fn occurrence_suffix(original_start: &When) -> String {
 
 impl Store {
     fn has_user(&self, email: &str) -> bool {
-        self.users.contains(&email.to_ascii_lowercase())
-            || self.events.values().any(|s| s.event.organized_by(email))
+        let email = email.to_ascii_lowercase();
+        !self.removed.contains(&email)
+            && (self.users.contains(&email)
+                || self.events.values().any(|s| s.event.organized_by(&email)))
     }
 
     /// The stored event behind `id` in `mailbox`, with the occurrence for an
@@ -152,11 +191,33 @@ struct Resolved<'a> {
     instance: Option<Instance>,
 }
 
+/// An app registered in the stand-in's tenant.
+#[derive(Debug, Default)]
+struct App {
+    secrets: Vec<String>,
+    /// Public keys of the registered certificates, by `x5t#S256` thumbprint.
+    certificates: BTreeMap<String, String>,
+    /// The application access policy: the mailboxes (lower-cased) the app may reach
+    /// (`None`: every mailbox, as without a policy).
+    allowed_mailboxes: Option<BTreeSet<String>>,
+}
+
+/// What a token grants: the app it was issued to.
+#[derive(Clone, Debug)]
+struct Grant {
+    client_id: String,
+}
+
 #[derive(Debug)]
 struct GraphState {
     control: StandinControl,
     store: Mutex<Store>,
     base_url: String,
+    /// Where the token endpoint lives (the stand-in's root): the `authorityHost`.
+    authority: String,
+    tenant_id: String,
+    apps: Mutex<BTreeMap<String, App>>,
+    tokens: Issued<Grant>,
 }
 
 /// A running Microsoft Graph calendar stand-in. Stops when dropped.
@@ -180,6 +241,17 @@ impl GraphCalendarStandin {
             control: StandinControl::default(),
             store: Mutex::new(Store::default()),
             base_url: format!("http://{local}{BASE_PATH}"),
+            authority: format!("http://{local}"),
+            tenant_id: format!(
+                "{}-{}-4{}-a{}-{}",
+                random_id(b"0123456789abcdef", 8),
+                random_id(b"0123456789abcdef", 4),
+                random_id(b"0123456789abcdef", 3),
+                random_id(b"0123456789abcdef", 3),
+                random_id(b"0123456789abcdef", 12)
+            ),
+            apps: Mutex::default(),
+            tokens: Issued::default(),
         });
         let router = Router::new()
             .route(
@@ -188,8 +260,13 @@ impl GraphCalendarStandin {
             )
             .route(
                 &format!("{BASE_PATH}/users/{{userId}}/events/{{eventId}}"),
-                get(get_event),
+                get(get_event).patch(patch_event),
             )
+            .route(
+                &format!("{BASE_PATH}/users/{{userId}}/events/{{eventId}}/instances"),
+                get(list_instances),
+            )
+            .route("/{tenant}/oauth2/v2.0/token", axum::routing::post(token))
             .route(
                 &format!("{BASE_PATH}/users/{{userId}}/events/{{eventId}}/cancel"),
                 axum::routing::post(cancel_event),
@@ -217,9 +294,130 @@ impl GraphCalendarStandin {
         &self.state.base_url
     }
 
-    /// Token, faults, call log and notifications.
+    /// Clock, faults, call log and notifications.
     pub fn control(&self) -> &StandinControl {
         &self.state.control
+    }
+
+    /// The stand-in's directory (tenant) id.
+    pub fn tenant_id(&self) -> &str {
+        &self.state.tenant_id
+    }
+
+    /// The `authorityHost` of the stand-in's token endpoint.
+    pub fn authority_host(&self) -> &str {
+        &self.state.authority
+    }
+
+    /// Registers an app with the `Calendars.ReadWrite` application permission
+    /// (admin-consented) and a client secret; returns the credentials as roster's
+    /// Secret holds them (`tenantId`, `clientId`, `clientSecret`, `authorityHost`).
+    pub fn register_app(&self) -> String {
+        let client_id = new_guid();
+        let secret = format!(
+            "{}~{}",
+            random_id(ID_ALPHABET, 3),
+            random_id(ID_ALPHABET, 36)
+        );
+        lock(&self.state.apps).insert(
+            client_id.clone(),
+            App {
+                secrets: vec![secret.clone()],
+                ..App::default()
+            },
+        );
+        json!({
+            "tenantId": self.state.tenant_id,
+            "clientId": client_id,
+            "clientSecret": secret,
+            "authorityHost": self.state.authority,
+        })
+        .to_string()
+    }
+
+    /// Registers an app authenticated by a certificate (a self-signed one, whose key
+    /// the caller receives); returns the credentials with `clientCertificate` (the
+    /// certificate and its private key, PEM).
+    pub fn register_app_with_certificate(&self) -> String {
+        let client_id = new_guid();
+        let IssuedKey {
+            private_pem,
+            public_pem,
+        } = rsa_key();
+        let key_pair = rcgen::KeyPair::from_pem(&private_pem).expect("an RSA key rcgen reads");
+        let certificate = rcgen::CertificateParams::new(vec!["roster-standin-app".into()])
+            .expect("certificate parameters")
+            .self_signed(&key_pair)
+            .expect("a self-signed certificate");
+        let thumbprint =
+            roster_connectors::calendar::auth::certificate_thumbprint(certificate.der());
+        lock(&self.state.apps).insert(
+            client_id.clone(),
+            App {
+                certificates: BTreeMap::from([(thumbprint, public_pem)]),
+                ..App::default()
+            },
+        );
+        json!({
+            "tenantId": self.state.tenant_id,
+            "clientId": client_id,
+            "clientCertificate": format!("{}{}", certificate.pem(), private_pem),
+            "authorityHost": self.state.authority,
+        })
+        .to_string()
+    }
+
+    /// Replaces an app's client secrets (a rotation: the old one stops working).
+    pub fn rotate_secret(&self, client_id: &str) -> Option<String> {
+        let secret = format!(
+            "{}~{}",
+            random_id(ID_ALPHABET, 3),
+            random_id(ID_ALPHABET, 36)
+        );
+        let mut apps = lock(&self.state.apps);
+        let app = apps.get_mut(client_id)?;
+        app.secrets = vec![secret.clone()];
+        Some(secret)
+    }
+
+    /// An application access policy for the app: only these mailboxes.
+    pub fn restrict_app_to(&self, client_id: &str, mailboxes: &[&str]) {
+        if let Some(app) = lock(&self.state.apps).get_mut(client_id) {
+            app.allowed_mailboxes =
+                Some(mailboxes.iter().map(|m| m.to_ascii_lowercase()).collect());
+        }
+    }
+
+    /// Takes the mailbox licence away from `email` (the user stays in the directory).
+    pub fn unlicense(&self, email: &str) {
+        lock(&self.state.store)
+            .unlicensed
+            .insert(email.to_ascii_lowercase());
+    }
+
+    /// Removes `email` from the directory.
+    pub fn remove_user(&self, email: &str) {
+        lock(&self.state.store)
+            .removed
+            .insert(email.to_ascii_lowercase());
+    }
+
+    /// How long the tokens issued from now on live.
+    pub fn set_token_lifetime(&self, lifetime: std::time::Duration) {
+        self.state.tokens.set_lifetime(lifetime);
+    }
+
+    /// Revokes every token issued so far.
+    pub fn revoke_tokens(&self) {
+        self.state.tokens.revoke_all();
+    }
+
+    /// The extended property `id` of an event, if it has one.
+    pub fn extended_property(&self, event_id: &str, id: &str) -> Option<String> {
+        lock(&self.state.store)
+            .events
+            .get(event_id)
+            .and_then(|s| s.extended.get(id).cloned())
     }
 
     /// Gives `email` a mailbox.
@@ -230,11 +428,22 @@ impl GraphCalendarStandin {
     }
 
     /// Stores an event in its organizer's calendar and returns its id (assigned if
-    /// empty).
+    /// empty). An online meeting gets its join information in the body.
     pub fn insert(&self, event: StandinEvent) -> Result<String, SeedError> {
         validate_event(&event)?;
+        let mut event = normalize(event);
+        if let Some(url) = &event.online_meeting
+            && !event
+                .description
+                .as_deref()
+                .unwrap_or("")
+                .contains(url.as_str())
+        {
+            let body = event.description.take().unwrap_or_default();
+            event.description = Some(format!("{body}{}", teams_block(url)));
+        }
         let mut store = lock(&self.state.store);
-        store_event(&mut store, normalize(event), None)
+        store_event(&mut store, event, None)
     }
 
     /// Adds a seed's users and events; returns the events' ids in seed order.
@@ -309,9 +518,41 @@ fn store_event(
             modified: now,
             change: 0,
             transaction_id,
+            extended: BTreeMap::new(),
         },
     );
     Ok(id)
+}
+
+/// A GUID (random).
+fn new_guid() -> String {
+    let hex = b"0123456789abcdef";
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        random_id(hex, 8),
+        random_id(hex, 4),
+        random_id(hex, 3),
+        random_id(hex, 3),
+        random_id(hex, 12)
+    )
+}
+
+/// The join information Exchange writes into the body of a Teams meeting.
+fn teams_block(join_url: &str) -> String {
+    let line = "________________________________________________________________________________";
+    format!(
+        "<div style=\"width:100%\"><span style=\"white-space:nowrap;color:#5F5F5F;opacity:.36\">{line}</span></div>\
+         <div class=\"me-email-text\" lang=\"en-US\" style=\"color:#252424;font-family:'Segoe UI','Helvetica Neue',Helvetica,Arial,sans-serif\">\
+         <div style=\"margin-top:24px;margin-bottom:20px\"><span style=\"font-size:24px;color:#252424\">Microsoft Teams meeting</span></div>\
+         <div style=\"margin-bottom:20px\"><div style=\"margin-top:0px;margin-bottom:0px;font-weight:bold\"><span style=\"font-size:14px;color:#252424\">Join on your computer, mobile app or room device</span></div>\
+         <a href=\"{join_url}\" class=\"me-email-headline\" style=\"font-size:14px;text-decoration:underline;color:#6264a7\" target=\"_blank\" rel=\"noreferrer noopener\">Click here to join the meeting</a></div>\
+         <div style=\"margin-bottom:20px;margin-top:20px\"><div style=\"margin-bottom:4px\"><span style=\"font-size:14px;color:#252424\">Meeting ID: </span><span style=\"font-size:16px;color:#252424\">{} {} {} {}</span></div></div></div>\
+         <div style=\"width:100%\"><span style=\"white-space:nowrap;color:#5F5F5F;opacity:.36\">{line}</span></div>",
+        random_id(b"0123456789", 3),
+        random_id(b"0123456789", 3),
+        random_id(b"0123456789", 3),
+        random_id(b"0123456789", 3),
+    )
 }
 
 // ---- rendering -------------------------------------------------------------------
@@ -455,7 +696,12 @@ fn render(view: &View<'_>, zone: &str) -> Value {
         json!({ "response": response_name(answer), "time": NEVER })
     };
     let description = event.description.clone().unwrap_or_default();
-    let location = event.location.clone().unwrap_or_default();
+    let location = view
+        .instance
+        .map_or(&event.location, |i| &i.location)
+        .clone()
+        .unwrap_or_default();
+    let attendees = view.instance.map_or(&event.attendees, |i| &i.attendees);
     let mut head = json!({
         "@odata.etag": format!("W/\"{}\"", stable_digest(&[&event.id, &stored.change.to_string()])),
         "id": view.id,
@@ -483,8 +729,8 @@ fn render(view: &View<'_>, zone: &str) -> Value {
         "type": kind,
         "webLink": format!("https://outlook.office365.com/owa/?itemid={}&exvsurl=1&path=/calendar/item", view.id),
         "onlineMeetingUrl": null,
-        "isOnlineMeeting": false,
-        "onlineMeetingProvider": "unknown",
+        "isOnlineMeeting": event.online_meeting.is_some(),
+        "onlineMeetingProvider": if event.online_meeting.is_some() { "teamsForBusiness" } else { "unknown" },
         "allowNewTimeProposals": true,
         "isDraft": false,
         "hideAttendees": false,
@@ -506,16 +752,27 @@ fn render(view: &View<'_>, zone: &str) -> Value {
             (Some(recurrence), None) => recurrence_json(recurrence, &event.start),
             _ => Value::Null,
         },
-        "attendees": event.attendees.iter().map(|a| json!({
+        "attendees": attendees.iter().map(|a| json!({
             "type": attendee_type(a),
             "status": { "response": response_name(a.response), "time": NEVER },
             "emailAddress": email_json(&a.email),
         })).collect::<Vec<_>>(),
         "organizer": { "emailAddress": email_json(&event.organizer) },
-        "onlineMeeting": null,
+        "onlineMeeting": event.online_meeting.as_ref().map(|url| json!({ "joinUrl": url })),
     });
     if let (Some(head), Value::Object(rest)) = (head.as_object_mut(), rest) {
         head.extend(rest);
+        if let Some(instance) = view.instance {
+            head.insert(
+                "originalStart".into(),
+                json!(
+                    instance
+                        .original_start
+                        .instant()
+                        .to_rfc3339_opts(SecondsFormat::Secs, true)
+                ),
+            );
+        }
     }
     head
 }
@@ -584,11 +841,11 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn unauthorized() -> Response {
+fn unauthorized(message: &str) -> Response {
     let mut response = error(
         StatusCode::UNAUTHORIZED,
         "InvalidAuthenticationToken",
-        "Access token is empty.",
+        message,
     );
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -622,6 +879,12 @@ fn injected(failure: Failure) -> Response {
             "Application is over its MailboxConcurrency limit.",
             Some(std::time::Duration::from_secs(1)),
         ),
+        Failure::Refused { status, reason } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            reason,
+            "Refused (injected).",
+            None,
+        ),
     };
     let mut response = error(status, code, message);
     if let Some(after) = retry_after
@@ -630,6 +893,66 @@ fn injected(failure: Failure) -> Response {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// The front end refusing a POST, PUT or PATCH without a length.
+fn length_required() -> Response {
+    (
+        StatusCode::LENGTH_REQUIRED,
+        [(header::CONTENT_TYPE, "text/html; charset=us-ascii")],
+        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n\
+         <HTML><HEAD><TITLE>Length Required</TITLE></HEAD>\r\n\
+         <BODY><h2>Length Required</h2><hr><p>HTTP Error 411. The request must be chunked or have a content length.</p></BODY></HTML>\r\n",
+    )
+        .into_response()
+}
+
+/// The token check of a calendar route: a token this stand-in issued, unexpired, to an
+/// app whose access policy (if any) includes the mailbox in the path; and a mailbox
+/// with a licence.
+fn authorize(state: &GraphState, headers: &HeaderMap, mailbox: &str) -> Result<(), Refusal> {
+    let Some(token) = bearer(headers) else {
+        return Err(Box::new(unauthorized("Access token is empty.")));
+    };
+    let grant = state
+        .tokens
+        .grant(token, state.control.now())
+        .ok_or_else(|| unauthorized("Access token has expired or is not yet valid."))?;
+    let mailbox = mailbox.to_ascii_lowercase();
+    let store = lock(&state.store);
+    if !store.has_user(&mailbox) {
+        // The handler answers ErrorInvalidUser.
+        return Ok(());
+    }
+    if store.unlicensed.contains(&mailbox) {
+        return Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        )));
+    }
+    drop(store);
+    let allowed = lock(&state.apps).get(&grant.client_id).is_some_and(|app| {
+        app.allowed_mailboxes
+            .as_ref()
+            .is_none_or(|m| m.contains(&mailbox))
+    });
+    if !allowed {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "ErrorAccessDenied",
+            "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.",
+        )));
+    }
+    Ok(())
+}
+
+fn gate<'a>(state: &'a GraphState, headers: &'a HeaderMap, mailbox: &'a str) -> Gate<'a> {
+    Gate {
+        length_required,
+        authorize: Box::new(move || authorize(state, headers, mailbox)),
+        failure: injected,
+    }
 }
 
 /// Records the call and turns the outcome into a response (or into the deferred
@@ -971,7 +1294,14 @@ async fn list_events(
     headers: HeaderMap,
 ) -> Response {
     let call = Call::new("GET", routes::LIST_EVENTS, &headers).owner(&user);
-    let deferred = match admit(&state.control, &call, &headers, unauthorized, injected).await {
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &user),
+    )
+    .await
+    {
         Ok(deferred) => deferred,
         Err(response) => return response,
     };
@@ -1042,7 +1372,14 @@ async fn calendar_view(
     headers: HeaderMap,
 ) -> Response {
     let call = Call::new("GET", routes::CALENDAR_VIEW, &headers).owner(&user);
-    let deferred = match admit(&state.control, &call, &headers, unauthorized, injected).await {
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &user),
+    )
+    .await
+    {
         Ok(deferred) => deferred,
         Err(response) => return response,
     };
@@ -1127,7 +1464,14 @@ async fn get_event(
     let call = Call::new("GET", routes::GET_EVENT, &headers)
         .owner(&user)
         .event(&event_id);
-    let deferred = match admit(&state.control, &call, &headers, unauthorized, injected).await {
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &user),
+    )
+    .await
+    {
         Ok(deferred) => deferred,
         Err(response) => return response,
     };
@@ -1150,7 +1494,21 @@ async fn get_event(
             series_master,
             instance: resolved.instance.as_ref(),
         };
-        let body = select(render(&view, &zone), paging.select.as_deref());
+        let mut body = select(render(&view, &zone), paging.select.as_deref());
+        if let Some(wanted) = param(&params, "$expand").and_then(expanded_property)
+            && let Some(object) = body.as_object_mut()
+        {
+            let properties: Vec<Value> = resolved
+                .stored
+                .extended
+                .iter()
+                .filter(|(id, _)| id.eq_ignore_ascii_case(&wanted))
+                .map(|(id, value)| json!({ "id": id, "value": value }))
+                .collect();
+            if !properties.is_empty() {
+                object.insert("singleValueExtendedProperties".into(), json!(properties));
+            }
+        }
         Ok((StatusCode::OK, Some(body), Disposition::Read))
     })();
     finish(&state, call, outcome, deferred)
@@ -1170,7 +1528,14 @@ async fn create_event(
         .and_then(|b| b.get("transactionId"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let deferred = match admit(&state.control, &call, &headers, unauthorized, injected).await {
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &user),
+    )
+    .await
+    {
         Ok(deferred) => deferred,
         Err(response) => return response,
     };
@@ -1372,7 +1737,15 @@ fn create(
         exceptions: Vec::<Exception>::new(),
         attendees: parse_attendees(body.get("attendees"))?,
         event_type: "default".into(),
+        online_meeting: (body.get("isOnlineMeeting").and_then(Value::as_bool) == Some(true))
+            .then(teams_join_url),
     };
+    let mut event = event;
+    if let Some(url) = &event.online_meeting {
+        // Exchange appends the new meeting's join information to whatever body came.
+        let body = event.description.take().unwrap_or_default();
+        event.description = Some(format!("{body}{}", teams_block(url)));
+    }
     validate_event(&event)
         .map_err(|e| GError::bad_request("ErrorInvalidRequest", e.to_string()))?;
     let event = normalize(event);
@@ -1416,7 +1789,14 @@ async fn cancel_event(
     let call = Call::new("POST", routes::CANCEL_EVENT, &headers)
         .owner(&user)
         .event(&event_id);
-    let deferred = match admit(&state.control, &call, &headers, unauthorized, injected).await {
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &user),
+    )
+    .await
+    {
         Ok(deferred) => deferred,
         Err(response) => return response,
     };
@@ -1466,13 +1846,10 @@ fn cancel(
                 .event
                 .exceptions
                 .retain(|e| e.original_start != original_start);
-            stored.event.exceptions.push(Exception {
-                original_start,
-                cancelled: true,
-                start: None,
-                end: None,
-                summary: None,
-            });
+            stored
+                .event
+                .exceptions
+                .push(Exception::cancelled(original_start));
             stored.change += 1;
             stored.modified = Utc::now();
         }
@@ -1493,6 +1870,512 @@ fn cancel(
         comment,
     });
     Ok((StatusCode::ACCEPTED, None, Disposition::Applied))
+}
+
+/// The property id in `$expand=singleValueExtendedProperties($filter=id eq '…')`.
+fn expanded_property(expand: &str) -> Option<String> {
+    let inner = expand
+        .trim()
+        .strip_prefix("singleValueExtendedProperties(")?
+        .strip_suffix(')')?;
+    let filter = inner.trim().strip_prefix("$filter=")?;
+    let value = filter.trim().strip_prefix("id eq ")?.trim();
+    let value = value.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(value.replace("''", "'"))
+}
+
+async fn list_instances(
+    State(state): State<Arc<GraphState>>,
+    Path((user, event_id)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Response {
+    let call = Call::new("GET", routes::INSTANCES, &headers)
+        .owner(&user)
+        .event(&event_id);
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &user),
+    )
+    .await
+    {
+        Ok(deferred) => deferred,
+        Err(response) => return response,
+    };
+    let zone = preferred_zone(&headers);
+    let outcome = instances(&state, &user, &event_id, &params, &zone)
+        .map(|body| (StatusCode::OK, Some(body), Disposition::Read));
+    finish(&state, call, outcome, deferred)
+}
+
+fn instances(
+    state: &GraphState,
+    user: &str,
+    event_id: &str,
+    params: &[(String, String)],
+    zone: &str,
+) -> Result<Value, GError> {
+    let window = |name: &str| param(params, name).and_then(parse_instant);
+    let (Some(from), Some(to)) = (window("startDateTime"), window("endDateTime")) else {
+        return Err(GError::bad_request(
+            "ErrorInvalidParameter",
+            "This request requires a time window specified by the query string parameters \
+             StartDateTime and EndDateTime.",
+        ));
+    };
+    let paging = paging(params)?;
+    let store = lock(&state.store);
+    if !store.has_user(user) {
+        return Err(GError::invalid_user(user));
+    }
+    let resolved = store
+        .resolve(user, event_id)
+        .ok_or_else(GError::item_not_found)?;
+    if resolved.instance.is_some() || !resolved.stored.event.is_recurring() {
+        return Err(GError::bad_request(
+            "ErrorInvalidRequest",
+            "The specified event is not a series master.",
+        ));
+    }
+    let instances = resolved.stored.event.instances();
+    let items: Vec<Value> = instances
+        .iter()
+        .filter(|i| !i.cancelled && i.start.instant() < to && i.end.instant() > from)
+        .map(|instance| {
+            let view = View {
+                stored: resolved.stored,
+                id: format!(
+                    "{}_{}",
+                    resolved.view,
+                    occurrence_suffix(&instance.original_start)
+                ),
+                perspective: resolved.perspective,
+                mailbox: user,
+                series_master: Some(resolved.view.clone()),
+                instance: Some(instance),
+            };
+            render(&view, zone)
+        })
+        .collect();
+    let path = format!(
+        "/users/{}/events/{}/instances",
+        encode_segment(user),
+        encode_segment(event_id)
+    );
+    Ok(page(state, &path, params, &paging, items))
+}
+
+async fn patch_event(
+    State(state): State<Arc<GraphState>>,
+    Path((user, event_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let call = Call::new("PATCH", routes::PATCH_EVENT, &headers)
+        .owner(&user)
+        .event(&event_id);
+    let deferred = match admit(
+        &state.control,
+        &call,
+        &headers,
+        gate(&state, &headers, &user),
+    )
+    .await
+    {
+        Ok(deferred) => deferred,
+        Err(response) => return response,
+    };
+    let zone = preferred_zone(&headers);
+    let outcome = match serde_json::from_slice::<Value>(&body) {
+        Ok(patch) if patch.is_object() => update(&state, &user, &event_id, &patch, &zone),
+        _ => Err(GError::bad_request(
+            "RequestBodyRead",
+            "Invalid JSON in the request body.",
+        )),
+    };
+    finish(&state, call, outcome, deferred)
+}
+
+fn update(
+    state: &GraphState,
+    user: &str,
+    event_id: &str,
+    patch: &Value,
+    zone: &str,
+) -> Result<(StatusCode, Option<Value>, Disposition), GError> {
+    let mut store = lock(&state.store);
+    if !store.has_user(user) {
+        return Err(GError::invalid_user(user));
+    }
+    let resolved = store
+        .resolve(user, event_id)
+        .ok_or_else(GError::item_not_found)?;
+    if resolved.perspective != Perspective::Organizer {
+        return Err(GError::new(
+            StatusCode::FORBIDDEN,
+            "ErrorInvalidRequest",
+            "Your request can't be completed. Only the organizer can change this meeting.",
+        ));
+    }
+    let key = resolved.key.clone();
+    let view_id = resolved.view.clone();
+    let original_start = resolved.instance.map(|i| i.original_start);
+    let all_day = resolved.stored.event.start.is_all_day();
+    let time = |field: &str| -> Result<Option<When>, GError> {
+        patch
+            .get(field)
+            .filter(|v| !v.is_null())
+            .map(|_| parse_time(patch, field, all_day))
+            .transpose()
+    };
+    let (start, end) = (time("start")?, time("end")?);
+    let attendees = patch
+        .get("attendees")
+        .map(|a| parse_attendees(Some(a)))
+        .transpose()?;
+    let text_at = |pointer: &str| {
+        patch
+            .pointer(pointer)
+            .map(|v| v.as_str().unwrap_or("").to_string())
+    };
+    let subject = text_at("/subject");
+    let location = text_at("/location/displayName");
+    let content = text_at("/body/content");
+    let recurrence = patch.get("recurrence").map(parse_recurrence).transpose()?;
+    let extended: Vec<(String, String)> = patch
+        .get("singleValueExtendedProperties")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|p| {
+                    Some((
+                        p.get("id")?.as_str()?.to_string(),
+                        p.get("value")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let stored = store
+        .events
+        .get_mut(&key)
+        .ok_or_else(GError::item_not_found)?;
+    let event = &mut stored.event;
+    let changed = match &original_start {
+        None => {
+            let mut changed = false;
+            if let Some(subject) = subject {
+                event.summary = Some(subject).filter(|s| !s.is_empty());
+                changed = true;
+            }
+            if let Some(location) = location {
+                event.location = Some(location).filter(|s| !s.is_empty());
+                changed = true;
+            }
+            if let Some(content) = content {
+                event.description = Some(content).filter(|s| !s.is_empty());
+                changed = true;
+            }
+            if let Some(start) = start {
+                event.start = start;
+                changed = true;
+            }
+            if let Some(end) = end {
+                event.end = end;
+                changed = true;
+            }
+            if let Some(attendees) = attendees {
+                event.attendees = attendees;
+                changed = true;
+            }
+            if let Some(recurrence) = recurrence {
+                if event.recurrence.is_none() || recurrence.is_none() {
+                    return Err(GError::bad_request(
+                        "ErrorInvalidRequest",
+                        "The stand-in only changes the recurrence of a series.",
+                    ));
+                }
+                event.recurrence = recurrence;
+                changed = true;
+            }
+            changed
+        }
+        Some(original_start) => {
+            let exceptions = &mut event.exceptions;
+            let index = match exceptions
+                .iter()
+                .position(|e| &e.original_start == original_start)
+            {
+                Some(index) => index,
+                None => {
+                    exceptions.push(Exception::of(original_start.clone()));
+                    exceptions.len() - 1
+                }
+            };
+            let exception = &mut exceptions[index];
+            if let Some(subject) = subject {
+                exception.summary = Some(subject);
+            }
+            if let Some(location) = location {
+                exception.location = Some(location);
+            }
+            if start.is_some() {
+                exception.start = start;
+            }
+            if end.is_some() {
+                exception.end = end;
+            }
+            if let Some(attendees) = attendees {
+                exception.attendees = Some(attendees);
+            }
+            true
+        }
+    };
+    let event = normalize(event.clone());
+    validate_event(&event)
+        .map_err(|e| GError::bad_request("ErrorInvalidRequest", e.to_string()))?;
+    stored.event = event;
+    for (id, value) in extended {
+        stored.extended.insert(id, value);
+    }
+    stored.change += 1;
+    stored.modified = Utc::now();
+    let instance = original_start.as_ref().and_then(|original| {
+        stored
+            .event
+            .instances()
+            .into_iter()
+            .find(|i| &i.original_start == original && !i.cancelled)
+    });
+    let recipients: Vec<String> = instance
+        .as_ref()
+        .map_or(&stored.event.attendees, |i| &i.attendees)
+        .iter()
+        .map(|a| a.email.clone())
+        .collect();
+    let view = View {
+        stored,
+        id: event_id.to_string(),
+        perspective: Perspective::Organizer,
+        mailbox: user,
+        series_master: instance.as_ref().map(|_| view_id.clone()),
+        instance: instance.as_ref(),
+    };
+    let rendered = render(&view, zone);
+    drop(store);
+    if changed {
+        state.control.notify(Notification {
+            kind: NotificationKind::Update,
+            event_id: event_id.to_string(),
+            sender: user.to_string(),
+            recipients,
+            comment: None,
+        });
+    }
+    Ok((StatusCode::OK, Some(rendered), Disposition::Applied))
+}
+
+// ---- the token endpoint ----------------------------------------------------------
+
+/// The claims of a client assertion, as the endpoint reads them.
+#[derive(Deserialize)]
+struct AssertionClaims {
+    aud: Option<String>,
+    iss: Option<String>,
+    sub: Option<String>,
+    jti: Option<String>,
+    nbf: Option<i64>,
+    exp: Option<i64>,
+}
+
+/// An error of the Microsoft identity platform, as Entra sends it.
+fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    let now = Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let trace = new_guid();
+    (
+        status,
+        axum::Json(json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {trace} Timestamp: {now}"),
+            "error_codes": [code],
+            "timestamp": now,
+            "trace_id": trace,
+            "correlation_id": trace,
+            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+        })),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(state): State<Arc<GraphState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let mut call = Call::new("POST", routes::TOKEN, &headers);
+    call.owner = param(&form, "client_id").map(str::to_string);
+    let outcome = if !super::announces_length(call.method, &headers) {
+        Err(Box::new(length_required()))
+    } else {
+        mint(&state, &tenant, &form)
+    };
+    let (response, disposition) = match outcome {
+        Ok(response) => (response, Disposition::Applied),
+        Err(response) => (*response, Disposition::Refused),
+    };
+    state
+        .control
+        .record(call, response.status().as_u16(), disposition);
+    response
+}
+
+fn mint(state: &GraphState, tenant: &str, form: &[(String, String)]) -> Result<Response, Refusal> {
+    let field = |name: &str| param(form, name);
+    if !tenant.eq_ignore_ascii_case(&state.tenant_id) {
+        return Err(Box::new(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            "Tenant not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
+        )));
+    }
+    if field("grant_type") != Some("client_credentials") {
+        return Err(Box::new(aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        )));
+    }
+    let client_id = field("client_id").unwrap_or("").to_string();
+    let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", state.authority);
+    {
+        let apps = lock(&state.apps);
+        let Some(app) = apps.get(&client_id) else {
+            return Err(Box::new(aad_error(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                700016,
+                "Application with the given identifier was not found in the directory.",
+            )));
+        };
+        match (field("client_secret"), field("client_assertion")) {
+            (Some(secret), None) => {
+                if !app.secrets.iter().any(|s| s == secret) {
+                    return Err(Box::new(aad_error(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_client",
+                        7000215,
+                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+                    )));
+                }
+            }
+            (None, Some(assertion)) => {
+                if field("client_assertion_type") != Some(JWT_BEARER_ASSERTION) {
+                    return Err(Box::new(aad_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        700010,
+                        "Invalid client assertion type.",
+                    )));
+                }
+                check_assertion(state, app, assertion, &client_id, &endpoint)?;
+            }
+            _ => {
+                return Err(Box::new(aad_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000218,
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                )));
+            }
+        }
+    }
+    if field("scope") != Some(GRAPH_DEFAULT_SCOPE) {
+        return Err(Box::new(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+        )));
+    }
+    let (token, lifetime) = state.tokens.issue(
+        "eyJ0eXAiOiJKV1Qi.",
+        Grant { client_id },
+        state.control.now(),
+    );
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({
+            "token_type": "Bearer",
+            "expires_in": lifetime.as_secs(),
+            "ext_expires_in": lifetime.as_secs(),
+            "access_token": token,
+        })),
+    )
+        .into_response())
+}
+
+fn check_assertion(
+    state: &GraphState,
+    app: &App,
+    assertion: &str,
+    client_id: &str,
+    endpoint: &str,
+) -> Result<(), Refusal> {
+    let refused = |code: u32, description: &str| {
+        aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            description,
+        )
+    };
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| refused(50027, "JWT token is invalid or malformed."))?;
+    let public = header
+        .x5t_s256
+        .as_deref()
+        .and_then(|thumbprint| app.certificates.get(thumbprint))
+        .ok_or_else(|| {
+            refused(
+                700027,
+                "The certificate with the identifier used to sign the client assertion is not registered on the application.",
+            )
+        })?;
+    let claims: AssertionClaims = verified_claims(
+        assertion,
+        public,
+        &[
+            jsonwebtoken::Algorithm::PS256,
+            jsonwebtoken::Algorithm::RS256,
+        ],
+    )
+    .ok_or_else(|| refused(700027, "Client assertion failed signature validation."))?;
+    if claims.aud.as_deref() != Some(endpoint)
+        || claims.iss.as_deref() != Some(client_id)
+        || claims.sub.as_deref() != Some(client_id)
+        || claims.jti.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(Box::new(refused(
+            700023,
+            "Client assertion audience, issuer or subject is invalid.",
+        )));
+    }
+    let now = state.control.now().timestamp();
+    let in_time =
+        claims.exp.is_some_and(|exp| exp > now) && claims.nbf.is_none_or(|nbf| nbf <= now + 300);
+    if !in_time {
+        return Err(Box::new(refused(
+            700024,
+            "Client assertion is not within its valid time range.",
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,17 @@
 //! - seeding from Rust or from YAML ([`CalendarSeed`]; see
 //!   `examples/standins/calendar-seed.yaml`);
 //! - fault injection per route ([`Fault`]: latency, 5xx, 429 with `Retry-After`,
-//!   Google's 403 usage limit), set from Rust through [`StandinControl`];
+//!   Google's 403 usage limit, any refusal with a reason code), set from Rust through
+//!   [`StandinControl`];
+//! - what the real front ends refuse before a request reaches the API: a POST, PUT or
+//!   PATCH without `Content-Length` (or chunked encoding) gets 411 Length Required;
+//! - tokens: each stand-in has a token endpoint that checks credentials as the real
+//!   one does (Google: a service account's RS256-signed JWT; Microsoft: a client
+//!   secret or a certificate-signed client assertion) and issues tokens that expire;
+//!   the calendar routes accept only those, and only for what they were issued for
+//!   (Google: the impersonated user's calendar; Graph: the mailboxes the app's access
+//!   policy allows). The stand-ins' clock can be moved forward
+//!   ([`StandinControl::advance_clock`]) to expire tokens;
 //! - the call log ([`CallRecord`]: method, route template, owner, event id,
 //!   idempotency key / `transactionId`, status, applied or replayed), the attendee
 //!   notifications the services would send, and a duplicates report that makes an
@@ -22,10 +32,11 @@
 //!
 //! Deliberate simplifications (documented per server): recurrence supports daily,
 //! weekly (with days) and monthly-by-date patterns; time zones are `UTC` or IANA
-//! names; a token is any non-empty bearer unless one is required.
+//! names; tokens are opaque strings, not JWTs.
 
 pub mod google;
 pub mod graph;
+pub mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -132,6 +143,11 @@ impl When {
             },
             When::AllDay(_) => When::AllDay(date),
         }
+    }
+
+    /// The same kind of value `minutes` later (wall clock for timed values).
+    pub fn plus_minutes(&self, minutes: i64) -> When {
+        self.plus(TimeDelta::minutes(minutes))
     }
 
     fn plus(&self, delta: TimeDelta) -> When {
@@ -293,7 +309,7 @@ impl Recurrence {
 }
 
 /// A change to one occurrence of a series.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Exception {
     /// The occurrence's start in the series' pattern (identifies it).
     pub original_start: When,
@@ -304,6 +320,35 @@ pub struct Exception {
     pub end: Option<When>,
     /// Retitled (`None`: the series' title).
     pub summary: Option<String>,
+    /// Its own attendee list (`None`: the series').
+    pub attendees: Option<Vec<StandinAttendee>>,
+    /// Its own location (`None`: the series').
+    pub location: Option<String>,
+}
+
+impl Exception {
+    /// The occurrence that starts at `original_start`, cancelled.
+    pub fn cancelled(original_start: When) -> Exception {
+        Exception {
+            original_start,
+            cancelled: true,
+            ..Exception::default()
+        }
+    }
+
+    /// The occurrence that starts at `original_start`, unchanged so far.
+    pub fn of(original_start: When) -> Exception {
+        Exception {
+            original_start,
+            ..Exception::default()
+        }
+    }
+}
+
+impl Default for When {
+    fn default() -> Self {
+        When::AllDay(NaiveDate::default())
+    }
 }
 
 /// An attendee's answer to the invitation.
@@ -355,6 +400,9 @@ pub struct StandinEvent {
     pub attendees: Vec<StandinAttendee>,
     /// Google's `eventType`: `default`, `focusTime`, `outOfOffice`, `workingLocation`…
     pub event_type: String,
+    /// The join link of the online (Teams) meeting, if it is one. Graph writes the
+    /// join information into the body as well.
+    pub online_meeting: Option<String>,
 }
 
 impl StandinEvent {
@@ -372,6 +420,7 @@ impl StandinEvent {
             exceptions: Vec::new(),
             attendees: Vec::new(),
             event_type: "default".into(),
+            online_meeting: None,
         }
     }
 
@@ -415,6 +464,12 @@ impl StandinEvent {
         self
     }
 
+    /// Makes it an online (Teams) meeting with a join link of its own.
+    pub fn with_online_meeting(mut self) -> Self {
+        self.online_meeting = Some(teams_join_url());
+        self
+    }
+
     pub fn is_recurring(&self) -> bool {
         self.recurrence.is_some()
     }
@@ -453,6 +508,8 @@ impl StandinEvent {
                 cancelled: false,
                 modified: false,
                 summary: self.summary.clone(),
+                attendees: self.attendees.clone(),
+                location: self.location.clone(),
             }];
         };
         let duration = self.end.minus(&self.start);
@@ -478,6 +535,12 @@ impl StandinEvent {
                     summary: exception
                         .and_then(|e| e.summary.clone())
                         .or_else(|| self.summary.clone()),
+                    attendees: exception
+                        .and_then(|e| e.attendees.clone())
+                        .unwrap_or_else(|| self.attendees.clone()),
+                    location: exception
+                        .and_then(|e| e.location.clone())
+                        .or_else(|| self.location.clone()),
                     original_start: original,
                 }
             })
@@ -511,6 +574,20 @@ pub struct Instance {
     /// An exception applies to it.
     pub modified: bool,
     pub summary: Option<String>,
+    /// Its attendees (the series', unless the exception has its own).
+    pub attendees: Vec<StandinAttendee>,
+    pub location: Option<String>,
+}
+
+/// A fresh Teams join link (the shape Teams uses; the meeting id is random).
+pub(crate) fn teams_join_url() -> String {
+    format!(
+        "https://teams.microsoft.com/l/meetup-join/19%3ameeting_{}%40thread.v2/0?context=%7b%22Tid%22%3a%22roster-standin%22%7d",
+        random_id(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            48
+        )
+    )
 }
 
 // ---------------------------------------------------------------------------------
@@ -573,6 +650,9 @@ pub struct SeedEvent {
     pub attendees: Vec<SeedAttendee>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
+    /// An online (Teams) meeting: the stand-in gives it a join link.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub online_meeting: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -603,6 +683,11 @@ pub struct SeedException {
     pub end: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// The occurrence's own attendees (default: the series').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attendees: Option<Vec<SeedAttendee>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -615,6 +700,17 @@ pub struct SeedAttendee {
     pub resource: bool,
     #[serde(default)]
     pub response: Response,
+}
+
+impl SeedAttendee {
+    fn to_attendee(&self) -> StandinAttendee {
+        StandinAttendee {
+            email: self.email.clone(),
+            optional: self.optional,
+            resource: self.resource,
+            response: self.response,
+        }
+    }
 }
 
 impl CalendarSeed {
@@ -690,6 +786,11 @@ impl SeedEvent {
                         .transpose()?,
                     end: e.end.as_deref().map(|s| parse_when(s, zone)).transpose()?,
                     summary: e.summary.clone(),
+                    attendees: e
+                        .attendees
+                        .as_ref()
+                        .map(|list| list.iter().map(SeedAttendee::to_attendee).collect()),
+                    location: e.location.clone(),
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -706,14 +807,10 @@ impl SeedEvent {
             attendees: self
                 .attendees
                 .iter()
-                .map(|a| StandinAttendee {
-                    email: a.email.clone(),
-                    optional: a.optional,
-                    resource: a.resource,
-                    response: a.response,
-                })
+                .map(SeedAttendee::to_attendee)
                 .collect(),
             event_type: self.event_type.clone().unwrap_or_else(|| "default".into()),
+            online_meeting: self.online_meeting.then(teams_join_url),
         };
         validate_event(&event)?;
         Ok(event)
@@ -782,6 +879,9 @@ pub enum Failure {
     /// A usage limit as each service reports it: Google's 403
     /// `userRateLimitExceeded`, Graph's 429 `ApplicationThrottled`.
     UsageLimit,
+    /// A refusal with this status and the service's reason code (Google's
+    /// `errors[].reason`, Graph's `error.code`), e.g. 403 `forbiddenForNonOrganizer`.
+    Refused { status: u16, reason: &'static str },
 }
 
 /// Fault injection for one route.
@@ -832,6 +932,14 @@ impl Fault {
     pub fn rate_limited(retry_after: Option<Duration>) -> Fault {
         Fault {
             failure: Some(Failure::RateLimited { retry_after }),
+            ..Fault::default()
+        }
+    }
+
+    /// Every request is refused with `status` and the reason code `reason`.
+    pub fn refused(status: u16, reason: &'static str) -> Fault {
+        Fault {
+            failure: Some(Failure::Refused { status, reason }),
             ..Fault::default()
         }
     }
@@ -966,11 +1074,12 @@ impl DuplicatesReport {
     }
 }
 
-/// The controls every calendar stand-in shares: required token, faults, call log,
+/// The controls every calendar stand-in shares: clock, faults, call log,
 /// notifications. Reach it with `standin.control()`.
 #[derive(Debug, Default)]
 pub struct StandinControl {
-    token: Mutex<Option<String>>,
+    /// How far the stand-in's clock runs ahead of the wall clock.
+    clock_offset: Mutex<TimeDelta>,
     faults: Mutex<HashMap<String, Fault>>,
     calls: Mutex<Vec<CallRecord>>,
     notifications: Mutex<Vec<Notification>>,
@@ -984,9 +1093,15 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl StandinControl {
-    /// Requires this bearer token (`None`: any non-empty token is accepted).
-    pub fn require_token(&self, token: Option<String>) {
-        *lock(&self.token) = token;
+    /// Moves the stand-in's clock forward (tokens it issued expire by it).
+    pub fn advance_clock(&self, by: Duration) {
+        let mut offset = lock(&self.clock_offset);
+        *offset += TimeDelta::from_std(by).unwrap_or_default();
+    }
+
+    /// The stand-in's time: the wall clock plus [`StandinControl::advance_clock`].
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + *lock(&self.clock_offset)
     }
 
     /// Injects `fault` on `route` (a route template of the stand-in, or [`ANY_ROUTE`]).
@@ -1029,20 +1144,6 @@ impl StandinControl {
         if !notification.recipients.is_empty() {
             lock(&self.notifications).push(notification);
         }
-    }
-
-    /// Whether the request carries an acceptable bearer token.
-    pub(crate) fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        else {
-            return false;
-        };
-        lock(&self.token).as_deref().is_none_or(|t| t == token)
     }
 
     /// The latency to add and the failure to inject for one request to `route`.
@@ -1157,18 +1258,54 @@ impl Call {
     }
 }
 
-/// Checks the token and applies the route's fault. `Err` carries the response to
-/// send (already recorded in the call log); `Ok(Some(failure))` is a failure to
-/// answer with once the request has been handled ([`Fault::after_apply`]).
+/// The bearer token of a request, if it has one.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether a request whose method carries a body says how long it is: the front ends
+/// of both services refuse a POST, PUT or PATCH with neither `Content-Length` nor
+/// `Transfer-Encoding` (411 Length Required), before any API logic.
+pub(crate) fn announces_length(method: &str, headers: &HeaderMap) -> bool {
+    !matches!(method, "POST" | "PUT" | "PATCH")
+        || headers.contains_key(axum::http::header::CONTENT_LENGTH)
+        || headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+}
+
+/// A response that refuses a request (boxed: responses are large).
+pub(crate) type Refusal = Box<axum::response::Response>;
+
+/// How one stand-in answers what its front end and its token check refuse.
+pub(crate) struct Gate<'a> {
+    /// The 411 page of the service's front end.
+    pub length_required: fn() -> axum::response::Response,
+    /// The token check for this request: `Err` is the refusal to send.
+    pub authorize: Box<dyn FnOnce() -> Result<(), Refusal> + Send + 'a>,
+    /// The service's answer to an injected failure.
+    pub failure: fn(Failure) -> axum::response::Response,
+}
+
+/// Refuses a request without a length (411), checks the token and applies the route's
+/// fault. `Err` carries the response to send (already recorded in the call log);
+/// `Ok(Some(failure))` is a failure to answer with once the request has been handled
+/// ([`Fault::after_apply`]).
 pub(crate) async fn admit(
     control: &StandinControl,
     call: &Call,
     headers: &HeaderMap,
-    unauthorized: impl FnOnce() -> axum::response::Response,
-    failure: impl FnOnce(Failure) -> axum::response::Response,
+    gate: Gate<'_>,
 ) -> Result<Option<Failure>, axum::response::Response> {
-    if !control.authorized(headers) {
-        let response = unauthorized();
+    let refused = if announces_length(call.method, headers) {
+        (gate.authorize)().err().map(|r| *r)
+    } else {
+        Some((gate.length_required)())
+    };
+    if let Some(response) = refused {
         control.record(
             call.clone(),
             response.status().as_u16(),
@@ -1176,6 +1313,7 @@ pub(crate) async fn admit(
         );
         return Err(response);
     }
+    let failure = gate.failure;
     let decision = control.decide(call.route);
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;

@@ -27,7 +27,8 @@ use crate::clock::Clock;
 use roster_api::tenant::{CalendarProvider, SecretKeyRef};
 use roster_api::{DirectoryUser, StepName, Tenant};
 use roster_connectors::calendar::{
-    CalendarConnector, CalendarError, StaticToken, TransferOutcome, connector_for,
+    CalendarConnector, CalendarError, TransferOutcome, connector_for, stable_digest,
+    token_source_for,
 };
 use roster_connectors::lms::{CalendarLink, EventRole, Involvement, InvolvementKind, Role};
 use roster_connectors::lms::{LmsClient, LmsError};
@@ -86,11 +87,21 @@ impl Default for PlatformSettings {
 /// The connectors of one tenant, built from its spec and Secrets.
 struct Connectors {
     lms: LmsClient,
-    calendar: Option<Arc<dyn CalendarConnector>>,
+    calendar: Option<Calendar>,
     built: Instant,
     /// The Tenant spec it was built from. Not the resourceVersion: that changes with
     /// every status write (user counts), which would rebuild clients and re-read Secrets.
     generation: Option<i64>,
+}
+
+/// A tenant's calendar connector and what it was built from. Its token source caches
+/// minted tokens, so it is kept across rebuilds while the provider, the endpoint and
+/// the credentials stay the same; a changed Secret (a rotated key or secret) builds a
+/// new one.
+struct Calendar {
+    connector: Arc<dyn CalendarConnector>,
+    /// A digest of provider, endpoint and credentials (never the credentials).
+    source: String,
 }
 
 /// Runs lifecycle steps against the real services (or their stand-ins).
@@ -227,11 +238,11 @@ impl PlatformEffects {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .cloned();
-        if let Some(c) = cached
+        if let Some(c) = &cached
             && c.generation == tenant.metadata.generation
             && c.built.elapsed() < self.settings.credentials_ttl
         {
-            return Ok(c);
+            return Ok(c.clone());
         }
         let platform = &tenant.spec.learning_platform;
         let base = url::Url::parse(&platform.endpoint)
@@ -240,24 +251,12 @@ impl PlatformEffects {
             .secret(&namespace, &platform.credentials_secret_ref)
             .await?;
         let lms = LmsClient::new(base, token, self.settings.timeout);
-        let calendar_spec = &tenant.spec.calendar;
-        let calendar = match calendar_spec.provider {
-            CalendarProvider::None => None,
-            provider => {
-                let endpoint = calendar_spec
-                    .endpoint
-                    .as_deref()
-                    .ok_or_else(|| StepError::Config("calendar.endpoint is not set".into()))?;
-                let reference = calendar_spec
-                    .credentials_secret_ref
-                    .as_ref()
-                    .ok_or_else(|| {
-                        StepError::Config("calendar.credentialsSecretRef is not set".into())
-                    })?;
-                let token = Arc::new(StaticToken::new(self.secret(&namespace, reference).await?));
-                connector_for(provider, endpoint, token, self.settings.timeout)?
-            }
-        };
+        let previous = cached.and_then(|c| {
+            c.calendar
+                .as_ref()
+                .map(|k| (k.source.clone(), k.connector.clone()))
+        });
+        let calendar = self.calendar(tenant, &namespace, previous).await?;
         let built = Arc::new(Connectors {
             lms,
             calendar,
@@ -269,6 +268,47 @@ impl PlatformEffects {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, built.clone());
         Ok(built)
+    }
+
+    /// The tenant's calendar connector: the previous one when provider, endpoint and
+    /// credentials are unchanged (its token cache survives), else one built from the
+    /// Secret's credentials (a Google service-account key file, or Microsoft app
+    /// credentials; see docs/calendars.md).
+    async fn calendar(
+        &self,
+        tenant: &Tenant,
+        namespace: &str,
+        previous: Option<(String, Arc<dyn CalendarConnector>)>,
+    ) -> Result<Option<Calendar>, StepError> {
+        let spec = &tenant.spec.calendar;
+        if spec.provider == CalendarProvider::None {
+            return Ok(None);
+        }
+        let endpoint = spec
+            .endpoint
+            .as_deref()
+            .ok_or_else(|| StepError::Config("calendar.endpoint is not set".into()))?;
+        let reference = spec
+            .credentials_secret_ref
+            .as_ref()
+            .ok_or_else(|| StepError::Config("calendar.credentialsSecretRef is not set".into()))?;
+        let credentials = self.secret(namespace, reference).await?;
+        let source = stable_digest(&[
+            "calendar-connector",
+            &format!("{:?}", spec.provider),
+            endpoint,
+            &credentials,
+        ]);
+        if let Some((previous_source, connector)) = previous
+            && previous_source == source
+        {
+            return Ok(Some(Calendar { connector, source }));
+        }
+        let timeout = self.settings.timeout;
+        let token = token_source_for(spec.provider, endpoint, &credentials, timeout)?
+            .ok_or_else(|| StepError::Config("calendar provider has no credentials".into()))?;
+        Ok(connector_for(spec.provider, endpoint, token, timeout)?
+            .map(|connector| Calendar { connector, source }))
     }
 
     async fn run_step(&self, request: &EffectRequest<'_>) -> Result<Done, StepError> {
@@ -345,7 +385,7 @@ impl PlatformEffects {
         c: &Connectors,
         request: &EffectRequest<'_>,
     ) -> Result<Done, StepError> {
-        let Some(calendar) = &c.calendar else {
+        let Some(calendar) = c.calendar.as_ref().map(|k| &k.connector) else {
             return Ok("no calendar integration".into());
         };
         let tenant = request.tenant;
@@ -360,11 +400,19 @@ impl PlatformEffects {
             return Ok("no calendar events to transfer".into());
         }
         let now = self.clock.now();
-        let events = self
+        let events = match self
             .request(tenant, "calendar", || {
-                calendar.list_owned_upcoming(&request.user.spec.email, now)
+                calendar.list_owned_upcoming(&request.user.spec.email, now, now)
             })
-            .await?;
+            .await
+        {
+            Ok(events) => events,
+            // The leaver's calendar cannot be read: nobody can take these events over.
+            Err(CalendarError::MailboxUnavailable { .. }) => {
+                return Ok(unreachable_calendar(linked.len(), "the leaver's"));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let fallback_id = fallback_owner(tenant, request.directory);
 
         // Eligible: a colleague who stays and has calendar access at the platform.
@@ -383,7 +431,7 @@ impl PlatformEffects {
         }
 
         let listed: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-        let plan = handover::plan_calendar_transfers(
+        let mut plan = handover::plan_calendar_transfers(
             &request.policy.calendar_owner_order,
             &linked,
             &listed,
@@ -396,6 +444,7 @@ impl PlatformEffects {
             .iter()
             .map(|i| (i.id.as_str(), i.kind))
             .collect();
+        let mut unreachable: Vec<&str> = Vec::new();
         for transfer in &plan.transfers {
             let event = by_id[transfer.calendar_event_id];
             let owner = &transfer.new_owner.employee_id;
@@ -403,11 +452,27 @@ impl PlatformEffects {
                 StepError::Config("a planned new owner left the directory".into())
             })?;
             let event_key = format!("{key}/{}", event.id);
-            let outcome = self
+            let outcome = match self
                 .request(tenant, "calendar", || {
-                    calendar.transfer(event, &request.user.spec.email, &to.spec.email, &event_key)
+                    calendar.transfer(
+                        event,
+                        &request.user.spec.email,
+                        &to.spec.email,
+                        &event_key,
+                        now,
+                    )
                 })
-                .await?;
+                .await
+            {
+                Ok(outcome) => outcome,
+                // A mailbox the service will not serve (the leaver's or the new
+                // owner's): this event cannot be taken over; the others still can.
+                Err(CalendarError::MailboxUnavailable { .. }) => {
+                    unreachable.push(transfer.item_id);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let new_id = match outcome {
                 TransferOutcome::Transferred { event_id }
                 | TransferOutcome::AlreadyTransferred { event_id } => event_id,
@@ -434,7 +499,21 @@ impl PlatformEffects {
                 }
             }
         }
-        let (summary, warning) = plan.summary();
+        // What was transferred is what the summary counts.
+        plan.transfers.retain(|t| !unreachable.contains(&t.item_id));
+        let (mut summary, mut warning) = plan.summary();
+        if !unreachable.is_empty() {
+            let text = plural(
+                unreachable.len(),
+                "event could not be taken over (a mailbox is missing or unlicensed)",
+                "events could not be taken over (a mailbox is missing or unlicensed)",
+            );
+            summary = format!("{summary}; {text}");
+            warning = Some(match warning {
+                Some(w) => format!("{w}; {text}"),
+                None => format!("{text}; check the users' calendar licences"),
+            });
+        }
         Ok(Done { summary, warning })
     }
 
@@ -595,6 +674,23 @@ impl Effects for PlatformEffects {
                 },
             }
         })
+    }
+}
+
+/// The result of a hand-over whose calendar cannot be read (`whose` mailbox is
+/// missing or unlicensed): `linked` events nobody could take over, and a warning.
+fn unreachable_calendar(linked: usize, whose: &str) -> Done {
+    let text = plural(
+        linked,
+        "event could not be taken over",
+        "events could not be taken over",
+    );
+    Done {
+        summary: format!("{text} ({whose} mailbox is missing or unlicensed)"),
+        warning: Some(format!(
+            "{text}: {whose} mailbox is missing or unlicensed at the calendar service; \
+             restore it or hand the events over by hand"
+        )),
     }
 }
 

@@ -24,28 +24,61 @@ use serde_json::json;
 use crate::support::{Operator, TestEnv, apply, wait_phase};
 
 const LMS_TOKEN: &str = "lms-test-token";
-const CALENDAR_TOKEN: &str = "calendar-test-token";
 
 fn email(employee_id: &str) -> String {
     format!("person.{}@example.com", employee_id.to_ascii_lowercase())
+}
+
+/// The calendar the Tenant uses: provider, endpoint and the credentials the
+/// stand-in issued (a service-account key file, or app credentials).
+struct CalendarAt<'a> {
+    provider: CalendarProvider,
+    endpoint: &'a str,
+    credentials: String,
+}
+
+impl<'a> CalendarAt<'a> {
+    /// Google: a key of the stand-in's service account (domain-wide delegation).
+    fn google(standin: &'a GoogleCalendarStandin) -> Self {
+        CalendarAt {
+            provider: CalendarProvider::Google,
+            endpoint: standin.base_url(),
+            credentials: standin.issue_service_account_key("roster"),
+        }
+    }
+
+    /// Microsoft: an app registered in the stand-in's tenant, with a client secret.
+    fn graph(standin: &'a GraphCalendarStandin) -> Self {
+        CalendarAt {
+            provider: CalendarProvider::Microsoft,
+            endpoint: standin.base_url(),
+            credentials: standin.register_app(),
+        }
+    }
 }
 
 /// The Tenant "acme" pointing at the stand-ins, its Secrets and its policy.
 async fn tenant(
     env: &TestEnv,
     lms: &LmsStandIn,
-    calendar: Option<(CalendarProvider, &str)>,
+    calendar: Option<CalendarAt<'_>>,
     fallback: &str,
     quarantine: &str,
     purge: &str,
 ) {
-    for (name, token) in [("lms", LMS_TOKEN), ("calendar", CALENDAR_TOKEN)] {
+    let calendar_credentials = calendar
+        .as_ref()
+        .map_or_else(String::new, |c| c.credentials.clone());
+    for (name, key, value) in [
+        ("lms", "token", LMS_TOKEN.to_string()),
+        ("calendar", "credentials.json", calendar_credentials),
+    ] {
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 ..Default::default()
             },
-            string_data: Some(BTreeMap::from([("token".to_string(), token.to_string())])),
+            string_data: Some(BTreeMap::from([(key.to_string(), value)])),
             ..Default::default()
         };
         env.api::<Secret>()
@@ -63,12 +96,14 @@ async fn tenant(
     );
     apply(&env.api::<DeprovisionPolicy>(), "standard", &policy).await;
     let calendar = match calendar {
-        Some((provider, endpoint)) => CalendarConnection {
+        Some(CalendarAt {
+            provider, endpoint, ..
+        }) => CalendarConnection {
             provider,
             endpoint: Some(endpoint.to_string()),
             credentials_secret_ref: Some(SecretKeyRef {
                 name: "calendar".into(),
-                key: "token".into(),
+                key: "credentials.json".into(),
             }),
             fallback_owner: Some(fallback.into()),
         },
@@ -196,14 +231,13 @@ async fn a_leaver_hands_everything_over_and_is_anonymized() {
     .await
     .unwrap();
     let google = GoogleCalendarStandin::start().await.unwrap();
-    google.control().require_token(Some(CALENDAR_TOKEN.into()));
     google
         .seed(&CalendarSeed::from_yaml_str(CALENDAR_SEED).unwrap())
         .unwrap();
     tenant(
         &env,
         &lms,
-        Some((CalendarProvider::Google, google.base_url())),
+        Some(CalendarAt::google(&google)),
         "E001",
         "1s",
         "3s",
@@ -595,14 +629,13 @@ events:
     .await
     .unwrap();
     let graph = GraphCalendarStandin::start().await.unwrap();
-    graph.control().require_token(Some(CALENDAR_TOKEN.into()));
     graph
         .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
         .unwrap();
     tenant(
         &env,
         &lms,
-        Some((CalendarProvider::Microsoft, graph.base_url())),
+        Some(CalendarAt::graph(&graph)),
         "E001",
         "0s",
         "2s",
@@ -642,6 +675,182 @@ events:
     );
     assert!(graph.duplicates().is_empty(), "an event was created twice");
     assert!(lms.state().duplicates().is_empty());
+}
+
+/// A leaver whose mailbox the calendar service no longer serves (licence removed):
+/// their events cannot be handed over through the API. That is reported as events
+/// nobody could take over (the step's summary and a Warning Event), not as a transfer;
+/// the rest of the hand-over goes on.
+#[tokio::test]
+async fn a_leaver_whose_mailbox_is_unlicensed_is_reported_not_transferred() {
+    use k8s_openapi::api::events::v1::Event;
+    let env = TestEnv::new("deprov-mailbox").await;
+    let lms_seed = r#"
+users:
+  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true }
+  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
+  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
+events:
+  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-co, calendarOwner: E100 }
+  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, calendarEventId: cal-alone, calendarOwner: E100 }
+"#;
+    let calendar_seed = r#"
+users: [person.e100@example.com, person.e101@example.com, person.e001@example.com]
+events:
+  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: guest@example.com }] }
+  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z", attendees: [{ email: guest@example.com }] }
+"#;
+    let lms = LmsStandIn::start(
+        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(lms_seed).unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let graph = GraphCalendarStandin::start().await.unwrap();
+    graph
+        .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
+        .unwrap();
+    graph.unlicense(&email("E100"));
+    tenant(
+        &env,
+        &lms,
+        Some(CalendarAt::graph(&graph)),
+        "E001",
+        "0s",
+        "2s",
+    )
+    .await;
+    for id in ["E101", "E001"] {
+        create_user(&env, person(id, None)).await;
+    }
+    let name = create_leaving_user(&env, person("E100", None)).await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    let user = wait_phase(&env, &name, Phase::Purged).await;
+
+    let steps = user.status.unwrap().steps;
+    let calendar = steps
+        .iter()
+        .find(|s| s.name == StepName::TransferCalendarEvents)
+        .expect("the calendar step ran");
+    let summary = calendar.summary.clone().unwrap_or_default();
+    assert_eq!(
+        summary,
+        "2 events could not be taken over (the leaver's mailbox is missing or unlicensed)"
+    );
+    // Nothing was re-created or cancelled: the events are where they were.
+    assert_eq!(graph.events_organized_by(&email("E100")).len(), 2);
+    assert!(graph.events_organized_by(&email("E101")).is_empty());
+    assert!(graph.cancelled().is_empty());
+    assert_eq!(
+        lms.state()
+            .event("ev-co")
+            .unwrap()
+            .calendar_owner
+            .as_deref(),
+        Some("E100"),
+        "the platform is not told of a transfer that did not happen"
+    );
+
+    // An administrator is told, with a Warning Event.
+    let warning = crate::support::poll(
+        "a StepNeedsAttention Event",
+        Duration::from_millis(200),
+        || async {
+            env.api::<Event>()
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("StepNeedsAttention")
+                        && e.note
+                            .as_deref()
+                            .is_some_and(|n| n.contains("could not be taken over"))
+                })
+        },
+    )
+    .await;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    let note = warning.note.unwrap_or_default();
+    println!("warning: {note}");
+    assert!(
+        !note.contains("example.com"),
+        "the Event names a person: {note}"
+    );
+}
+
+/// A new owner without a licensed mailbox cannot receive an event: that one is
+/// reported as not taken over, and the leaver's other events are still handed over.
+#[tokio::test]
+async fn an_event_whose_new_owner_has_no_mailbox_is_reported_and_the_rest_transferred() {
+    let env = TestEnv::new("deprov-new-owner").await;
+    let lms_seed = r#"
+users:
+  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true }
+  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
+  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
+events:
+  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-co, calendarOwner: E100 }
+  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, calendarEventId: cal-alone, calendarOwner: E100 }
+"#;
+    let calendar_seed = r#"
+users: [person.e100@example.com, person.e101@example.com, person.e001@example.com]
+events:
+  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: guest@example.com }] }
+  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z", attendees: [{ email: guest@example.com }] }
+"#;
+    let lms = LmsStandIn::start(
+        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(lms_seed).unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let graph = GraphCalendarStandin::start().await.unwrap();
+    graph
+        .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
+        .unwrap();
+    // The co-organizer, first in line for cal-co, has no mailbox licence.
+    graph.unlicense(&email("E101"));
+    tenant(
+        &env,
+        &lms,
+        Some(CalendarAt::graph(&graph)),
+        "E001",
+        "0s",
+        "2s",
+    )
+    .await;
+    for id in ["E101", "E001"] {
+        create_user(&env, person(id, None)).await;
+    }
+    let name = create_leaving_user(&env, person("E100", None)).await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    let user = wait_phase(&env, &name, Phase::Purged).await;
+
+    let steps = user.status.unwrap().steps;
+    let summary = steps
+        .iter()
+        .find(|s| s.name == StepName::TransferCalendarEvents)
+        .and_then(|s| s.summary.clone())
+        .unwrap_or_default();
+    println!("calendar step: {summary}");
+    assert!(
+        summary.ends_with("1 event could not be taken over (a mailbox is missing or unlicensed)"),
+        "{summary}"
+    );
+    assert!(
+        summary.starts_with("1 event transferred (1 to FallbackOwner)"),
+        "{summary}"
+    );
+    // cal-alone went to the fallback owner; cal-co stayed with the leaver.
+    assert_eq!(graph.events_organized_by(&email("E001")).len(), 1);
+    assert!(graph.events_organized_by(&email("E101")).is_empty());
+    let left: Vec<String> = graph
+        .events_organized_by(&email("E100"))
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, ["cal-co"]);
+    assert!(graph.duplicates().is_empty());
 }
 
 /// A step whose endpoint stays down makes the user Stalled, which kstatus (what Flux
