@@ -186,7 +186,10 @@ pub struct CalendarConnection {
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("calendar.endpoint must be an http(s) URL such as https://graph.microsoft.com/v1.0"))]
     pub endpoint: Option<String>,
-    /// Secret key holding the calendar API bearer token.
+    /// Secret key holding the calendar credentials: for Google the service account's
+    /// JSON key file (domain-wide delegation), for Microsoft a JSON document with
+    /// `tenantId`, `clientId` and a `clientSecret` or certificate (see docs/calendars.md).
+    /// roster mints short-lived tokens from them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretKeyRef>,
     /// Receives events (and, per the policy, rules) when nobody in the policy's order is
