@@ -11,20 +11,29 @@ pub struct KeyHolder<'a> {
     pub employee_id: &'a str,
 }
 
-/// Which object owns `employee_id` in a tenant: the one created first (ties broken by
-/// name, so every replica agrees). The others are duplicates and must not act: two
-/// objects driving one person's account would undo each other.
+/// Whether `earlier` holds the employee ID before `later` does: same key, created
+/// first, ties broken by name so that every replica agrees. Only the first holder of a
+/// key may act: two objects driving one person's account would undo each other.
+pub fn holds_key_before(earlier: &KeyHolder, later: &KeyHolder) -> bool {
+    let created = |h: &KeyHolder| h.created.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    earlier.employee_id == later.employee_id
+        && earlier.name != later.name
+        && (created(earlier), earlier.name) < (created(later), later.name)
+}
+
+/// Which object owns `employee_id` in a tenant: the first holder (see
+/// [`holds_key_before`]).
 pub fn key_owner<'a>(
     holders: impl IntoIterator<Item = KeyHolder<'a>>,
     employee_id: &str,
 ) -> Option<&'a str> {
-    holders
+    let holders: Vec<KeyHolder<'a>> = holders
         .into_iter()
         .filter(|h| h.employee_id == employee_id)
-        .min_by(|a, b| {
-            let created = |h: &KeyHolder| h.created.unwrap_or(DateTime::<Utc>::MAX_UTC);
-            created(a).cmp(&created(b)).then(a.name.cmp(b.name))
-        })
+        .collect();
+    holders
+        .iter()
+        .find(|h| !holders.iter().any(|other| holds_key_before(other, h)))
         .map(|h| h.name)
 }
 
@@ -72,5 +81,11 @@ mod tests {
             },
         ];
         assert_eq!(key_owner(tied, "42"), Some("e-x"));
+        assert!(holds_key_before(&tied[1], &tied[0]));
+        assert!(!holds_key_before(&tied[0], &tied[1]));
+        assert!(
+            !holds_key_before(&tied[0], &tied[0]),
+            "nobody precedes themselves"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use roster_api::{DirectoryUser, Tenant};
-use roster_lifecycle::directory::{KeyHolder, key_owner};
+use roster_lifecycle::directory::{KeyHolder, holds_key_before};
 use roster_lifecycle::{Policy, TenantSettings};
 
 use crate::controller::Context;
@@ -120,20 +120,30 @@ pub fn leaves_without_platform(
     None
 }
 
-/// The object that owns this user's employee ID, if it is another one.
+/// An object of the same tenant that held this user's employee ID first, if any.
+/// One pass over the store, without copying it: this runs on every reconcile.
 fn duplicate_of(user: &DirectoryUser, context: &Context) -> Option<String> {
-    let tenant = colleagues(&context.users, user);
-    let holders = tenant.iter().map(|u| KeyHolder {
-        name: u.metadata.name.as_deref().unwrap_or_default(),
-        created: u
+    let me = key_holder(user);
+    context
+        .users
+        .find(|other| {
+            other.metadata.namespace == user.metadata.namespace
+                && other.spec.tenant_ref == user.spec.tenant_ref
+                && holds_key_before(&key_holder(other), &me)
+        })
+        .map(|owner| owner.name_any())
+}
+
+fn key_holder(user: &DirectoryUser) -> KeyHolder<'_> {
+    KeyHolder {
+        name: user.metadata.name.as_deref().unwrap_or_default(),
+        created: user
             .metadata
             .creation_timestamp
             .as_ref()
             .map(|t| to_chrono(&t.0)),
-        employee_id: &u.spec.employee_id,
-    });
-    let owner = key_owner(holders, &user.spec.employee_id)?;
-    (owner != user.name_any()).then(|| owner.to_string())
+        employee_id: &user.spec.employee_id,
+    }
 }
 
 /// k8s-openapi's `Time` is jiff; the core speaks chrono.
