@@ -137,6 +137,12 @@ impl From<&str> for UserRef {
     }
 }
 
+/// The label a Secret must carry for roster to use it (value `"true"`). Without it,
+/// whoever may edit a Tenant but not read Secrets could make roster send any Secret of
+/// the namespace to an endpoint of their choosing (a confused deputy): the label is
+/// the Secret owner's consent.
+pub const CREDENTIALS_LABEL: &str = "roster.dev/credentials";
+
 /// A key of a Secret in the same namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct SecretKeyRef {

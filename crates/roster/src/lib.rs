@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod controller;
+pub mod credentials;
 pub mod effects;
 pub mod metrics;
 pub mod operator;

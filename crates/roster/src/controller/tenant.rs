@@ -344,39 +344,36 @@ fn time_zone_check(tenant: &Tenant) -> Check {
     }
 }
 
+/// Every Secret the Tenant names exists, opts in to roster and has the key: the same
+/// rule the effects apply before they send anything.
 async fn secrets_check(secrets: &Api<Secret>, refs: &[(&str, &SecretKeyRef)]) -> Result<Check> {
-    let mut missing = Vec::new();
+    let mut problems = Vec::new();
+    let mut reason = None;
     for (what, reference) in refs {
-        let found = secrets.get_opt(&reference.name).await?;
-        let has_key = found.as_ref().is_some_and(|s| {
-            s.data
-                .as_ref()
-                .is_some_and(|d| d.contains_key(&reference.key))
-                || s.string_data
-                    .as_ref()
-                    .is_some_and(|d| d.contains_key(&reference.key))
-        });
-        if !has_key {
-            missing.push(format!(
-                "{what}: Secret {:?} key {:?}",
-                reference.name, reference.key
-            ));
+        let problem = match secrets.get_opt(&reference.name).await? {
+            None => Some(crate::credentials::CredentialsError::Missing {
+                name: reference.name.clone(),
+            }),
+            Some(secret) => crate::credentials::key_of(&secret, reference).err(),
+        };
+        if let Some(problem) = problem {
+            reason.get_or_insert(problem.reason());
+            problems.push(format!("{what}: {problem}"));
         }
     }
-    Ok(if missing.is_empty() {
-        Check {
+    Ok(match reason {
+        None => Check {
             r#type: "CredentialsFound",
             ok: true,
             reason: "SecretsFound",
             message: String::new(),
-        }
-    } else {
-        Check {
+        },
+        Some(reason) => Check {
             r#type: "CredentialsFound",
             ok: false,
-            reason: "SecretMissing",
-            message: format!("missing {}", missing.join("; ")),
-        }
+            reason,
+            message: problems.join("; "),
+        },
     })
 }
 

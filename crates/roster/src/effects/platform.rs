@@ -18,8 +18,7 @@ use std::future::Future;
 use backon::{ExponentialBuilder, Retryable};
 use futures::future::BoxFuture;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use thiserror::Error;
 
 use super::{EffectRequest, Effects};
@@ -206,26 +205,12 @@ impl PlatformEffects {
             .await
     }
 
+    /// A credential, only from a Secret that opts in (see [`crate::credentials`]).
     async fn secret(&self, namespace: &str, reference: &SecretKeyRef) -> Result<String, StepError> {
-        let missing = || {
-            StepError::Config(format!(
-                "Secret {:?} has no key {:?}",
-                reference.name, reference.key
-            ))
-        };
-        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
-            .get_opt(&reference.name)
+        let bytes = crate::credentials::read(&self.client, namespace, reference)
             .await
-            .map_err(|e| {
-                StepError::Config(format!("cannot read Secret {:?}: {e}", reference.name))
-            })?
-            .ok_or_else(missing)?;
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&reference.key))
-            .ok_or_else(missing)?;
-        Ok(String::from_utf8_lossy(&bytes.0).trim().to_string())
+            .map_err(|e| StepError::Config(e.to_string()))?;
+        Ok(String::from_utf8_lossy(&bytes).trim().to_string())
     }
 
     /// The tenant's connectors, rebuilt when the Tenant's spec changes or credentials age out.

@@ -76,6 +76,7 @@ async fn tenant(
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.into()),
+                labels: Some(crate::support::credentials_labels()),
                 ..Default::default()
             },
             string_data: Some(BTreeMap::from([(key.to_string(), value)])),
@@ -928,4 +929,73 @@ groups:
     );
     let (kstatus_says, _) = kstatus(&user).await;
     assert_eq!(kstatus_says, "Current");
+}
+
+/// A Tenant may name only Secrets that opt in (`roster.dev/credentials: "true"`): one
+/// that does not is refused with a condition that says how to fix it, and nothing is
+/// sent anywhere (the confused-deputy case: whoever may edit a Tenant could otherwise
+/// ship any Secret of the namespace to an endpoint of their choosing).
+#[tokio::test]
+async fn a_secret_that_does_not_opt_in_is_never_sent() {
+    use crate::support::wait_status;
+    let env = TestEnv::new("deprov-optin").await;
+    let lms = LmsStandIn::start(LmsState::new(LMS_TOKEN)).await.unwrap();
+    tenant(&env, &lms, None, "E400", "0s", "720h").await;
+    // The Secret loses its label: it was never meant for roster.
+    env.api::<Secret>()
+        .patch(
+            "lms",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": {
+                roster_api::tenant::CREDENTIALS_LABEL: null
+            } } })),
+        )
+        .await
+        .unwrap();
+    let name = create_leaving_user(&env, person("E400", None)).await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+
+    let refused = |t: Option<&Tenant>| {
+        t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.r#type == "CredentialsFound" && c.reason == "SecretNotOptedIn")
+        })
+    };
+    let tenant = tokio::time::timeout(
+        crate::support::WAIT_TIMEOUT,
+        kube::runtime::wait::await_condition(env.api::<Tenant>(), "acme", refused),
+    )
+    .await
+    .expect("the Tenant reports the Secret in time")
+    .unwrap()
+    .unwrap();
+    let message = tenant
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == "CredentialsFound")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("kubectl label secret lms roster.dev/credentials=true"),
+        "{message}"
+    );
+    let user = wait_status(&env, &name, "a failed revocation", |s| {
+        s.steps
+            .iter()
+            .any(|step| step.name == StepName::RevokeAccess && step.last_error.is_some())
+    })
+    .await;
+    let error = user.status.unwrap().steps[0].last_error.clone().unwrap();
+    assert!(
+        error.contains("not labelled roster.dev/credentials=true"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(LMS_TOKEN),
+        "the error holds the Secret's value"
+    );
+    assert!(lms.state().calls().is_empty(), "nothing was sent");
 }

@@ -28,6 +28,7 @@ async fn tenant(env: &TestEnv, quarantine: &str, purge: &str, on_delete: ObjectD
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("lms".into()),
+            labels: Some(crate::support::credentials_labels()),
             ..Default::default()
         },
         string_data: Some(BTreeMap::from([("token".to_string(), "t0k3n".to_string())])),

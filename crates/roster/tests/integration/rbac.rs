@@ -126,6 +126,7 @@ async fn the_chart_rbac_is_enough_to_run_the_lifecycle() {
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("lms".into()),
+            labels: Some(crate::support::credentials_labels()),
             ..Default::default()
         },
         string_data: Some(BTreeMap::from([("token".into(), "t".into())])),

@@ -394,3 +394,11 @@ pub fn condition<'a>(
 ) -> Option<&'a roster_api::Condition> {
     status.conditions.iter().find(|c| c.r#type == kind)
 }
+
+/// The label a Secret needs for roster to use it (`roster.dev/credentials: "true"`).
+pub fn credentials_labels() -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([(
+        roster_api::tenant::CREDENTIALS_LABEL.to_string(),
+        "true".to_string(),
+    )])
+}

@@ -99,6 +99,7 @@ async fn tenant_conditions_follow_its_references_and_users_are_counted() {
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("lms".into()),
+            labels: Some(crate::support::credentials_labels()),
             ..Default::default()
         },
         string_data: Some(BTreeMap::from([
