@@ -40,6 +40,10 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
         .timeout(timeout)
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
         .user_agent(USER_AGENT)
+        // Never a link-local or metadata address, also after DNS; redirects only to
+        // the same host (crate::endpoint).
+        .dns_resolver(crate::endpoint::guarded_resolver())
+        .redirect(crate::endpoint::same_host_redirects())
         .build()
 }
 
@@ -623,5 +627,50 @@ mod tests {
         );
         assert!(USER_AGENT.starts_with("roster/"));
         server.abort();
+    }
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::testing::serve_once;
+    use super::*;
+
+    /// A redirect to another host is not followed: the caller sees the 3xx, and the
+    /// other host never sees roster's request (or its bearer token).
+    #[tokio::test]
+    async fn a_redirect_to_another_host_is_not_followed() {
+        let elsewhere = serve_once("200 OK", &[]).await;
+        // Same address, other host name: "localhost" instead of "127.0.0.1".
+        let target = format!("http://localhost:{}/stolen", elsewhere.port().unwrap());
+        let location = format!("Location: {target}");
+        let redirecting = serve_once("302 Found", &[location.as_str()]).await;
+        let response = client(Duration::from_secs(5))
+            .unwrap()
+            .get(redirecting)
+            .bearer_auth("secret-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 302, "not followed");
+    }
+
+    /// Another port is another origin: not followed either.
+    #[tokio::test]
+    async fn a_redirect_to_another_port_is_not_followed() {
+        let target = serve_once("204 No Content", &[]).await;
+        let location = format!("Location: {target}");
+        let redirecting = serve_once("307 Temporary Redirect", &[location.as_str()]).await;
+        // Both listen on 127.0.0.1, on different ports.
+        let response = client(Duration::from_secs(5))
+            .unwrap()
+            .get(redirecting)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            307,
+            "another port is another origin"
+        );
     }
 }

@@ -3,5 +3,6 @@
 //! and reports errors the caller can act on (retry, back off, give up) without ever
 //! carrying personal data.
 pub mod calendar;
+pub mod endpoint;
 pub mod http;
 pub mod lms;

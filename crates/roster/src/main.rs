@@ -41,6 +41,17 @@ struct RunArgs {
     /// Calls per second per tenant and connector (learning platform, calendar).
     #[arg(long, env = "ROSTER_RATE_LIMIT", default_value_t = std::num::NonZeroU32::new(20).expect("non-zero"))]
     rate_limit: std::num::NonZeroU32,
+    /// Hosts a Tenant's endpoints may name (`lms.example.com`, `*.googleapis.com`),
+    /// comma-separated; empty allows any host not refused otherwise. Link-local and
+    /// metadata addresses are always refused, also after DNS.
+    #[arg(long, env = "ROSTER_ALLOWED_ENDPOINT_HOSTS", value_delimiter = ',')]
+    allowed_endpoint_hosts: Vec<String>,
+    /// Hosts that may be called over plain http (besides loopback), comma-separated.
+    #[arg(long, env = "ROSTER_ALLOW_HTTP_HOSTS", value_delimiter = ',')]
+    allow_http_hosts: Vec<String>,
+    /// Refuse plain http to loopback too (it serves the stand-ins of tests and the demo).
+    #[arg(long, env = "ROSTER_NO_LOOPBACK_HTTP")]
+    no_loopback_http: bool,
     /// Bound on each outbound HTTP request, in seconds.
     #[arg(long, env = "ROSTER_HTTP_TIMEOUT_SECONDS", default_value_t = 10)]
     http_timeout_seconds: u64,
@@ -83,6 +94,11 @@ async fn main() -> anyhow::Result<()> {
                     roster::effects::platform::PlatformSettings {
                         calls_per_second: args.rate_limit,
                         timeout: std::time::Duration::from_secs(args.http_timeout_seconds),
+                        endpoints: roster_connectors::endpoint::EndpointPolicy {
+                            allowed_hosts: args.allowed_endpoint_hosts.clone(),
+                            http_hosts: args.allow_http_hosts.clone(),
+                            allow_loopback_http: !args.no_loopback_http,
+                        },
                         ..Default::default()
                     },
                 )),

@@ -29,6 +29,7 @@ use roster_connectors::calendar::{
     CalendarConnector, CalendarError, TransferOutcome, connector_for, stable_digest,
     token_source_for,
 };
+use roster_connectors::endpoint::EndpointPolicy;
 use roster_connectors::lms::{CalendarLink, EventRole, Involvement, InvolvementKind, Role};
 use roster_connectors::lms::{LmsClient, LmsError};
 use roster_lifecycle::Outcome;
@@ -71,6 +72,8 @@ pub struct PlatformSettings {
     pub calls_per_second: NonZeroU32,
     /// How long credentials read from Secrets are reused.
     pub credentials_ttl: Duration,
+    /// Which endpoints a Tenant may point roster at.
+    pub endpoints: EndpointPolicy,
 }
 
 impl Default for PlatformSettings {
@@ -79,6 +82,7 @@ impl Default for PlatformSettings {
             timeout: Duration::from_secs(10),
             calls_per_second: NonZeroU32::new(20).expect("non-zero"),
             credentials_ttl: Duration::from_secs(60),
+            endpoints: EndpointPolicy::default(),
         }
     }
 }
@@ -232,6 +236,11 @@ impl PlatformEffects {
         let platform = &tenant.spec.learning_platform;
         let base = url::Url::parse(&platform.endpoint)
             .map_err(|_| StepError::Config("learningPlatform.endpoint is not a URL".into()))?;
+        // Checked before the credentials are even read: a refused endpoint gets nothing.
+        self.settings
+            .endpoints
+            .check("learningPlatform.endpoint", &base)
+            .map_err(|e| StepError::Config(e.to_string()))?;
         let token = self
             .secret(&namespace, &platform.credentials_secret_ref)
             .await?;
@@ -273,6 +282,12 @@ impl PlatformEffects {
             .endpoint
             .as_deref()
             .ok_or_else(|| StepError::Config("calendar.endpoint is not set".into()))?;
+        let url = url::Url::parse(endpoint)
+            .map_err(|_| StepError::Config("calendar.endpoint is not a URL".into()))?;
+        self.settings
+            .endpoints
+            .check("calendar.endpoint", &url)
+            .map_err(|e| StepError::Config(e.to_string()))?;
         let reference = spec
             .credentials_secret_ref
             .as_ref()

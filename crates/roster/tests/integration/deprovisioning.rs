@@ -999,3 +999,37 @@ async fn a_secret_that_does_not_opt_in_is_never_sent() {
     );
     assert!(lms.state().calls().is_empty(), "nothing was sent");
 }
+
+/// A Tenant pointing roster at the cloud metadata service gets nothing: the endpoint
+/// policy refuses it before the credentials are read, and the step says why.
+#[tokio::test]
+async fn an_endpoint_on_a_metadata_address_is_refused() {
+    use crate::support::wait_status;
+    let env = TestEnv::new("deprov-metadata").await;
+    let lms = LmsStandIn::start(LmsState::new(LMS_TOKEN)).await.unwrap();
+    tenant(&env, &lms, None, "E500", "0s", "720h").await;
+    env.api::<Tenant>()
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "learningPlatform": {
+                "endpoint": "http://169.254.169.254/latest/api/v1"
+            } } })),
+        )
+        .await
+        .unwrap();
+    let name = create_leaving_user(&env, person("E500", None)).await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    let user = wait_status(&env, &name, "a refused revocation", |s| {
+        s.steps
+            .iter()
+            .any(|step| step.name == StepName::RevokeAccess && step.last_error.is_some())
+    })
+    .await;
+    let error = user.status.unwrap().steps[0].last_error.clone().unwrap();
+    assert!(
+        error.contains("learningPlatform.endpoint points at 169.254.169.254"),
+        "{error}"
+    );
+    assert!(lms.state().calls().is_empty());
+}
