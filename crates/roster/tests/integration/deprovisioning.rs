@@ -686,45 +686,7 @@ events:
 async fn a_leaver_whose_mailbox_is_unlicensed_is_reported_not_transferred() {
     use k8s_openapi::api::events::v1::Event;
     let env = TestEnv::new("deprov-mailbox").await;
-    let lms_seed = r#"
-users:
-  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true }
-  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
-  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
-events:
-  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-co, calendarOwner: E100 }
-  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, calendarEventId: cal-alone, calendarOwner: E100 }
-"#;
-    let calendar_seed = r#"
-users: [person.e100@example.com, person.e101@example.com, person.e001@example.com]
-events:
-  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: guest@example.com }] }
-  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z", attendees: [{ email: guest@example.com }] }
-"#;
-    let lms = LmsStandIn::start(
-        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(lms_seed).unwrap()).unwrap(),
-    )
-    .await
-    .unwrap();
-    let graph = GraphCalendarStandin::start().await.unwrap();
-    graph
-        .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
-        .unwrap();
-    graph.unlicense(&email("E100"));
-    tenant(
-        &env,
-        &lms,
-        Some(CalendarAt::graph(&graph)),
-        "E001",
-        "0s",
-        "2s",
-    )
-    .await;
-    for id in ["E101", "E001"] {
-        create_user(&env, person(id, None)).await;
-    }
-    let name = create_leaving_user(&env, person("E100", None)).await;
-    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    let (lms, graph, name, _operator) = graph_leaver(&env, "E100").await;
     let user = wait_phase(&env, &name, Phase::Purged).await;
 
     let steps = user.status.unwrap().steps;
@@ -785,46 +747,8 @@ events:
 #[tokio::test]
 async fn an_event_whose_new_owner_has_no_mailbox_is_reported_and_the_rest_transferred() {
     let env = TestEnv::new("deprov-new-owner").await;
-    let lms_seed = r#"
-users:
-  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true }
-  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
-  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
-events:
-  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-co, calendarOwner: E100 }
-  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, calendarEventId: cal-alone, calendarOwner: E100 }
-"#;
-    let calendar_seed = r#"
-users: [person.e100@example.com, person.e101@example.com, person.e001@example.com]
-events:
-  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: guest@example.com }] }
-  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z", attendees: [{ email: guest@example.com }] }
-"#;
-    let lms = LmsStandIn::start(
-        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(lms_seed).unwrap()).unwrap(),
-    )
-    .await
-    .unwrap();
-    let graph = GraphCalendarStandin::start().await.unwrap();
-    graph
-        .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
-        .unwrap();
     // The co-organizer, first in line for cal-co, has no mailbox licence.
-    graph.unlicense(&email("E101"));
-    tenant(
-        &env,
-        &lms,
-        Some(CalendarAt::graph(&graph)),
-        "E001",
-        "0s",
-        "2s",
-    )
-    .await;
-    for id in ["E101", "E001"] {
-        create_user(&env, person(id, None)).await;
-    }
-    let name = create_leaving_user(&env, person("E100", None)).await;
-    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    let (_lms, graph, name, _operator) = graph_leaver(&env, "E101").await;
     let user = wait_phase(&env, &name, Phase::Purged).await;
 
     let steps = user.status.unwrap().steps;
@@ -1032,4 +956,52 @@ async fn an_endpoint_on_a_metadata_address_is_refused() {
         "{error}"
     );
     assert!(lms.state().calls().is_empty());
+}
+
+/// A leaver (E100) with two Graph events, a co-organizer (E101) and the fallback owner
+/// (E001), one of whose mailboxes is unlicensed; the operator runs.
+async fn graph_leaver(
+    env: &TestEnv,
+    unlicensed: &str,
+) -> (LmsStandIn, GraphCalendarStandin, String, Operator) {
+    let lms_seed = r#"
+users:
+  - { employeeId: E100, fullName: Leaver Person, email: person.e100@example.com, calendarAccess: true }
+  - { employeeId: E101, fullName: Co Organizer, email: person.e101@example.com, calendarAccess: true }
+  - { employeeId: E001, fullName: Fallback Owner, email: person.e001@example.com, calendarAccess: true }
+events:
+  - { id: ev-co, title: With co-organizer, startsAt: "+7d", organizer: E100, coOrganizers: [E101], calendarEventId: cal-co, calendarOwner: E100 }
+  - { id: ev-alone, title: Nobody else, startsAt: "+9d", organizer: E100, calendarEventId: cal-alone, calendarOwner: E100 }
+"#;
+    let calendar_seed = r#"
+users: [person.e100@example.com, person.e101@example.com, person.e001@example.com]
+events:
+  - { id: cal-co, organizer: person.e100@example.com, summary: With co-organizer, start: "2030-02-04T09:00:00Z", end: "2030-02-04T10:00:00Z", attendees: [{ email: guest@example.com }] }
+  - { id: cal-alone, organizer: person.e100@example.com, summary: Nobody else, start: "2030-02-06T09:00:00Z", end: "2030-02-06T10:00:00Z", attendees: [{ email: guest@example.com }] }
+"#;
+    let lms = LmsStandIn::start(
+        LmsState::with_seed(LMS_TOKEN, LmsSeed::from_yaml_str(lms_seed).unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let graph = GraphCalendarStandin::start().await.unwrap();
+    graph
+        .seed(&CalendarSeed::from_yaml_str(calendar_seed).unwrap())
+        .unwrap();
+    graph.unlicense(&email(unlicensed));
+    tenant(
+        env,
+        &lms,
+        Some(CalendarAt::graph(&graph)),
+        "E001",
+        "0s",
+        "2s",
+    )
+    .await;
+    for id in ["E101", "E001"] {
+        create_user(env, person(id, None)).await;
+    }
+    let name = create_leaving_user(env, person("E100", None)).await;
+    let operator = Operator::start(&env.client, &env.namespace, effects(env));
+    (lms, graph, name, operator)
 }
