@@ -647,11 +647,11 @@ impl Plan {
             let triggers = roster_lifecycle::trigger::evaluate(
                 &user.spec,
                 false,
-                requested,
                 Default::default(),
                 zone,
                 now,
-            );
+            )
+            .with_deprovision_now(requested);
             if let Some(trigger) = triggers.active {
                 plan.expected.insert(user.name_any(), Expect::Purged);
                 plan.leaving

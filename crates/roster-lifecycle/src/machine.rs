@@ -134,21 +134,23 @@ pub fn step(
         return dry_run(observed, policy, tenant, now);
     }
     let mut status = observed.status.clone();
-    let requests = acknowledge(&mut status, &observed.requests);
+    let requests = new_requests(&status, &observed.requests);
+    record_handled(&mut status, &observed.requests, requests);
     let rehired = trigger::rehired(
         observed.spec,
         status.trigger,
         status.trigger_time,
         tenant.time_zone,
     );
-    let triggers = trigger::evaluate(
+    let record = trigger::evaluate(
         observed.spec,
         observed.deleting,
-        requests.deprovision_now || deprovision_now_holds(&status),
         policy.on_object_deletion,
         tenant.time_zone,
         now,
     );
+    let triggers =
+        record.with_deprovision_now(requests.deprovision_now || deprovision_now_holds(&status));
     if requests.retry {
         // An administrator asked: failed steps are due now, not after their backoff.
         for s in &mut status.steps {
@@ -159,19 +161,9 @@ pub fn step(
     }
     // Once deprovisioned, a rehire ends even a deprovision-now episode, as long as the
     // record itself no longer says the person is out.
-    let record_says_out = trigger::evaluate(
-        observed.spec,
-        observed.deleting,
-        false,
-        policy.on_object_deletion,
-        tenant.time_zone,
-        now,
-    )
-    .active
-    .is_some();
     let context = Context {
         approved: requests.approve,
-        rehired: rehired && !record_says_out,
+        rehired: rehired && record.active.is_none(),
     };
     let mut transitions = Vec::new();
     let before = status.phase;
@@ -235,20 +227,34 @@ pub fn step(
     }
 }
 
-/// Records new requests as handled and says which are new.
-fn acknowledge(status: &mut DirectoryUserStatus, requests: &Requests) -> NewRequests {
-    let handled = &mut status.handled_requests;
-    let take = |value: Option<&str>, last: &mut Option<String>| match value {
-        Some(value) if last.as_deref() != Some(value) => {
-            *last = Some(value.to_string());
-            true
-        }
-        _ => false,
+/// Which requests carry a value roster has not acted on yet.
+fn new_requests(status: &DirectoryUserStatus, requests: &Requests) -> NewRequests {
+    let handled = &status.handled_requests;
+    let new = |value: Option<&str>, last: &Option<String>| {
+        value.is_some_and(|v| last.as_deref() != Some(v))
     };
     NewRequests {
-        deprovision_now: take(requests.deprovision_now, &mut handled.deprovision_now),
-        retry: take(requests.retry, &mut handled.retry),
-        approve: take(requests.approve, &mut handled.approve),
+        deprovision_now: new(requests.deprovision_now, &handled.deprovision_now),
+        retry: new(requests.retry, &handled.retry),
+        approve: new(requests.approve, &handled.approve),
+    }
+}
+
+/// Records the new requests as handled, so each value is acted on once.
+fn record_handled(status: &mut DirectoryUserStatus, requests: &Requests, new: NewRequests) {
+    let handled = &mut status.handled_requests;
+    for (is_new, value, last) in [
+        (
+            new.deprovision_now,
+            requests.deprovision_now,
+            &mut handled.deprovision_now,
+        ),
+        (new.retry, requests.retry, &mut handled.retry),
+        (new.approve, requests.approve, &mut handled.approve),
+    ] {
+        if is_new {
+            *last = value.map(str::to_string);
+        }
     }
 }
 
@@ -573,15 +579,15 @@ fn dry_run(
 ) -> Decision {
     // Nothing is acknowledged in dry-run: a request still applies once it is turned off.
     let mut status = observed.status.clone();
-    let requested = acknowledge(&mut status.clone(), &observed.requests).deprovision_now;
+    let requested = new_requests(&status, &observed.requests).deprovision_now;
     let triggers = trigger::evaluate(
         observed.spec,
         observed.deleting,
-        requested || deprovision_now_holds(&status),
         policy.on_object_deletion,
         tenant.time_zone,
         now,
-    );
+    )
+    .with_deprovision_now(requested || deprovision_now_holds(&status));
     let stage_two = STAGE_TWO
         .into_iter()
         .filter(|name| step_enabled(policy, *name));

@@ -21,13 +21,12 @@ pub struct Triggers {
     pub terminated_at: Option<DateTime<Utc>>,
 }
 
-/// Evaluates every trigger. Precedence (strongest first): object deletion, manual
-/// deprovision-now (a request the caller has already resolved to a flag), termination
-/// date, deactivation.
+/// Evaluates the triggers the record and the object's deletion state say hold.
+/// Precedence (strongest first): object deletion, termination date, deactivation; a
+/// deprovision-now request is added with [`Triggers::with_deprovision_now`].
 pub fn evaluate(
     spec: &DirectoryUserSpec,
     deleting: bool,
-    deprovision_now: bool,
     on_delete: ObjectDeletionMode,
     zone: Tz,
     now: DateTime<Utc>,
@@ -40,8 +39,6 @@ pub fn evaluate(
             Some(Trigger::ObjectDeleted),
             on_delete == ObjectDeletionMode::Immediate,
         )
-    } else if deprovision_now {
-        (Some(Trigger::DeprovisionNow), true)
     } else if arrived.is_some() {
         (Some(Trigger::TerminationDate), false)
     } else if !spec.active {
@@ -77,6 +74,19 @@ pub fn rehired(
     match episode {
         Some(Trigger::TerminationDate) => spec.termination_date.is_some() && after_termination,
         _ => after_termination && after_trigger(),
+    }
+}
+
+impl Triggers {
+    /// The triggers with a deprovision-now request (when `requested`): it outranks
+    /// everything the record says, and only the object's deletion outranks it.
+    pub fn with_deprovision_now(mut self, requested: bool) -> Self {
+        if requested && self.active != Some(Trigger::ObjectDeleted) {
+            self.active = Some(Trigger::DeprovisionNow);
+            self.immediate = true;
+            self.scheduled = None;
+        }
+        self
     }
 }
 
