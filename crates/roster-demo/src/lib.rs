@@ -31,14 +31,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use futures::StreamExt;
-use k8s_openapi::api::admissionregistration::v1::{
-    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -995,34 +990,7 @@ fn examples_dir(args: &DemoArgs) -> anyhow::Result<PathBuf> {
 /// Applies the CRDs and the admission policy shipped with them (Tenant deletion
 /// protection), and waits until each CRD is Established.
 async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(MANAGER).force();
-    let (policy, binding) = roster_api::admission::deletion_protection();
-    let name = roster_api::admission::DELETION_PROTECTION;
-    Api::<ValidatingAdmissionPolicy>::all(client.clone())
-        .patch(name, &params, &Patch::Apply(&policy))
-        .await
-        .context("install the admission policy")?;
-    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-        .patch(name, &params, &Patch::Apply(&binding))
-        .await
-        .context("install the admission policy binding")?;
-    for crd in roster_api::all() {
-        let name = crd.name_any();
-        api.patch(&name, &params, &Patch::Apply(&crd))
-            .await
-            .with_context(|| format!("install CRD {name}"))?;
-    }
-    for crd in roster_api::all() {
-        let name = crd.name_any();
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .with_context(|| format!("CRD {name} not Established within 60s"))?
-        .with_context(|| format!("watch CRD {name}"))?;
-    }
+    roster_testkit::install_crds(client, MANAGER, Duration::from_secs(60)).await?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@
 //! garbage-collected, which roster's tests do not rely on.
 
 pub mod binaries;
+mod install;
 pub mod process;
 
 use std::fmt::Write as _;
@@ -26,6 +27,7 @@ use rand::Rng;
 use thiserror::Error;
 
 pub use binaries::Binaries;
+pub use install::{InstallError, install_crds};
 
 /// A path inside this repository (the workspace root), for tests and tools that read
 /// checked-in files (examples, charts, the Go modules of `controlplane/`).

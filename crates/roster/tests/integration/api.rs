@@ -12,7 +12,9 @@ use roster_api::{
 };
 use serde_json::json;
 
-use crate::support::{Operator, TestEnv, apply, condition, kstatus, wait_phase, wait_status};
+use crate::support::{
+    Operator, TestEnv, apply, condition, kstatus, wait_object, wait_phase, wait_status,
+};
 
 /// Server-side apply as a GitOps tool does it: one field manager, forced.
 const GITOPS: &str = "flux-like";
@@ -296,25 +298,6 @@ async fn unprotected_tenant(env: &TestEnv, quarantine: &str) {
         )
         .await
         .expect("turn deletion protection off");
-}
-
-/// Waits until `what` holds for the object `name` of kind `K` (or its absence).
-async fn wait_object<K>(
-    api: kube::Api<K>,
-    name: &str,
-    what: &str,
-    check: impl Fn(Option<&K>) -> bool + Send + 'static,
-) where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    let condition = move |object: Option<&K>| check(object);
-    tokio::time::timeout(
-        crate::support::WAIT_TIMEOUT,
-        kube::runtime::wait::await_condition(api, name, condition),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{name}: {what} not seen in time"))
-    .expect("watch");
 }
 
 fn has_finalizer<K: kube::Resource>(object: Option<&K>, finalizer: &str) -> bool {

@@ -886,14 +886,10 @@ async fn a_secret_that_does_not_opt_in_is_never_sent() {
                 .any(|c| c.r#type == "CredentialsFound" && c.reason == "SecretNotOptedIn")
         })
     };
-    let tenant = tokio::time::timeout(
-        crate::support::WAIT_TIMEOUT,
-        kube::runtime::wait::await_condition(env.api::<Tenant>(), "acme", refused),
-    )
-    .await
-    .expect("the Tenant reports the Secret in time")
-    .unwrap()
-    .unwrap();
+    let tenant =
+        crate::support::wait_object(env.api::<Tenant>(), "acme", "SecretNotOptedIn", refused)
+            .await
+            .unwrap();
     let message = tenant
         .status
         .unwrap()

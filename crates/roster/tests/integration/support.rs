@@ -9,13 +9,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::{
-    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use roster::clock::SystemClock;
 use roster::controller::Options;
@@ -70,38 +66,12 @@ pub async fn install_crds(client: &Client) {
     CRDS.get_or_init(|| apply_crds(client)).await;
 }
 
-/// Applies every CRD from `roster_api::all()` and waits (by watching) for the
-/// Established condition of each. Idempotent: applying the same CRDs again is a no-op.
+/// Applies what `crds/roster.yaml` holds and waits until every CRD is Established.
+/// Idempotent: applying the same objects again is a no-op.
 pub async fn apply_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    for crd in roster_api::all() {
-        let name = crd.metadata.name.clone().expect("generated CRDs are named");
-        api.patch(&name, &params, &Patch::Apply(&crd))
-            .await
-            .unwrap_or_else(|err| panic!("apply CRD {name}: {err}"));
-    }
-    // The admission policy that ships with the CRDs (Tenant deletion protection).
-    let (policy, binding) = roster_api::admission::deletion_protection();
-    let name = roster_api::admission::DELETION_PROTECTION;
-    Api::<ValidatingAdmissionPolicy>::all(client.clone())
-        .patch(name, &params, &Patch::Apply(&policy))
+    roster_testkit::install_crds(client, FIELD_MANAGER, WAIT_TIMEOUT)
         .await
-        .unwrap_or_else(|err| panic!("apply the admission policy: {err}"));
-    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-        .patch(name, &params, &Patch::Apply(&binding))
-        .await
-        .unwrap_or_else(|err| panic!("apply the admission policy binding: {err}"));
-    for crd in roster_api::all() {
-        let name = crd.metadata.name.expect("generated CRDs are named");
-        tokio::time::timeout(
-            WAIT_TIMEOUT,
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("CRD {name} not Established within {WAIT_TIMEOUT:?}"))
-        .unwrap_or_else(|err| panic!("watch CRD {name}: {err}"));
-    }
+        .unwrap_or_else(|err| panic!("{err}"));
 }
 
 /// Creates a namespace with a unique name that starts with `prefix` (shortened to fit
@@ -290,18 +260,10 @@ pub async fn apply<K: serde::Serialize + Clone + serde::de::DeserializeOwned + s
 
 /// Waits (watching, no sleeps) until the user reaches `phase`.
 pub async fn wait_phase(env: &TestEnv, name: &str, phase: Phase) -> DirectoryUser {
-    let condition = move |user: Option<&DirectoryUser>| {
-        user.and_then(|u| u.status.as_ref())
-            .is_some_and(|s| s.phase == phase)
-    };
-    let api = env.api::<DirectoryUser>();
-    match tokio::time::timeout(WAIT_TIMEOUT, await_condition(api.clone(), name, condition)).await {
-        Ok(user) => user.expect("watch user").expect("user exists"),
-        Err(_) => {
-            let status = api.get(name).await.ok().and_then(|u| u.status);
-            panic!("{name} did not reach {phase:?} within {WAIT_TIMEOUT:?}; status: {status:#?}")
-        }
-    }
+    wait_status(env, name, &format!("phase {phase}"), move |s| {
+        s.phase == phase
+    })
+    .await
 }
 
 /// A Tenant spec as most tests need it: policy "standard", the learning platform at
@@ -367,24 +329,57 @@ pub async fn kstatus<K: serde::Serialize>(object: &K) -> (String, String) {
     .expect("the kstatus thread panicked")
 }
 
-/// Waits until `name`'s status satisfies `check`, watching (never sleeping).
+/// Waits until `name`'s status satisfies `check`, watching (never sleeping); on a
+/// timeout the failure shows the status as it was.
 pub async fn wait_status(
     env: &TestEnv,
     name: &str,
     what: &str,
     check: impl Fn(&roster_api::DirectoryUserStatus) -> bool + Send + 'static,
 ) -> DirectoryUser {
-    let condition = move |user: Option<&DirectoryUser>| {
-        user.and_then(|u| u.status.as_ref()).is_some_and(&check)
-    };
     let api = env.api::<DirectoryUser>();
-    match tokio::time::timeout(WAIT_TIMEOUT, await_condition(api.clone(), name, condition)).await {
-        Ok(user) => user.expect("watch user").expect("user exists"),
-        Err(_) => {
+    let seen = wait_for(api.clone(), name, move |user: Option<&DirectoryUser>| {
+        user.and_then(|u| u.status.as_ref()).is_some_and(&check)
+    })
+    .await;
+    match seen.flatten() {
+        Some(user) => user,
+        None => {
             let status = api.get(name).await.ok().and_then(|u| u.status);
             panic!("{name}: {what} not seen within {WAIT_TIMEOUT:?}; status: {status:#?}")
         }
     }
+}
+
+/// Watches the object `name` until `check` holds for it (or for its absence); returns
+/// the object then, or `None` when [`WAIT_TIMEOUT`] passes first.
+pub async fn wait_for<K>(
+    api: Api<K>,
+    name: &str,
+    check: impl Fn(Option<&K>) -> bool + Send + 'static,
+) -> Option<Option<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::time::timeout(WAIT_TIMEOUT, await_condition(api, name, check))
+        .await
+        .ok()
+        .map(|watched| watched.expect("watch the object"))
+}
+
+/// Like [`wait_for`], but a timeout fails the test, naming `what` was awaited.
+pub async fn wait_object<K>(
+    api: Api<K>,
+    name: &str,
+    what: &str,
+    check: impl Fn(Option<&K>) -> bool + Send + 'static,
+) -> Option<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    wait_for(api, name, check)
+        .await
+        .unwrap_or_else(|| panic!("{name}: {what} not seen within {WAIT_TIMEOUT:?}"))
 }
 
 /// The condition `kind` of a user's status, if present.
