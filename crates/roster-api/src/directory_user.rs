@@ -311,6 +311,111 @@ impl HandledRequests {
     }
 }
 
+/// The person's account at the learning platform: whether roster provisioned it, what
+/// it last sent, and how the sync is going. Profile fields are kept only as salted
+/// digests (never the values), so a settled person makes no call and a restart does
+/// not re-send anyone; the digests are dropped when the platform anonymizes the person.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountStatus {
+    /// How the account came under roster's management; absent until it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned: Option<Provisioning>,
+    /// When roster created or adopted the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_time: Option<DateTime<Utc>>,
+    /// Sync calls completed for this person; part of each sync call's idempotency key,
+    /// so a retried call is applied once and the next change gets a new key.
+    #[serde(default)]
+    pub sync_calls: i64,
+    /// When the last sync call completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<DateTime<Utc>>,
+    /// Digests of the profile fields as last sent (a field sent blank has none).
+    #[serde(default, skip_serializing_if = "SyncedProfile::is_empty")]
+    pub profile: SyncedProfile,
+    /// Groups roster has added the person to at the platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub groups: Vec<String>,
+    /// Sync calls that failed in a row (reset by a success).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: i32,
+    /// The last sync error, without personal data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub last_error: Option<String>,
+    /// After a failure: the sync is not tried again before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_time: Option<DateTime<Utc>>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+impl AccountStatus {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// How roster came to manage a person's platform account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Provisioning {
+    /// roster created it (a joiner).
+    Created,
+    /// An account with this employee ID existed; roster took it over and synced it.
+    Adopted,
+}
+
+/// Salted digests (16 hex digits of SHA-256 over the object's UID, the field and the
+/// value) of the profile fields roster last sent. They tell a change from no change
+/// without keeping the value; absent means blank or never sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncedProfile {
+    /// Digest of the full name sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub full_name: Option<String>,
+    /// Digest of the email address sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub email: Option<String>,
+    /// Digest of the picture URL sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[serde(rename = "pictureURL")]
+    pub picture_url: Option<String>,
+    /// Digest of the hire date sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub hire_date: Option<String>,
+    /// Digest of the department sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub department: Option<String>,
+    /// Digest of the title sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub title: Option<String>,
+    /// Digest of the location sent (blank when it matched none of the Tenant's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub location: Option<String>,
+    /// Digest of the manager's employee ID sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub manager: Option<String>,
+}
+
+impl SyncedProfile {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// roster's view of the person's lifecycle. Never contains personal data.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -352,10 +457,15 @@ pub struct DirectoryUserStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub steps: Vec<StepStatus>,
-    /// Learning-platform groups computed from the Tenant's group rules.
+    /// Learning-platform groups the Tenant's group rules put the person in (add-only
+    /// unless a rule says `removeWhenUnmatched`); `account.groups` says which of them
+    /// are applied at the platform.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub groups: Vec<String>,
+    /// The person's account at the learning platform as roster last synced it.
+    #[serde(default, skip_serializing_if = "AccountStatus::is_empty")]
+    pub account: AccountStatus,
     /// How many times a quarantine was reversed, and when last.
     #[serde(default)]
     pub reversals: i32,

@@ -13,9 +13,9 @@ pub mod tenant;
 
 pub use condition::{Condition, ConditionStatus};
 pub use directory_user::{
-    APPROVE_ANNOTATION, DEPROVISION_NOW_ANNOTATION, DirectoryUser, DirectoryUserSpec,
-    DirectoryUserStatus, HandledRequests, Phase, RETRY_ANNOTATION, RecordSource, StepName,
-    StepState, StepStatus, Trigger,
+    APPROVE_ANNOTATION, AccountStatus, DEPROVISION_NOW_ANNOTATION, DirectoryUser,
+    DirectoryUserSpec, DirectoryUserStatus, HandledRequests, Phase, Provisioning, RETRY_ANNOTATION,
+    RecordSource, StepName, StepState, StepStatus, SyncedProfile, Trigger,
 };
 pub use policy::{
     CalendarOwnerCandidate, DeprovisionActions, DeprovisionPolicy, DeprovisionPolicySpec,

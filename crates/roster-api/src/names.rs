@@ -27,7 +27,7 @@ macro_rules! wire_names {
     (@wire $variant:ident $wire:literal) => { $wire };
 }
 
-use crate::directory_user::{Phase, RecordSource, StepName, StepState, Trigger};
+use crate::directory_user::{Phase, Provisioning, RecordSource, StepName, StepState, Trigger};
 use crate::policy::{CalendarOwnerCandidate, ObjectDeletionMode, RuleTransferTarget};
 use crate::tenant::CalendarProvider;
 
@@ -40,6 +40,7 @@ wire_names! {
     }
     StepState { Pending, Succeeded, Failed, Skipped }
     RecordSource { Manual, Scim = "SCIM", Csv = "CSV", HrApi = "HRAPI" }
+    Provisioning { Created, Adopted }
     CalendarOwnerCandidate { Organizer, CoOrganizers, Presenters, FallbackOwner }
     RuleTransferTarget { Manager, FallbackOwner }
     ObjectDeletionMode { Quarantine, Immediate }

@@ -41,6 +41,7 @@ fn measure(
                 spec,
                 status,
                 requests: Default::default(),
+                manager: Default::default(),
             };
             black_box(step(&observed, policy, tenant, now));
         }
@@ -74,6 +75,7 @@ fn main() {
                 spec: &spec,
                 status: &status,
                 requests: Default::default(),
+                manager: Default::default(),
             };
             let decision = step(&observed, &policy, &tenant, now);
             status = decision.status;

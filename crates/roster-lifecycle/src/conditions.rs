@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::sync::Manager;
 use roster_api::condition::{ConditionStatus, set_condition};
 use roster_api::{Condition, DirectoryUserSpec, DirectoryUserStatus, Phase, StepState};
 
@@ -19,6 +20,7 @@ pub struct ConditionInputs<'a> {
     pub spec: &'a DirectoryUserSpec,
     pub generation: Option<i64>,
     pub locations: &'a [String],
+    pub manager: Manager<'a>,
     pub suspended: bool,
     pub dry_run: bool,
     pub pending_actions: usize,
@@ -56,6 +58,8 @@ fn derive(
         .iter()
         .filter(|s| s.state == StepState::Failed)
         .count();
+    let account = &status.account;
+    let sync_failing = phase == Phase::Active && account.failures > 0;
     let (ready, reason, message) = if inputs.dry_run {
         (
             true,
@@ -76,6 +80,15 @@ fn derive(
             false,
             "StepFailed",
             format!("{failed} step(s) failed and will be retried; see status.steps"),
+        )
+    } else if sync_failing {
+        (
+            false,
+            "SyncFailed",
+            format!(
+                "the learning-platform sync failed {} time(s) and will be retried; see status.account",
+                account.failures
+            ),
         )
     } else if inputs.pending_actions > 0 {
         (
@@ -132,10 +145,13 @@ fn derive(
         .steps
         .iter()
         .find(|s| s.state == StepState::Failed && s.attempts >= STALL_AFTER_ATTEMPTS);
+    let sync_stalled = sync_failing && account.failures >= STALL_AFTER_ATTEMPTS;
     let reconciling = !inputs.dry_run
         && stalled.is_none()
+        && !sync_stalled
         && ((inputs.pending_actions > 0 && !inputs.suspended)
             || failed > 0
+            || sync_failing
             || phase == Phase::Deprovisioning);
     let mut conditions = vec![
         make("Ready", ready, reason, message),
@@ -149,6 +165,16 @@ fn derive(
                     step.name,
                     step.attempts,
                     step.last_error.as_deref().unwrap_or("unknown")
+                ),
+            ),
+            None if sync_stalled => make(
+                "Stalled",
+                true,
+                "SyncFailing",
+                format!(
+                    "the learning-platform sync failed {} times (last error: {}); roster retries with backoff, or at once when annotated roster.dev/retry=<new value>",
+                    account.failures,
+                    account.last_error.as_deref().unwrap_or("unknown")
                 ),
             ),
             None => make("Stalled", false, "NotStalled", String::new()),
@@ -210,6 +236,9 @@ fn derive(
             )
         });
     }
+    if let Some(condition) = manager_condition(inputs.manager, &make) {
+        conditions.push(condition);
+    }
     if inputs.suspended {
         conditions.push(make(
             "Suspended",
@@ -237,6 +266,39 @@ fn derive(
         ));
     }
     conditions
+}
+
+/// `ManagerResolved`, when the record names a manager.
+fn manager_condition(
+    manager: Manager,
+    make: &impl Fn(&str, bool, &str, String) -> Condition,
+) -> Option<Condition> {
+    let unresolved = |reason: &str, why: &str| {
+        make(
+            "ManagerResolved",
+            false,
+            reason,
+            format!(
+                "spec.managerEmail {why}, so no manager is set at the learning platform; roster resolves it as soon as that changes"
+            ),
+        )
+    };
+    Some(match manager {
+        Manager::NotSet => return None,
+        Manager::Resolved(_) => make("ManagerResolved", true, "ManagerFound", String::new()),
+        Manager::NotFound => unresolved(
+            "ManagerNotFound",
+            "matches no DirectoryUser of this tenant (yet)",
+        ),
+        Manager::Ambiguous => unresolved(
+            "ManagerAmbiguous",
+            "matches more than one DirectoryUser of this tenant",
+        ),
+        Manager::NotProvisioned => unresolved(
+            "ManagerNotProvisioned",
+            "matches a DirectoryUser that has no learning-platform account yet",
+        ),
+    })
 }
 
 fn stamp(at: DateTime<Utc>) -> String {

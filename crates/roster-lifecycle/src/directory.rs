@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::sync::Manager;
+
 /// One DirectoryUser as far as the uniqueness of its mapping key is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyHolder<'a> {
@@ -37,9 +39,73 @@ pub fn key_owner<'a>(
         .map(|h| h.name)
 }
 
+/// One DirectoryUser of the tenant as a possible manager of someone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManagerCandidate<'a> {
+    pub employee_id: &'a str,
+    pub email: &'a str,
+    /// Holds an account at the learning platform (the platform refuses a manager it
+    /// does not know).
+    pub provisioned: bool,
+}
+
+/// Resolves a record's `managerEmail` among the tenant's other users. Emails compare
+/// case-insensitively; a manager who has not arrived yet is `NotFound`, and is resolved
+/// on the reconcile their arrival triggers.
+pub fn resolve_manager<'a>(
+    manager_email: Option<&str>,
+    candidates: impl IntoIterator<Item = ManagerCandidate<'a>>,
+) -> Manager<'a> {
+    let Some(wanted) = manager_email.map(str::trim).filter(|e| !e.is_empty()) else {
+        return Manager::NotSet;
+    };
+    let mut found: Option<ManagerCandidate<'a>> = None;
+    for candidate in candidates {
+        if !candidate.email.trim().eq_ignore_ascii_case(wanted) {
+            continue;
+        }
+        match found {
+            Some(first) if first.employee_id != candidate.employee_id => return Manager::Ambiguous,
+            Some(_) => {}
+            None => found = Some(candidate),
+        }
+    }
+    match found {
+        None => Manager::NotFound,
+        Some(manager) if manager.provisioned => Manager::Resolved(manager.employee_id),
+        Some(_) => Manager::NotProvisioned,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn managers_resolve_by_email_case_insensitively() {
+        let m = |employee_id, email, provisioned| ManagerCandidate {
+            employee_id,
+            email,
+            provisioned,
+        };
+        let users = [
+            m("M1", "Boss@Example.com", true),
+            m("M2", "new@example.com", false),
+            m("M3", "twin@example.com", true),
+            m("M4", "twin@example.com", true),
+        ];
+        let table = [
+            (None, Manager::NotSet),
+            (Some(" "), Manager::NotSet),
+            (Some("boss@example.COM"), Manager::Resolved("M1")),
+            (Some("new@example.com"), Manager::NotProvisioned),
+            (Some("late@example.com"), Manager::NotFound),
+            (Some("twin@example.com"), Manager::Ambiguous),
+        ];
+        for (email, expected) in table {
+            assert_eq!(resolve_manager(email, users), expected, "{email:?}");
+        }
+    }
 
     fn at(text: &str) -> Option<DateTime<Utc>> {
         text.parse().ok()

@@ -13,6 +13,7 @@ pub mod machine;
 pub mod ownership;
 pub mod pii;
 pub mod settings;
+pub mod sync;
 pub mod trigger;
 
 #[cfg(test)]
@@ -23,3 +24,4 @@ pub use machine::{
     record_outcome, step,
 };
 pub use settings::{Policy, TenantSettings};
+pub use sync::{Manager, SyncAction, SyncOp, SyncOutcome, record_sync_outcome};

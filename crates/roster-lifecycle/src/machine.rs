@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::conditions::{self, ConditionInputs};
 use super::settings::{Policy, TenantSettings};
+use super::sync::{self, Manager, SyncAction};
 use super::{groups, pii, trigger};
 use roster_api::{
     DirectoryUserSpec, DirectoryUserStatus, Phase, StepName, StepState, StepStatus, Trigger,
@@ -32,6 +33,8 @@ pub struct Observed<'a> {
     pub status: &'a DirectoryUserStatus,
     /// The one-off requests on the object (its request annotations' values).
     pub requests: Requests<'a>,
+    /// The record's manager as found among the tenant's users.
+    pub manager: Manager<'a>,
 }
 
 /// The values of the request annotations (`roster.dev/deprovision-now`,
@@ -64,6 +67,10 @@ struct Context {
 pub struct Decision {
     /// The status to persist (unchanged when nothing happened).
     pub status: DirectoryUserStatus,
+    /// Joiner and mover calls to the learning platform, run before `actions` (a rehire's
+    /// profile must be back before its access is restored). Record each result with
+    /// [`sync::record_sync_outcome`] and persist it before the next; stop when it says so.
+    pub sync: Vec<SyncAction>,
     /// Side effects to run now, in order. Run them one by one, record each result with
     /// [`record_outcome`] and persist it before the next; stop at the first failure.
     pub actions: Vec<Action>,
@@ -158,6 +165,7 @@ pub fn step(
                 s.next_retry_time = None;
             }
         }
+        status.account.next_retry_time = None;
     }
     // Once deprovisioned, a rehire ends even a deprovision-now episode, as long as the
     // record itself no longer says the person is out.
@@ -190,17 +198,29 @@ pub fn step(
         }
     }
 
+    // Joiners and movers: only an Active person is provisioned and kept in sync. A
+    // leaver's data waits for anonymization, and Purged is never provisioned again.
+    let mut sync = Vec::new();
     if status.phase == Phase::Active {
         status.groups = groups::compute(&tenant.group_rules, observed.spec, &status.groups);
+        sync = sync::plan(
+            observed.uid,
+            observed.spec,
+            &status,
+            observed.manager,
+            &tenant.locations,
+            now,
+        );
     }
     status.next_deadline = next_deadline(&status, &triggers);
     status.observed_generation = observed.generation;
     status.plan.clear();
 
     let mut actions = due_actions(&status, now);
-    let pending = actions.len();
+    let pending = actions.len() + sync.len();
     if tenant.suspended {
         actions.clear();
+        sync.clear();
     }
     let scrub_pii = status.phase == Phase::Purged && pii::has_pii(observed.spec);
     let pii_reapplied = scrub_pii && before == Phase::Purged;
@@ -210,6 +230,7 @@ pub fn step(
             spec: observed.spec,
             generation: observed.generation,
             locations: &tenant.locations,
+            manager: observed.manager,
             suspended: tenant.suspended,
             dry_run: false,
             pending_actions: pending,
@@ -221,6 +242,7 @@ pub fn step(
         wake_at: wake_at(&status, now),
         release: observed.deleting && status.phase == Phase::Purged,
         status,
+        sync,
         actions,
         transitions,
         scrub_pii,
@@ -518,11 +540,16 @@ fn next_deadline(
 
 /// The earliest future moment at which `step` would decide differently by itself.
 fn wake_at(status: &DirectoryUserStatus, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let sync_retry = status
+        .account
+        .next_retry_time
+        .filter(|_| status.phase == Phase::Active);
     let retries = status
         .steps
         .iter()
         .filter(|s| s.state == StepState::Failed)
-        .filter_map(|s| s.next_retry_time);
+        .filter_map(|s| s.next_retry_time)
+        .chain(sync_retry);
     status
         .next_deadline
         .into_iter()
@@ -550,8 +577,17 @@ pub fn record_outcome(
             step.last_error = None;
             step.next_retry_time = None;
             step.completion_time = Some(now);
-            if name == StepName::RemoveFromGroups {
-                status.groups.clear();
+            match name {
+                StepName::RemoveFromGroups => {
+                    status.groups.clear();
+                    status.account.groups.clear();
+                }
+                // The platform no longer holds the profile: a rehire sends it whole again,
+                // and no digest of purged data stays behind.
+                StepName::Anonymize | StepName::Purge => {
+                    status.account.profile = Default::default();
+                }
+                _ => {}
             }
         }
         Outcome::Failed { error, retry_after } => {
@@ -636,6 +672,7 @@ fn dry_run(
             spec: observed.spec,
             generation: observed.generation,
             locations: &tenant.locations,
+            manager: observed.manager,
             suspended: tenant.suspended,
             dry_run: true,
             pending_actions: 0,
@@ -646,6 +683,7 @@ fn dry_run(
     Decision {
         wake_at: wake_at(&status, now),
         status,
+        sync: Vec::new(),
         actions: Vec::new(),
         transitions: Vec::new(),
         scrub_pii: false,

@@ -106,6 +106,7 @@ impl World {
                 retry: self.retry.as_deref(),
                 approve: self.approve.as_deref(),
             },
+            manager: crate::sync::Manager::NotSet,
         };
         step(&observed, &self.policy, &self.tenant, now)
     }
@@ -132,8 +133,19 @@ impl World {
                 self.scrubbed += 1;
                 self.spec = super::pii::scrubbed(&self.spec);
             }
-            if decision.actions.is_empty() {
+            if decision.actions.is_empty() && decision.sync.is_empty() {
                 return decision;
+            }
+            // Joiner and mover calls succeed here; the sync module tests them.
+            for action in &decision.sync {
+                *self
+                    .applied
+                    .entry(action.idempotency_key.clone())
+                    .or_default() += 1;
+                let outcome = crate::sync::SyncOutcome::Done;
+                if !crate::sync::record_sync_outcome(&mut self.status, UID, action, outcome, now) {
+                    break;
+                }
             }
             for action in decision.actions {
                 let outcome = fail(action.step).unwrap_or_else(|| {
@@ -263,8 +275,17 @@ fn the_full_path_with_default_durations() {
             "PIIPurged"
         ]
     );
-    // Every side effect took effect exactly once.
-    assert_eq!(world.applied.len(), 8);
+    // Every side effect took effect exactly once: the joiner's provisioning, then the
+    // eight leaver steps.
+    assert_eq!(world.applied.len(), 9);
+    assert_eq!(
+        world
+            .applied
+            .keys()
+            .filter(|k| k.contains("/sync/0/provision-"))
+            .count(),
+        1
+    );
     assert!(world.applied.values().all(|n| *n == 1));
 }
 

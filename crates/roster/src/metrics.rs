@@ -32,6 +32,13 @@ pub struct StepLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncLabels {
+    /// `provision`, `update`, `add-to-group` or `remove-from-group`.
+    pub call: &'static str,
+    pub result: &'static str,
+}
+
 /// Every metric roster exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -40,6 +47,7 @@ pub struct Metrics {
     pub reconcile_seconds: Family<ControllerLabels, Histogram>,
     pub transitions: Family<TransitionLabels, Counter>,
     pub steps: Family<StepLabels, Counter>,
+    pub sync_calls: Family<SyncLabels, Counter>,
     /// 1 while this replica holds the leader lease.
     pub leader: Gauge,
 }
@@ -54,6 +62,7 @@ impl Default for Metrics {
         });
         let transitions = Family::<TransitionLabels, Counter>::default();
         let steps = Family::<StepLabels, Counter>::default();
+        let sync_calls = Family::<SyncLabels, Counter>::default();
         let leader = Gauge::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
@@ -77,6 +86,11 @@ impl Default for Metrics {
             steps.clone(),
         );
         registry.register(
+            "sync_calls",
+            "Joiner and mover calls to the learning platform, by kind and result",
+            sync_calls.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this replica is the leader",
             leader.clone(),
@@ -88,6 +102,7 @@ impl Default for Metrics {
             reconcile_seconds,
             transitions,
             steps,
+            sync_calls,
             leader,
         }
     }

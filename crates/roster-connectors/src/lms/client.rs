@@ -2,18 +2,19 @@
 
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::PROBLEM_TYPE_BASE;
 use super::error::LmsError;
 use super::model::{
-    Assignment, AssignmentStatus, CalendarLink, EngagementRecord, EventRole, Group, Involvement,
-    List, Problem, Rule, RuleTransfer, UpsertOutcome, User, UserProfile,
+    Assignment, AssignmentStatus, CalendarLink, CreateOutcome, EngagementRecord, EventRole, Group,
+    Involvement, List, NewUser, Problem, ProfilePatch, Rule, RuleTransfer, UpsertOutcome, User,
+    UserProfile,
 };
+use super::{MERGE_PATCH, PROBLEM_TYPE_BASE};
 use crate::http::{self, TransportFailure, sanitize};
 
 /// A client of one tenant's learning-platform API.
@@ -49,6 +50,58 @@ impl LmsClient {
     }
 
     // ---- profile and access -------------------------------------------------
+
+    /// `POST /users`: creates the person's account with their whole profile. An account
+    /// with this employee ID existing already is [`CreateOutcome::Exists`], not an error:
+    /// the caller adopts it.
+    pub async fn create_user(
+        &self,
+        employee_id: &str,
+        profile: &UserProfile,
+        idempotency_key: &str,
+    ) -> Result<CreateOutcome, LmsError> {
+        let url = self.url(&["users"], &[])?;
+        let body = NewUser {
+            employee_id,
+            profile,
+        };
+        match self
+            .send(Method::POST, url, Some(idempotency_key), Some(&body))
+            .await
+        {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(LmsError::AlreadyExists) => Ok(CreateOutcome::Exists),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PATCH /users/{employeeId}` with a JSON merge patch: changes exactly the fields
+    /// the patch carries.
+    pub async fn update_user(
+        &self,
+        employee_id: &str,
+        patch: &ProfilePatch,
+        idempotency_key: &str,
+    ) -> Result<(), LmsError> {
+        let url = self.url(&["users", employee_id], &[])?;
+        let body = serde_json::to_vec(patch)
+            .map_err(|e| LmsError::Transport(format!("encode the patch: {:?}", e.classify())))?;
+        let request = self
+            .authorized(Method::PATCH, url)
+            .header(CONTENT_TYPE, MERGE_PATCH)
+            .body(body);
+        let request = http::with_idempotency_key(request, idempotency_key).map_err(|_| {
+            LmsError::Rejected {
+                status: 400,
+                title: "Idempotency key is not a valid header value".into(),
+            }
+        })?;
+        let response = request.send().await.map_err(transport)?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(error_from(response).await)
+    }
 
     /// `PUT /users/{employeeId}`: creates or fully replaces the person's profile.
     pub async fn upsert_user(
@@ -334,6 +387,13 @@ impl LmsClient {
     }
 
     /// Sends one request; returns the response if its status is a success.
+    fn authorized(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(ACCEPT, "application/json, application/problem+json")
+    }
+
     async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -341,11 +401,7 @@ impl LmsClient {
         idempotency_key: Option<&str>,
         body: Option<&B>,
     ) -> Result<reqwest::Response, LmsError> {
-        let mut request = self
-            .http
-            .request(method, url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.token))
-            .header(ACCEPT, "application/json, application/problem+json");
+        let mut request = self.authorized(method, url);
         if let Some(key) = idempotency_key {
             request = http::with_idempotency_key(request, key).map_err(|_| LmsError::Rejected {
                 status: 400,
@@ -404,6 +460,12 @@ async fn error_from(response: reqwest::Response) -> LmsError {
         404 => LmsError::NotFound,
         429 => LmsError::RateLimited { retry_after },
         408 => LmsError::Timeout,
+        409 if problem
+            .as_ref()
+            .is_some_and(|p| p.type_ == format!("{PROBLEM_TYPE_BASE}user-exists")) =>
+        {
+            LmsError::AlreadyExists
+        }
         409 if problem
             .as_ref()
             .is_some_and(|p| p.type_ == format!("{PROBLEM_TYPE_BASE}idempotency-in-progress")) =>

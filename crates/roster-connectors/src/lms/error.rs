@@ -21,6 +21,9 @@ pub enum LmsError {
     /// idempotency key reused for another request): retrying the same request cannot help.
     #[error("learning platform rejected the request (HTTP {status}: {title})")]
     Rejected { status: u16, title: String },
+    /// 409 `user-exists`: creating a person whose employee ID the platform already has.
+    #[error("the learning platform already has an account with this employee ID")]
+    AlreadyExists,
     /// 404: the person, or the resource a read asked for, does not exist. (Removals of
     /// things already gone succeed instead.)
     #[error("not found at the learning platform")]
@@ -56,7 +59,10 @@ impl LmsError {
             | LmsError::Unavailable { .. }
             | LmsError::Timeout
             | LmsError::Transport(_) => true,
-            LmsError::Rejected { .. } | LmsError::NotFound | LmsError::Decode(_) => false,
+            LmsError::Rejected { .. }
+            | LmsError::AlreadyExists
+            | LmsError::NotFound
+            | LmsError::Decode(_) => false,
         }
     }
 
@@ -67,6 +73,7 @@ impl LmsError {
             LmsError::Unavailable { .. } => "unavailable",
             LmsError::Timeout => "timeout",
             LmsError::Rejected { .. } => "rejected",
+            LmsError::AlreadyExists => "already_exists",
             LmsError::NotFound => "not_found",
             LmsError::Transport(_) => "transport",
             LmsError::Decode(_) => "decode",

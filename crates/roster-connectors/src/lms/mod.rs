@@ -17,9 +17,9 @@ mod model;
 pub use client::LmsClient;
 pub use error::LmsError;
 pub use model::{
-    Access, Assignment, AssignmentStatus, CalendarLink, EngagementKind, EngagementRecord,
-    EventRole, Group, Involvement, InvolvementKind, List, Problem, Role, Rule, RuleTransfer,
-    UpsertOutcome, User, UserProfile,
+    Access, Assignment, AssignmentStatus, CalendarLink, CreateOutcome, EngagementKind,
+    EngagementRecord, EventRole, Group, Involvement, InvolvementKind, List, NewUser, Problem,
+    ProfilePatch, Role, Rule, RuleTransfer, UpsertOutcome, User, UserProfile,
 };
 
 /// Header carrying the caller's idempotency key on every mutating request (the shared
@@ -29,6 +29,9 @@ pub use crate::http::IDEMPOTENCY_KEY;
 /// Response header set (to `true`) when a response is the stored result of an earlier
 /// request with the same idempotency key.
 pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
+
+/// Content type of `PATCH /users/{employeeId}` (RFC 7396).
+pub const MERGE_PATCH: &str = "application/merge-patch+json";
 
 /// Prefix of every problem `type` URI of the contract.
 pub const PROBLEM_TYPE_BASE: &str = "https://roster.dev/problems/lms/";

@@ -76,6 +76,53 @@ pub struct User {
     pub calendar_access: bool,
 }
 
+/// `POST /users`: a new person with their whole profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewUser<'a> {
+    pub employee_id: &'a str,
+    #[serde(flatten)]
+    pub profile: &'a UserProfile,
+}
+
+/// What `POST /users` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// 201: the account was created.
+    Created,
+    /// 409 `user-exists`: an account with this employee ID exists already.
+    Exists,
+}
+
+/// `PATCH /users/{employeeId}` (JSON merge patch, RFC 7396): only the fields present
+/// are changed; `Some(None)` clears an optional field. Personal data: never log it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfilePatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picture_url: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_employee_id: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hire_date: Option<Option<NaiveDate>>,
+}
+
+impl ProfilePatch {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// What `PUT /users/{employeeId}` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpsertOutcome {

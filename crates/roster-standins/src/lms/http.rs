@@ -21,7 +21,9 @@ use super::calls::Call;
 use super::faults::{Fault, NOMINAL_LIMIT, RateLimit};
 use super::seed::LmsSeed;
 use super::state::{Begin, Fail, LmsState, Outcome, Reply, Stored};
-use roster_connectors::lms::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, PROBLEM_TYPE_BASE};
+use roster_connectors::lms::{
+    IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MERGE_PATCH, PROBLEM_TYPE_BASE,
+};
 
 /// Where the contract's API is mounted (the base URL's path).
 pub const API_PREFIX: &str = "/api/v1";
@@ -61,8 +63,10 @@ const fn op(
 /// Every operation the stand-in serves (the contract of
 /// `docs/learning-platform.openapi.yaml`).
 pub const OPERATIONS: &[Operation] = &[
+    op("POST", "/users", "createUser", true),
     op("GET", "/users/{employeeId}", "getUser", false),
     op("PUT", "/users/{employeeId}", "upsertUser", true),
+    op("PATCH", "/users/{employeeId}", "updateUser", true),
     op(
         "POST",
         "/users/{employeeId}/access/revoke",
@@ -153,7 +157,11 @@ pub const OPERATIONS: &[Operation] = &[
 /// The stand-in's routes over `state`: the API under `/api/v1`, admin under `/_standin`.
 pub fn router(state: LmsState) -> Router {
     let api = Router::new()
-        .route("/users/{employeeId}", get(get_user).put(upsert_user))
+        .route("/users", post(create_user))
+        .route(
+            "/users/{employeeId}",
+            get(get_user).put(upsert_user).patch(update_user),
+        )
         .route("/users/{employeeId}/access/revoke", post(revoke_access))
         .route("/users/{employeeId}/access/restore", post(restore_access))
         .route("/users/{employeeId}/involvements", get(involvements))
@@ -649,6 +657,32 @@ async fn method_not_allowed() -> Response {
 
 async fn get_user(State(s): State<LmsState>, Path(id): Path<String>) -> Response {
     respond(s.lock().get_user(&id))
+}
+
+async fn create_user(State(s): State<LmsState>, body: Bytes) -> Response {
+    respond(parse(&body).and_then(|body| s.lock().create_user(body)))
+}
+
+async fn update_user(
+    State(s): State<LmsState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let merge_patch = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(MERGE_PATCH));
+    if !merge_patch {
+        return problem(Fail::new(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "A profile update is a JSON merge patch: send Content-Type: application/merge-patch+json.",
+        ));
+    }
+    respond(parse(&body).and_then(|patch| s.lock().update_user(&id, patch)))
 }
 
 async fn upsert_user(State(s): State<LmsState>, Path(id): Path<String>, body: Bytes) -> Response {

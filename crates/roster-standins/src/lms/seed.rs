@@ -30,6 +30,10 @@ pub struct LmsSeed {
     pub assignments: Vec<Assignment>,
     #[serde(default)]
     pub engagement: Vec<EngagementRecord>,
+    /// The tenant's configured location names. A profile's location that matches none
+    /// is left blank, as the platform documents; empty accepts any location.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<String>,
 }
 
 /// An event: people by employee ID, seats taken = attendees.

@@ -204,6 +204,28 @@ impl Fail {
 
 pub(crate) type Outcome = Result<Reply, Fail>;
 
+/// The members a `UserProfile` may have (the contract's schema).
+const PROFILE_MEMBERS: [&str; 9] = [
+    "fullName",
+    "email",
+    "pictureUrl",
+    "department",
+    "title",
+    "location",
+    "managerEmployeeId",
+    "hireDate",
+    "terminationDate",
+];
+
+fn invalid_body(detail: &str) -> Fail {
+    Fail::new(
+        400,
+        "invalid-body",
+        "Invalid request body",
+        detail.to_string(),
+    )
+}
+
 fn user_not_found() -> Fail {
     Fail::new(
         404,
@@ -264,6 +286,7 @@ pub(crate) struct Inner {
     groups: BTreeMap<String, GroupRecord>,
     assignments: BTreeMap<String, Assignment>,
     engagement: Vec<EngagementRecord>,
+    locations: Vec<String>,
     notifications: Vec<Notification>,
     idempotency: HashMap<String, Idem>,
     pub calls: Vec<Call>,
@@ -282,6 +305,7 @@ impl Inner {
             groups: BTreeMap::new(),
             assignments: BTreeMap::new(),
             engagement: Vec::new(),
+            locations: Vec::new(),
             notifications: Vec::new(),
             idempotency: HashMap::new(),
             calls: Vec::new(),
@@ -324,6 +348,11 @@ impl Inner {
             self.engagement.retain(|r| r.id != record.id);
             self.engagement.push(record);
         }
+        for location in seed.locations {
+            if !self.locations.contains(&location) {
+                self.locations.push(location);
+            }
+        }
     }
 
     fn export(&self) -> LmsSeed {
@@ -335,6 +364,7 @@ impl Inner {
             groups: self.groups.values().cloned().collect(),
             assignments: self.assignments.values().cloned().collect(),
             engagement: self.engagement.clone(),
+            locations: self.locations.clone(),
         }
     }
 
@@ -433,6 +463,146 @@ impl Inner {
         } else {
             Reply::NoContent
         })
+    }
+
+    /// `POST /users`: a new account; an existing employee ID is `409 user-exists`.
+    pub fn create_user(&mut self, body: Value) -> Outcome {
+        let Value::Object(mut fields) = body else {
+            return Err(invalid_body("The body must be a JSON object."));
+        };
+        let employee_id = match fields.remove("employeeId") {
+            Some(Value::String(id)) if valid_employee_id(&id) => id,
+            _ => {
+                return Err(Fail::new(
+                    400,
+                    "invalid-employee-id",
+                    "Invalid employee ID",
+                    "`employeeId` is required: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+                ));
+            }
+        };
+        let profile: UserProfile = serde_json::from_value(Value::Object(fields))
+            .map_err(|_| invalid_body("The body does not match the UserProfile schema."))?;
+        check_profile(&profile)?;
+        if self.users.contains_key(&employee_id) {
+            return Err(Fail::new(
+                409,
+                "user-exists",
+                "User exists",
+                "An account with this employee ID exists; change it with PATCH /users/{employeeId}.",
+            ));
+        }
+        self.check_manager(&employee_id, profile.manager_employee_id.as_deref())?;
+        let location = self.configured_location(profile.location.as_deref());
+        self.users.insert(
+            employee_id.clone(),
+            User {
+                employee_id: employee_id.clone(),
+                full_name: Some(profile.full_name),
+                email: Some(profile.email),
+                picture_url: profile.picture_url,
+                department: profile.department,
+                title: profile.title,
+                location,
+                manager_employee_id: profile.manager_employee_id,
+                hire_date: profile.hire_date,
+                termination_date: profile.termination_date,
+                access: Access::Granted,
+                anonymized: false,
+                purged: false,
+                calendar_access: false,
+            },
+        );
+        Ok(Reply::Created {
+            location: format!("/users/{employee_id}"),
+        })
+    }
+
+    /// `PATCH /users/{employeeId}`: a JSON merge patch (RFC 7396) of the profile.
+    /// `fullName` and `email` cannot be cleared; unknown members are refused; the
+    /// patched profile must be valid as a whole, or nothing changes.
+    pub fn update_user(&mut self, employee_id: &str, body: Value) -> Outcome {
+        let Value::Object(patch) = body else {
+            return Err(invalid_body("A merge patch must be a JSON object."));
+        };
+        let user = self.users.get(employee_id).ok_or_else(user_not_found)?;
+        let mut profile = json!(UserProfile {
+            full_name: user.full_name.clone().unwrap_or_default(),
+            email: user.email.clone().unwrap_or_default(),
+            picture_url: user.picture_url.clone(),
+            department: user.department.clone(),
+            title: user.title.clone(),
+            location: user.location.clone(),
+            manager_employee_id: user.manager_employee_id.clone(),
+            hire_date: user.hire_date,
+            termination_date: user.termination_date,
+        });
+        for (key, value) in patch {
+            if !PROFILE_MEMBERS.contains(&key.as_str()) {
+                return Err(invalid_body(
+                    "The patch has a member that is not a profile field.",
+                ));
+            }
+            if value.is_null() && matches!(key.as_str(), "fullName" | "email") {
+                return Err(Fail::new(
+                    422,
+                    "invalid-profile",
+                    "Invalid profile",
+                    "`fullName` and `email` cannot be cleared.",
+                ));
+            }
+            if value.is_null() {
+                profile.as_object_mut().map(|p| p.remove(&key));
+            } else {
+                profile[key] = value;
+            }
+        }
+        let profile: UserProfile = serde_json::from_value(profile)
+            .map_err(|_| invalid_body("The patch does not match the UserProfile schema."))?;
+        check_profile(&profile)?;
+        self.check_manager(employee_id, profile.manager_employee_id.as_deref())?;
+        let location = self.configured_location(profile.location.as_deref());
+        let user = self.users.get_mut(employee_id).ok_or_else(user_not_found)?;
+        user.full_name = Some(profile.full_name);
+        user.email = Some(profile.email);
+        user.picture_url = profile.picture_url;
+        user.department = profile.department;
+        user.title = profile.title;
+        user.location = location;
+        user.manager_employee_id = profile.manager_employee_id;
+        user.hire_date = profile.hire_date;
+        user.termination_date = profile.termination_date;
+        // A profile sent for an anonymized or purged person makes the record personal
+        // again (a rehire keeps the employee ID); access stays as it was.
+        user.anonymized = false;
+        user.purged = false;
+        Ok(Reply::NoContent)
+    }
+
+    /// A manager must be a known person other than the user.
+    fn check_manager(&self, employee_id: &str, manager: Option<&str>) -> Result<(), Fail> {
+        match manager {
+            Some(m) if m == employee_id || !self.users.contains_key(m) => Err(Fail::new(
+                422,
+                "unknown-manager",
+                "Unknown manager",
+                "`managerEmployeeId` must be the employee ID of another existing user.",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The platform keeps only configured location names (in their configured
+    /// spelling); any other is left blank.
+    fn configured_location(&self, location: Option<&str>) -> Option<String> {
+        let location = location?;
+        if self.locations.is_empty() {
+            return Some(location.to_string());
+        }
+        self.locations
+            .iter()
+            .find(|l| l.eq_ignore_ascii_case(location.trim()))
+            .cloned()
     }
 
     pub fn get_user(&self, employee_id: &str) -> Outcome {
@@ -769,14 +939,15 @@ impl Inner {
                 "A group ID is 1-256 characters.",
             ));
         }
-        let group = self
-            .groups
-            .entry(group_id.to_string())
-            .or_insert_with(|| GroupRecord {
-                id: group_id.to_string(),
-                name: group_id.to_string(),
-                members: Vec::new(),
-            });
+        // Groups are set up at the platform by its administrators; members only join.
+        let group = self.groups.get_mut(group_id).ok_or_else(|| {
+            Fail::new(
+                404,
+                "group-not-found",
+                "Group not found",
+                "No group has this ID; groups are created at the platform before rules fill them.",
+            )
+        })?;
         if !group.members.iter().any(|m| m == employee_id) {
             group.members.push(employee_id.to_string());
         }

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use futures::future::BoxFuture;
 
-use super::{EffectRequest, Effects};
+use super::{EffectRequest, Effects, SyncRequest};
 use roster_api::StepName;
-use roster_lifecycle::Outcome;
+use roster_lifecycle::{Outcome, SyncOutcome};
 
 /// One call as the service saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,9 +21,21 @@ pub struct Call {
     pub applied: bool,
 }
 
+/// One joiner or mover call as the service saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncCall {
+    pub namespace: String,
+    pub employee_id: String,
+    /// The call's kind (`provision`, `update`, ...).
+    pub kind: &'static str,
+    pub idempotency_key: String,
+    pub applied: bool,
+}
+
 #[derive(Default)]
 struct State {
     calls: Vec<Call>,
+    sync_calls: Vec<SyncCall>,
     applied: HashMap<String, u32>,
 }
 
@@ -43,6 +55,11 @@ impl MemoryEffects {
         self.lock().calls.clone()
     }
 
+    /// Every joiner and mover call so far, in order.
+    pub fn sync_calls(&self) -> Vec<SyncCall> {
+        self.lock().sync_calls.clone()
+    }
+
     /// How many times each idempotency key took effect (must never exceed 1).
     pub fn applied(&self) -> HashMap<String, u32> {
         self.lock().applied.clone()
@@ -56,6 +73,23 @@ impl MemoryEffects {
 }
 
 impl Effects for MemoryEffects {
+    fn sync<'a>(&'a self, request: SyncRequest<'a>) -> BoxFuture<'a, SyncOutcome> {
+        let mut state = self.lock();
+        let key = request.action.idempotency_key.clone();
+        let first = !state.applied.contains_key(&key);
+        if first {
+            state.applied.insert(key.clone(), 1);
+        }
+        state.sync_calls.push(SyncCall {
+            namespace: request.user.metadata.namespace.clone().unwrap_or_default(),
+            employee_id: request.user.spec.employee_id.clone(),
+            kind: request.action.op.kind(),
+            idempotency_key: key,
+            applied: first,
+        });
+        Box::pin(async { SyncOutcome::Done })
+    }
+
     fn run<'a>(&'a self, request: EffectRequest<'a>) -> BoxFuture<'a, Outcome> {
         let mut state = self.lock();
         let key = request.action.idempotency_key.clone();

@@ -5,13 +5,14 @@
 //! running the same action twice takes effect once; "already done" or "already gone"
 //! is a success; errors and summaries never contain personal data.
 
+mod account;
 pub mod memory;
 pub mod platform;
 
 use futures::future::BoxFuture;
 
 use roster_api::{DirectoryUser, Tenant};
-use roster_lifecycle::{Action, Outcome, Policy};
+use roster_lifecycle::{Action, Outcome, Policy, SyncAction, SyncOutcome};
 
 /// Everything a connector may need to carry out one action for one user.
 #[derive(Clone, Copy)]
@@ -24,7 +25,18 @@ pub struct EffectRequest<'a> {
     pub action: &'a Action,
 }
 
+/// One joiner or mover call for one user.
+#[derive(Clone, Copy)]
+pub struct SyncRequest<'a> {
+    pub tenant: &'a Tenant,
+    pub user: &'a DirectoryUser,
+    pub action: &'a SyncAction,
+}
+
 /// Runs lifecycle actions against the outside world.
 pub trait Effects: Send + Sync + 'static {
+    /// A leaver step (or access restore).
     fn run<'a>(&'a self, request: EffectRequest<'a>) -> BoxFuture<'a, Outcome>;
+    /// A joiner or mover call: provisioning, a profile update, a group change.
+    fn sync<'a>(&'a self, request: SyncRequest<'a>) -> BoxFuture<'a, SyncOutcome>;
 }

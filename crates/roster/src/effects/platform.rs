@@ -21,7 +21,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kube::ResourceExt;
 use thiserror::Error;
 
-use super::{EffectRequest, Effects};
+use super::{EffectRequest, Effects, SyncRequest};
 use crate::clock::Clock;
 use roster_api::tenant::{CalendarProvider, SecretKeyRef};
 use roster_api::{DirectoryUser, StepName, Tenant};
@@ -32,15 +32,15 @@ use roster_connectors::calendar::{
 use roster_connectors::endpoint::EndpointPolicy;
 use roster_connectors::lms::{CalendarLink, EventRole, Involvement, InvolvementKind, Role};
 use roster_connectors::lms::{LmsClient, LmsError};
-use roster_lifecycle::Outcome;
 use roster_lifecycle::handover::{self, SyncedItem, plural};
 use roster_lifecycle::ownership::{self, EventPeople};
+use roster_lifecycle::{Outcome, SyncOutcome};
 
 /// The longest `Retry-After` honoured inside a step; longer ones fail the step.
 pub const MAX_IN_CALL_WAIT: Duration = Duration::from_secs(5);
 
 /// What a connector error says about retrying.
-trait RetryHint {
+pub(super) trait RetryHint {
     fn is_retryable(&self) -> bool;
     fn retry_after(&self) -> Option<Duration>;
 }
@@ -88,8 +88,8 @@ impl Default for PlatformSettings {
 }
 
 /// The connectors of one tenant, built from its spec and Secrets.
-struct Connectors {
-    lms: LmsClient,
+pub(super) struct Connectors {
+    pub(super) lms: LmsClient,
     calendar: Option<Calendar>,
     built: Instant,
     /// The Tenant spec it was built from. Not the resourceVersion: that changes with
@@ -117,7 +117,7 @@ pub struct PlatformEffects {
 }
 
 #[derive(Debug, Error)]
-enum StepError {
+pub(super) enum StepError {
     #[error("learning platform: {0}")]
     Lms(#[from] LmsError),
     #[error("calendar: {0}")]
@@ -127,7 +127,7 @@ enum StepError {
 }
 
 impl StepError {
-    fn retry_after(&self) -> Option<Duration> {
+    pub(super) fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Lms(e) => e.retry_after(),
             Self::Calendar(e) => e.retry_after(),
@@ -167,7 +167,7 @@ impl PlatformEffects {
     /// exponential backoff (from 100 ms, at most 4 tries) that honours `Retry-After` up
     /// to [`MAX_IN_CALL_WAIT`]. A longer wait fails the step instead, and the lifecycle
     /// persists when to retry it, so no task sleeps for minutes.
-    async fn request<T, E, F, Fut>(
+    pub(super) async fn request<T, E, F, Fut>(
         &self,
         tenant: &Tenant,
         connector: &str,
@@ -218,7 +218,7 @@ impl PlatformEffects {
     }
 
     /// The tenant's connectors, rebuilt when the Tenant's spec changes or credentials age out.
-    async fn connectors(&self, tenant: &Tenant) -> Result<Arc<Connectors>, StepError> {
+    pub(super) async fn connectors(&self, tenant: &Tenant) -> Result<Arc<Connectors>, StepError> {
         let namespace = tenant.namespace().unwrap_or_default();
         let key = format!("{namespace}/{}", tenant.name_any());
         let cached = self
@@ -659,6 +659,10 @@ impl PlatformEffects {
 }
 
 impl Effects for PlatformEffects {
+    fn sync<'a>(&'a self, request: SyncRequest<'a>) -> BoxFuture<'a, SyncOutcome> {
+        Box::pin(self.run_sync(request))
+    }
+
     fn run<'a>(&'a self, request: EffectRequest<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             match self.run_step(&request).await {

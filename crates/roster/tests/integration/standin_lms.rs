@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use roster_connectors::lms::{
-    Access, AssignmentStatus, CalendarLink, EngagementKind, EventRole, InvolvementKind, LmsClient,
-    LmsError, Role, UpsertOutcome, UserProfile,
+    Access, AssignmentStatus, CalendarLink, CreateOutcome, EngagementKind, EventRole,
+    InvolvementKind, LmsClient, LmsError, ProfilePatch, Role, UpsertOutcome, UserProfile,
 };
 use roster_standins::lms::{
     DuplicateKind, Fault, LmsSeed, LmsStandIn, LmsState, OPERATIONS, RateLimit,
@@ -106,6 +106,8 @@ groups:
     members: ["E1", "E2", "E4"]
   - id: mentors
     members: ["E1"]
+  - id: new hires/2024
+    name: New hires 2024
 assignments:
   - id: as-1
     employeeId: "E1"
@@ -176,6 +178,144 @@ fn raw(standin: &LmsStandIn, method: reqwest::Method, path: &str) -> reqwest::Re
     reqwest::Client::new()
         .request(method, format!("{}{path}", standin.base_url()))
         .bearer_auth(TOKEN)
+}
+
+/// Joiners and movers: `createUser` refuses a second account for an employee ID,
+/// `updateUser` is a merge patch of exactly the fields sent, and the platform keeps
+/// only configured locations and known managers.
+#[tokio::test]
+async fn joiners_and_movers_through_the_client() {
+    let mut seed = LmsSeed::from_yaml_str(SEED).unwrap();
+    seed.locations = vec!["Lisbon".into(), "Berlin".into()];
+    let standin = LmsStandIn::start(LmsState::with_seed(TOKEN, seed).unwrap())
+        .await
+        .unwrap();
+    let lms = standin.client(Duration::from_secs(5));
+    let profile = UserProfile {
+        full_name: "Gil Example".into(),
+        email: "gil@example.com".into(),
+        title: Some("Analyst".into()),
+        department: Some("Finance".into()),
+        location: Some("berlin".into()),
+        manager_employee_id: Some("E4".into()),
+        ..UserProfile::default()
+    };
+    assert_eq!(
+        lms.create_user("E7", &profile, "k-create-1").await,
+        Ok(CreateOutcome::Created)
+    );
+    assert_eq!(
+        lms.create_user("E7", &profile, "k-create-1").await,
+        Ok(CreateOutcome::Created),
+        "a retry is replayed"
+    );
+    assert_eq!(
+        lms.create_user("E7", &profile, "k-create-2").await,
+        Ok(CreateOutcome::Exists),
+        "a second create of the same employee ID is refused (409 user-exists)"
+    );
+    let user = standin.state().user("E7").unwrap();
+    assert_eq!(
+        user.location.as_deref(),
+        Some("Berlin"),
+        "configured spelling"
+    );
+    let elsewhere = UserProfile {
+        location: Some("Atlantis".into()),
+        ..profile.clone()
+    };
+    lms.create_user("E8", &elsewhere, "k-create-3")
+        .await
+        .unwrap();
+    assert_eq!(
+        standin.state().user("E8").unwrap().location,
+        None,
+        "left blank"
+    );
+
+    // A mover: exactly the fields sent change; null clears.
+    let patch = ProfilePatch {
+        title: Some(Some("Senior Analyst".into())),
+        department: Some(None),
+        ..ProfilePatch::default()
+    };
+    lms.update_user("E7", &patch, "k-patch-1").await.unwrap();
+    let user = standin.state().user("E7").unwrap();
+    assert_eq!(user.title.as_deref(), Some("Senior Analyst"));
+    assert_eq!(user.department, None);
+    assert_eq!(user.email.as_deref(), Some("gil@example.com"), "kept");
+    assert_eq!(user.manager_employee_id.as_deref(), Some("E4"), "kept");
+    assert_eq!(standin.state().applied_count("updateUser"), 1);
+
+    // What the platform refuses.
+    let status = |e: LmsError| match e {
+        LmsError::Rejected { status, .. } => status,
+        LmsError::NotFound => 404,
+        other => panic!("unexpected {other:?}"),
+    };
+    let unknown_manager = ProfilePatch {
+        manager_employee_id: Some(Some("E404".into())),
+        ..ProfilePatch::default()
+    };
+    let refused = [
+        lms.update_user("E404", &patch, "k-patch-2")
+            .await
+            .unwrap_err(),
+        lms.update_user("E7", &unknown_manager, "k-patch-3")
+            .await
+            .unwrap_err(),
+        lms.create_user(
+            "E9",
+            &UserProfile {
+                manager_employee_id: Some("E404".into()),
+                ..profile.clone()
+            },
+            "k-create-4",
+        )
+        .await
+        .unwrap_err(),
+    ];
+    assert_eq!(refused.map(status), [404, 422, 422]);
+    assert!(standin.state().user("E9").is_none(), "nothing created");
+    assert_eq!(
+        standin
+            .state()
+            .user("E7")
+            .unwrap()
+            .manager_employee_id
+            .as_deref(),
+        Some("E4"),
+        "a refused patch changes nothing"
+    );
+
+    // Raw requests: a merge patch must say so, and cannot clear the required fields.
+    let http = reqwest::Client::new();
+    let url = format!("{}/users/E7", standin.base_url());
+    let send = |content_type: &'static str, body: &'static str, key: &'static str| {
+        http.patch(&url)
+            .bearer_auth(TOKEN)
+            .header("Content-Type", content_type)
+            .header("Idempotency-Key", key)
+            .body(body)
+            .send()
+    };
+    let wrong_type = send("application/json", r#"{"title":"X"}"#, "raw-1")
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), 415);
+    let cleared = send("application/merge-patch+json", r#"{"email":null}"#, "raw-2")
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 422);
+    let stranger = send("application/merge-patch+json", r#"{"salary":1}"#, "raw-3")
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 400);
+    assert_eq!(
+        standin.state().user("E7").unwrap().title.as_deref(),
+        Some("Senior Analyst")
+    );
+    assert!(standin.state().duplicates().is_empty());
 }
 
 #[tokio::test]
@@ -375,6 +515,13 @@ async fn every_operation_works_through_the_client() {
             .await,
         Err(LmsError::NotFound)
     );
+    // Groups are set up at the platform; rules only fill them.
+    assert_eq!(
+        lms.add_group_member("no such group", "E5", "k-grp-unknown")
+            .await,
+        Err(LmsError::NotFound)
+    );
+    assert!(standin.state().group("no such group").is_none());
 
     // Assignments.
     let outstanding = lms.outstanding_assignments("E1").await.unwrap();

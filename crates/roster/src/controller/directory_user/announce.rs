@@ -6,11 +6,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use kube::Resource;
 use kube::runtime::events::{Event, EventType};
 use roster_api::{DirectoryUser, DirectoryUserStatus, Phase, StepName};
+use roster_lifecycle::sync::{SyncAction, SyncOp, SyncOutcome};
 use roster_lifecycle::{Outcome, Transition};
 use tracing::{info, warn};
 
 use crate::controller::Context;
-use crate::metrics::{StepLabels, TransitionLabels};
+use crate::metrics::{StepLabels, SyncLabels, TransitionLabels};
 
 pub async fn transitions(
     context: &Context,
@@ -74,6 +75,74 @@ pub async fn step_result(
         result,
     };
     context.metrics.steps.get_or_create(&labels).inc();
+}
+
+/// A sync call's result: an Event saying what changed at the platform (field and group
+/// names, never values), a warning Event when it failed, and a count.
+pub async fn sync_result(
+    context: &Context,
+    user: &DirectoryUser,
+    action: &SyncAction,
+    outcome: &SyncOutcome,
+) {
+    let call = action.op.kind();
+    let (result, type_, reason, note) = match (outcome, &action.op) {
+        (SyncOutcome::Failed { error, .. }, _) => (
+            "failed",
+            EventType::Warning,
+            "SyncFailed",
+            format!("{call}: {error}"),
+        ),
+        (SyncOutcome::Adopted(_), _) => (
+            "adopted",
+            EventType::Normal,
+            "AccountAdopted",
+            "an account with this employee ID existed at the learning platform; roster adopted it"
+                .into(),
+        ),
+        (SyncOutcome::Done, SyncOp::Provision(_)) => (
+            "succeeded",
+            EventType::Normal,
+            "AccountCreated",
+            "account created at the learning platform".into(),
+        ),
+        (SyncOutcome::Done, SyncOp::Update(changes)) => (
+            "succeeded",
+            EventType::Normal,
+            "ProfileSynced",
+            format!(
+                "sent {}",
+                changes
+                    .iter()
+                    .map(|(field, _)| field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        (SyncOutcome::Done, SyncOp::AddToGroup(group)) => (
+            "succeeded",
+            EventType::Normal,
+            "GroupJoined",
+            format!("added to group {group:?} by the Tenant's group rules"),
+        ),
+        (SyncOutcome::Done, SyncOp::RemoveFromGroup(group)) => (
+            "succeeded",
+            EventType::Normal,
+            "GroupLeft",
+            format!("removed from group {group:?}: its rule no longer matches and removes"),
+        ),
+    };
+    if result == "failed" {
+        warn!(call, detail = %note, "sync call failed");
+    } else {
+        info!(call, reason, "sync call");
+    }
+    publish(context, user, type_, reason, "SyncAccount", note).await;
+    context
+        .metrics
+        .sync_calls
+        .get_or_create(&SyncLabels { call, result })
+        .inc();
 }
 
 /// A source wrote personal data to a user who is already purged.

@@ -9,7 +9,7 @@ use kube::{Api, ResourceExt};
 use roster_api::{APPROVE_ANNOTATION, DEPROVISION_NOW_ANNOTATION, DirectoryUser, RETRY_ANNOTATION};
 use roster_lifecycle::{Decision, Observed, Requests};
 
-use super::gather::Inputs;
+use super::gather::{self, Inputs};
 use crate::controller::Result;
 
 /// The decision and the object it was taken on.
@@ -18,14 +18,16 @@ pub struct Decided {
     pub decision: Decision,
 }
 
+/// `directory`: the tenant's users, for resolving the record's manager.
 pub async fn decide(
     api: &Api<DirectoryUser>,
     cached: Arc<DirectoryUser>,
     inputs: &Inputs,
+    directory: &[Arc<DirectoryUser>],
     now: DateTime<Utc>,
 ) -> Result<Decided> {
-    let decision = step(&cached, inputs, now);
-    if decision.actions.is_empty() {
+    let decision = step(&cached, inputs, directory, now);
+    if decision.actions.is_empty() && decision.sync.is_empty() {
         return Ok(Decided {
             user: cached,
             decision,
@@ -33,12 +35,17 @@ pub async fn decide(
     }
     let fresh = Arc::new(api.get(&cached.name_any()).await?);
     Ok(Decided {
-        decision: step(&fresh, inputs, now),
+        decision: step(&fresh, inputs, directory, now),
         user: fresh,
     })
 }
 
-fn step(user: &DirectoryUser, inputs: &Inputs, now: DateTime<Utc>) -> Decision {
+fn step(
+    user: &DirectoryUser,
+    inputs: &Inputs,
+    directory: &[Arc<DirectoryUser>],
+    now: DateTime<Utc>,
+) -> Decision {
     let status = user.status.clone().unwrap_or_default();
     let uid = user.uid().unwrap_or_default();
     let annotation = |key: &str| user.annotations().get(key).map(String::as_str);
@@ -53,6 +60,7 @@ fn step(user: &DirectoryUser, inputs: &Inputs, now: DateTime<Utc>) -> Decision {
             retry: annotation(RETRY_ANNOTATION),
             approve: annotation(APPROVE_ANNOTATION),
         },
+        manager: gather::manager(user, directory),
     };
     roster_lifecycle::step(&observed, &inputs.policy, &inputs.settings, now)
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use roster_api::{DirectoryUser, Tenant};
-use roster_lifecycle::directory::{KeyHolder, holds_key_before};
+use roster_api::{DirectoryUser, Phase, Tenant};
+use roster_lifecycle::Manager;
+use roster_lifecycle::directory::{KeyHolder, ManagerCandidate, holds_key_before, resolve_manager};
 use roster_lifecycle::{Policy, TenantSettings};
 
 use crate::controller::Context;
@@ -150,6 +151,52 @@ fn key_holder(user: &DirectoryUser) -> KeyHolder<'_> {
 fn to_chrono(time: &jiff::Timestamp) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(time.as_second(), time.subsec_nanosecond() as u32)
         .unwrap_or_default()
+}
+
+/// The record's manager among the other users of its tenant. `directory` is the
+/// tenant's users ([`colleagues`]); empty when the record names no manager.
+pub fn manager<'a>(user: &DirectoryUser, directory: &'a [Arc<DirectoryUser>]) -> Manager<'a> {
+    let me = user.metadata.name.as_deref();
+    resolve_manager(
+        user.spec.manager_email.as_deref(),
+        directory
+            .iter()
+            .filter(|other| other.metadata.name.as_deref() != me)
+            .map(|other| ManagerCandidate {
+                employee_id: &other.spec.employee_id,
+                email: &other.spec.email,
+                provisioned: other
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.account.provisioned.is_some() && s.phase != Phase::Purged),
+            }),
+    )
+}
+
+/// The users whose record names `manager` as their manager: a manager's arrival or
+/// provisioning resolves them (feeds often deliver managers after their reports).
+pub fn reports_of(
+    users: &Store<DirectoryUser>,
+    manager: &DirectoryUser,
+) -> Vec<ObjectRef<DirectoryUser>> {
+    let email = manager.spec.email.trim();
+    if email.is_empty() {
+        return Vec::new();
+    }
+    let namespace = manager.namespace();
+    users
+        .state()
+        .into_iter()
+        .filter(|u| {
+            u.namespace() == namespace
+                && u.spec.tenant_ref == manager.spec.tenant_ref
+                && u.spec
+                    .manager_email
+                    .as_deref()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case(email))
+        })
+        .map(|u| ObjectRef::from_obj(&*u))
+        .collect()
 }
 
 /// The users of the same tenant (the user included), for choosing new owners.

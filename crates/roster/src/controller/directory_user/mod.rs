@@ -41,7 +41,19 @@ pub async fn controller(
     let tenants = context.tenants.clone();
     let by_tenant = users.clone();
     let by_policy = users.clone();
+    let by_manager = users.clone();
+    // A user's change also wakes their reports (one watch, teed): a manager who arrives
+    // or gets an account after their reports resolves them.
+    let (reports_tx, reports_rx) = futures::channel::mpsc::unbounded();
+    let user_stream = user_stream.inspect(move |event| {
+        if let Ok(user) = event {
+            for report in gather::reports_of(&by_manager, user) {
+                let _ = reports_tx.unbounded_send(report);
+            }
+        }
+    });
     let controller = Controller::for_stream(user_stream, users.clone())
+        .reconcile_on(reports_rx)
         .with_config(Config::default().concurrency(options.concurrency))
         // A Tenant change (suspend, time zone, policyRef...) wakes exactly its users.
         .watches_stream(tenant_stream, move |tenant: Tenant| {
@@ -137,7 +149,12 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
     };
 
     let now = context.clock.now();
-    let Decided { user, decision } = decide::decide(&api, user, &inputs, now).await?;
+    let directory = if user.spec.manager_email.is_some() {
+        gather::colleagues(&context.users, &user)
+    } else {
+        Vec::new()
+    };
+    let Decided { user, decision } = decide::decide(&api, user, &inputs, &directory, now).await?;
 
     // PII goes before the status that says it is gone.
     if decision.scrub_pii {
@@ -153,21 +170,24 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
     let mut status = decision.status.clone();
     persist::status(&api, &user, &status).await?;
     announce::transitions(context, &user, &decision.transitions, &status).await;
-    run::actions(
-        &api,
-        context,
-        &user,
-        &inputs,
-        &decision.actions,
-        &mut status,
-    )
-    .await?;
+    let synced = run::sync(&api, context, &user, &inputs, &decision.sync, &mut status).await?;
+    if synced {
+        run::actions(
+            &api,
+            context,
+            &user,
+            &inputs,
+            &decision.actions,
+            &mut status,
+        )
+        .await?;
+    }
     if decision.release {
         persist::finalizer(&api, &name, false).await?;
     }
     context.reset_failures(&user.uid().unwrap_or_default());
 
-    if !decision.actions.is_empty() {
+    if !decision.actions.is_empty() || !decision.sync.is_empty() {
         // Our own status write wakes the next step with fresh state.
         return Ok(Action::await_change());
     }

@@ -6,12 +6,55 @@ use std::sync::Arc;
 
 use kube::{Api, ResourceExt};
 use roster_api::{DirectoryUser, DirectoryUserStatus};
-use roster_lifecycle::{Action, Outcome};
+use roster_lifecycle::{Action, Outcome, SyncAction};
 
 use super::gather::{Inputs, colleagues};
 use super::{announce, persist};
 use crate::controller::{Context, Result};
-use crate::effects::EffectRequest;
+use crate::effects::{EffectRequest, SyncRequest};
+
+/// The joiner and mover calls, each recorded before the next. Returns whether all of
+/// them went through; the steps wait otherwise (a rehire's profile comes back before
+/// access is restored).
+pub async fn sync(
+    api: &Api<DirectoryUser>,
+    context: &Context,
+    user: &DirectoryUser,
+    inputs: &Inputs,
+    actions: &[SyncAction],
+    status: &mut DirectoryUserStatus,
+) -> Result<bool> {
+    let name = user.name_any();
+    let uid = user.uid().unwrap_or_default();
+    for action in actions {
+        let outcome = context
+            .effects
+            .sync(SyncRequest {
+                tenant: &inputs.tenant,
+                user,
+                action,
+            })
+            .await;
+        announce::sync_result(context, user, action, &outcome).await;
+        let failed = matches!(outcome, roster_lifecycle::SyncOutcome::Failed { .. });
+        let more = roster_lifecycle::record_sync_outcome(
+            status,
+            &uid,
+            action,
+            outcome,
+            context.clock.now(),
+        );
+        persist::step_result(api, &name, status).await?;
+        if failed {
+            return Ok(false);
+        }
+        if !more {
+            // The picture changed (an adopted account): the next reconcile plans afresh.
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
 
 pub async fn actions(
     api: &Api<DirectoryUser>,
