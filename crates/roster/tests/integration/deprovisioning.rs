@@ -21,7 +21,7 @@ use roster_standins::calendar::graph::GraphCalendarStandin;
 use roster_standins::lms::{Fault, LmsSeed, LmsStandIn, LmsState};
 use serde_json::json;
 
-use crate::support::{Operator, TestEnv, apply, wait_phase};
+use crate::support::{Operator, OperatorProcess, TestEnv, apply, wait_phase};
 
 const LMS_TOKEN: &str = "lms-test-token";
 
@@ -478,52 +478,6 @@ async fn fifty_leavers_complete_through_thirty_percent_failures() {
                 .assigner_employee_id,
             "M000"
         );
-    }
-}
-
-/// The operator binary as a child process (so it can be killed with SIGKILL).
-struct OperatorProcess {
-    child: std::process::Child,
-}
-
-impl OperatorProcess {
-    fn start(namespace: &str, kubeconfig: &std::path::Path, log: &std::path::Path) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open operator log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args([
-                "run",
-                "--namespace",
-                namespace,
-                "--effects",
-                "http",
-                "--rate-limit",
-                "1000",
-            ])
-            .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start roster run");
-        Self { child }
-    }
-
-    /// SIGKILL: no shutdown, no flush; in-flight calls and status writes are cut.
-    fn kill_9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,6 +10,7 @@ mod crds;
 mod deprovisioning;
 mod examples;
 mod invalid;
+mod joiners;
 mod kubectl;
 mod lifecycle;
 mod rbac;

@@ -244,6 +244,52 @@ impl Drop for Operator {
     }
 }
 
+/// The operator binary as a child process (so it can be killed with SIGKILL).
+pub struct OperatorProcess {
+    child: std::process::Child,
+}
+
+impl OperatorProcess {
+    pub fn start(namespace: &str, kubeconfig: &std::path::Path, log: &std::path::Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open operator log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--effects",
+                "http",
+                "--rate-limit",
+                "1000",
+            ])
+            .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start roster run");
+        Self { child }
+    }
+
+    /// SIGKILL: no shutdown, no flush; in-flight calls and status writes are cut.
+    pub fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub async fn apply<K: serde::Serialize + Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
     api: &Api<K>,
     name: &str,
