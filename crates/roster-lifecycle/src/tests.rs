@@ -1391,3 +1391,137 @@ fn a_step_that_keeps_failing_stalls_the_user_for_kstatus() {
     assert_eq!(condition(&world.status, "Reconciling").status, False);
     assert_eq!(condition(&world.status, "Ready").status, True);
 }
+
+/// Joiners and movers: only an Active person is provisioned and synced; a leaver's
+/// record waits for anonymization, and a purged one is never provisioned again.
+#[test]
+fn only_active_people_are_provisioned_and_synced() {
+    use crate::sync::SyncOp;
+    let mut world = World::new(person(), policy("1h", "720h"));
+    let t0 = at("2025-03-01T00:00:00Z");
+    world.settle(t0);
+    assert_eq!(
+        world.status.account.provisioned,
+        Some(roster_api::Provisioning::Created)
+    );
+    assert!(world.status.account.profile.full_name.is_some());
+    assert!(world.decide(t0).sync.is_empty(), "settled: no call");
+
+    // A mover while Active: one update.
+    world.spec.title = Some("Lead".into());
+    let decision = world.decide(t0);
+    assert!(matches!(&decision.sync[..], [a] if matches!(a.op, SyncOp::Update(_))));
+    world.settle(t0);
+
+    // A leaver: edits during the quarantine and after it are not sent.
+    world.spec.active = false;
+    world.settle(t0);
+    assert_eq!(world.phase(), Phase::Quarantined);
+    world.spec.title = Some("Director".into());
+    assert!(world.decide(t0).sync.is_empty(), "quarantined: no sync");
+    world.settle(t0 + Duration::hours(1));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    assert!(
+        world.status.account.profile.is_empty(),
+        "anonymized: no digest of the platform's old profile stays"
+    );
+    assert!(world.decide(t0 + Duration::hours(2)).sync.is_empty());
+    world.settle(t0 + Duration::days(30));
+    assert_eq!(world.phase(), Phase::Purged);
+    // A source re-applies the whole record: scrubbed again, never provisioned.
+    world.spec = person();
+    let decision = world.decide(t0 + Duration::days(31));
+    assert!(decision.sync.is_empty() && decision.scrub_pii);
+}
+
+#[test]
+fn a_rehire_sends_the_profile_again_before_access_is_restored() {
+    use crate::sync::{SyncOp, SyncedField};
+    let spec = DirectoryUserSpec {
+        termination_date: Some(date("2025-03-01")),
+        title: Some("Engineer".into()),
+        ..person()
+    };
+    let mut world = World::new(spec, policy("1h", "720h"));
+    world.settle(at("2025-02-01T00:00:00Z"));
+    world.settle(at("2025-03-01T00:00:00Z"));
+    world.settle(at("2025-03-01T01:00:00Z"));
+    assert_eq!(world.phase(), Phase::Deprovisioned);
+    world.spec.hire_date = Some(date("2025-04-01"));
+    let decision = world.decide(at("2025-04-01T00:00:00Z"));
+    // The shell runs `sync` before `actions`: the anonymized account gets its profile
+    // back (the platform refuses to restore access to an anonymized person).
+    let [sync] = &decision.sync[..] else {
+        panic!("{:?}", decision.sync)
+    };
+    let SyncOp::Update(fields) = &sync.op else {
+        panic!("{sync:?}")
+    };
+    let names: Vec<SyncedField> = fields.iter().map(|(f, _)| *f).collect();
+    assert!(names.contains(&SyncedField::FullName) && names.contains(&SyncedField::Title));
+    assert_eq!(decision.actions[0].step, StepName::RestoreAccess);
+}
+
+#[test]
+fn a_suspended_tenant_or_a_dry_run_policy_makes_no_sync_call() {
+    let t0 = at("2025-03-01T00:00:00Z");
+    let mut suspended = World::new(person(), Policy::default());
+    suspended.tenant.suspended = true;
+    let decision = suspended.decide(t0);
+    assert!(decision.sync.is_empty());
+    let ready = decision
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "Ready")
+        .unwrap();
+    assert_eq!(
+        ready.reason, "TenantSuspended",
+        "the waiting call is reported"
+    );
+    let dry = World::new(
+        person(),
+        Policy {
+            dry_run: true,
+            ..Policy::default()
+        },
+    );
+    assert!(dry.decide(t0).sync.is_empty());
+}
+
+#[test]
+fn failing_sync_calls_report_and_then_stall() {
+    let mut world = World::new(person(), Policy::default());
+    let t0 = at("2025-03-01T00:00:00Z");
+    let mut now = t0;
+    for attempt in 1..=crate::conditions::STALL_AFTER_ATTEMPTS {
+        let decision = world.decide(now);
+        assert_eq!(decision.sync.len(), 1, "attempt {attempt}");
+        world.status = decision.status;
+        let failed = crate::sync::SyncOutcome::Failed {
+            error: "learning platform unavailable (HTTP 503)".into(),
+            retry_after: None,
+        };
+        crate::sync::record_sync_outcome(&mut world.status, UID, &decision.sync[0], failed, now);
+        let retry = world.status.account.next_retry_time.unwrap();
+        assert_eq!(
+            world.decide(now).wake_at,
+            Some(retry),
+            "wakes for the retry"
+        );
+        now = retry;
+    }
+    let decision = world.decide(now);
+    let get = |kind: &str| {
+        decision
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.r#type == kind)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(get("Stalled").reason, "SyncFailing");
+    assert!(get("Stalled").message.contains("HTTP 503"));
+    assert_eq!(get("Ready").reason, "SyncFailed");
+}

@@ -129,8 +129,22 @@ fn joiner(i: usize) -> DirectoryUserSpec {
         tenant_ref: "acme".into(),
         full_name: format!("Joiner {id}"),
         email: email(&id),
-        title: Some(if i.is_multiple_of(2) { "Engineer" } else { "Analyst" }.into()),
-        department: Some(if i.is_multiple_of(3) { "Sales" } else { "Finance" }.into()),
+        title: Some(
+            if i.is_multiple_of(2) {
+                "Engineer"
+            } else {
+                "Analyst"
+            }
+            .into(),
+        ),
+        department: Some(
+            if i.is_multiple_of(3) {
+                "Sales"
+            } else {
+                "Finance"
+            }
+            .into(),
+        ),
         location: Some(
             match i {
                 7 => "Atlantis",
@@ -546,4 +560,61 @@ async fn joiners_and_movers_survive_failures_and_kill_9() {
             "a name in the operator log"
         );
     }
+}
+
+/// Editing the Tenant's rules re-evaluates its users, and only the memberships that
+/// change are sent: no profile call, no call for an unaffected person.
+#[tokio::test]
+async fn a_rule_edit_converges_with_the_fewest_calls() {
+    let env = TestEnv::new("joiners-rules").await;
+    let lms = standin(false).await;
+    setup(&env, &lms).await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    for i in 1..=6 {
+        create(&env, &joiner(i)).await;
+    }
+    for i in 1..=6 {
+        wait_settled(&env, &employee_id(i)).await;
+    }
+    lms.state().clear_calls();
+    // "london" now takes Lisbon too (add-only); "sales" now means Marketing, and its
+    // rule removes people it no longer matches.
+    let mut tenant = env.api::<Tenant>().get("acme").await.unwrap();
+    tenant.metadata.managed_fields = None;
+    tenant.metadata.resource_version = None;
+    tenant.status = None;
+    tenant.spec.group_rules = vec![
+        rule("engineers", ProfileField::Title, &["Engineer"], false),
+        rule("sales", ProfileField::Department, &["Marketing"], true),
+        rule(
+            "london",
+            ProfileField::Location,
+            &["London", "Lisbon"],
+            false,
+        ),
+    ];
+    apply(&env.api::<Tenant>(), "acme", &tenant).await;
+    for i in 1..=6 {
+        let expected: BTreeSet<String> = {
+            let spec = joiner(i);
+            let mut g = BTreeSet::from(["london".to_string()]);
+            if spec.title.as_deref() == Some("Engineer") {
+                g.insert("engineers".into());
+            }
+            g
+        };
+        poll("the rule edit applied", Duration::from_millis(100), || {
+            let done = platform_groups(&lms, &employee_id(i)) == expected;
+            async move { done.then_some(()) }
+        })
+        .await;
+        wait_settled(&env, &employee_id(i)).await;
+    }
+    let (sent, _) = counts(&lms);
+    println!("rule edit over 6 people: calls {sent:?}");
+    // Five Lisbon people join "london"; the two in Sales leave "sales".
+    assert_eq!(
+        sent,
+        applied_map(&[("addGroupMember", 5), ("removeGroupMember", 2)])
+    );
 }
