@@ -218,6 +218,9 @@ pub struct Snapshot {
     pub calendar: BTreeMap<String, (String, bool)>,
     pub revoked: usize,
     pub restored: usize,
+    /// Accounts created and profile updates applied (joiners and movers).
+    pub created: usize,
+    pub updated: usize,
     pub notifications: usize,
     /// Changes applied twice (learning platform and calendar): must stay 0.
     pub duplicates: usize,
@@ -237,6 +240,8 @@ impl Snapshot {
                 .collect(),
             revoked: lms.applied_count("revokeAccess"),
             restored: lms.applied_count("restoreAccess"),
+            created: lms.applied_count("createUser"),
+            updated: lms.applied_count("updateUser"),
             notifications: lms.notifications().len(),
             duplicates: lms.duplicates().len() + calendar.duplicates().duplicates.len(),
         }
@@ -297,7 +302,10 @@ pub struct Changes {
     /// New assigner's role → rules moved.
     pub rules_moved: BTreeMap<&'static str, usize>,
     pub memberships_removed: usize,
+    pub memberships_added: usize,
     pub groups_touched: usize,
+    pub accounts_created: usize,
+    pub profiles_updated: usize,
     pub assignments_removed: usize,
     pub completed_kept: usize,
     pub anonymized: usize,
@@ -430,8 +438,17 @@ impl Changes {
                 .filter(|m| now.is_none_or(|g| !g.members.contains(m)))
                 .count();
             changes.memberships_removed += removed;
-            changes.groups_touched += usize::from(removed > 0);
+            let added = now.map_or(0, |now| {
+                now.members
+                    .iter()
+                    .filter(|m| !group.members.contains(m))
+                    .count()
+            });
+            changes.memberships_added += added;
+            changes.groups_touched += usize::from(removed + added > 0);
         }
+        changes.accounts_created = after.created.saturating_sub(before.created);
+        changes.profiles_updated = after.updated.saturating_sub(before.updated);
 
         // Assignments: outstanding ones of leavers go, completed ones stay.
         let anonymized: BTreeSet<&str> = a
@@ -481,6 +498,14 @@ impl Changes {
         let rules: usize = self.rules_moved.values().sum();
         let mut lines = Vec::new();
         lines.push(format!(
+            "joiners       {} created at the learning platform; the rest adopted by employee ID",
+            count(self.accounts_created, "account", "accounts")
+        ));
+        lines.push(format!(
+            "movers        {} sent (only the changed fields)",
+            count(self.profiles_updated, "profile update", "profile updates")
+        ));
+        lines.push(format!(
             "access        {} revoked at once (stage 1); {} restored after a reversal",
             self.revoked, self.restored
         ));
@@ -515,12 +540,13 @@ impl Changes {
         }
         lines.push(rule_line);
         lines.push(format!(
-            "groups        {} left ({} touched)",
+            "groups        {} left, {} added by the Tenant's rules ({} touched)",
             count(
                 self.memberships_removed,
                 "group membership",
                 "group memberships"
             ),
+            self.memberships_added,
             count(self.groups_touched, "group", "groups")
         ));
         lines.push(format!(

@@ -57,6 +57,10 @@ const MANAGER: &str = "roster-demo";
 const DELETED: &str = "1011";
 /// Who is deactivated and reinstated during the quarantine.
 const REVERSED: &str = "1013";
+/// The new hire the demo adds (not at the platform yet: a joiner).
+const JOINER: &str = "1015";
+/// Who moves from Engineering (remote) to Sales in Berlin.
+const MOVER: &str = "1004";
 
 /// `roster demo` options.
 #[derive(clap::Args, Clone, Debug)]
@@ -233,12 +237,18 @@ impl Stack {
 enum Expect {
     Purged,
     BackToActive,
+    /// Provisioned (created) at the platform, groups applied.
+    Joined,
+    /// Edited, and the edit synced to the platform.
+    Moved,
 }
 
 fn reached(row: Option<&Row>, expect: Expect) -> bool {
     row.is_some_and(|row| match expect {
         Expect::Purged => row.phase == Phase::Purged || row.gone,
         Expect::BackToActive => row.reversals > 0 && row.phase == Phase::Active && row.restored,
+        Expect::Joined => row.provisioned == Some(roster_api::Provisioning::Created) && row.in_sync,
+        Expect::Moved => row.generation > 1 && row.in_sync && !row.left,
     })
 }
 
@@ -496,6 +506,13 @@ async fn demo(args: &DemoArgs, stack: &mut Stack, out: &Out) -> anyhow::Result<b
         ));
         out.say("");
     }
+    let intake = tokio::spawn(joiner_and_mover(
+        users.clone(),
+        notes_tx.clone(),
+        tenant_name.clone(),
+        names_in(&directory).contains(&object_name(MOVER)),
+    ));
+    stack.tasks.push(intake.abort_handle());
     if let Some((deleted, reversed)) = plan.script.clone() {
         let script = tokio::spawn(script(
             users.clone(),
@@ -666,6 +683,10 @@ impl Plan {
             plan.expected.insert(reversed.clone(), Expect::BackToActive);
             plan.script = Some((deleted, reversed));
         }
+        plan.expected.insert(object_name(JOINER), Expect::Joined);
+        if names.contains(&object_name(MOVER)) {
+            plan.expected.insert(object_name(MOVER), Expect::Moved);
+        }
         plan
     }
 }
@@ -721,7 +742,9 @@ impl Report<'_> {
         } = *self;
         out.say("");
         if finished {
-            out.step("every scripted leaver is Purged or back to Active");
+            out.step(
+                "every scripted leaver is Purged or back to Active; the joiner and the mover are in sync at the learning platform",
+            );
         } else {
             let pending: Vec<String> = expected
                 .iter()
@@ -734,6 +757,8 @@ impl Report<'_> {
                     let expected = match expect {
                         Expect::Purged => "Purged",
                         Expect::BackToActive => "back to Active after a reversal",
+                        Expect::Joined => "provisioned at the learning platform",
+                        Expect::Moved => "its edit synced to the learning platform",
                     };
                     format!("{name} is {phase} (expected {expected})")
                 })
@@ -909,6 +934,73 @@ async fn monitor(
         view.finish();
     }
     tracker
+}
+
+fn names_in(directory: &[DirectoryUser]) -> HashSet<String> {
+    directory.iter().map(ResourceExt::name_any).collect()
+}
+
+/// The scripted joiner and mover: a new hire's record arrives (as a people source
+/// would write it), and an engineer moves to Sales in Berlin.
+async fn joiner_and_mover(
+    users: Api<DirectoryUser>,
+    notes: mpsc::UnboundedSender<Line>,
+    tenant: String,
+    with_mover: bool,
+) {
+    let note = |text: String| {
+        let _ = notes.send(Line::new(Utc::now(), "demo", text));
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let joiner = object_name(JOINER);
+    note(format!(
+        "kubectl apply -f {joiner}.yaml    # a new hire (joiner): Engineering, Berlin, reports to e-1002"
+    ));
+    let record = DirectoryUser::new(
+        &joiner,
+        roster_api::DirectoryUserSpec {
+            tenant_ref: tenant.as_str().into(),
+            employee_id: JOINER.into(),
+            full_name: "Robin Newhire".into(),
+            email: "robin.newhire@example.com".into(),
+            department: Some("Engineering".into()),
+            title: Some("Software Engineer".into()),
+            location: Some("Berlin".into()),
+            manager_email: Some("priya.notareal@example.com".into()),
+            hire_date: Some(Utc::now().date_naive()),
+            ..Default::default()
+        },
+    );
+    if let Err(error) = users
+        .patch(
+            &joiner,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&record),
+        )
+        .await
+    {
+        note(format!("could not create {joiner}: {error}"));
+    }
+    if !with_mover {
+        return;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mover = object_name(MOVER);
+    note(format!(
+        "kubectl patch directoryuser {mover} --type=merge -p '{{\"spec\":{{\"department\":\"Sales\",\"title\":\"Sales Engineer\",\"location\":\"Berlin\"}}}}'    # a mover"
+    ));
+    let params = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let patch = Patch::Merge(json!({ "spec": {
+        "department": "Sales",
+        "title": "Sales Engineer",
+        "location": "Berlin",
+    } }));
+    if let Err(error) = users.patch(&mover, &params, &patch).await {
+        note(format!("could not move {mover}: {error}"));
+    }
 }
 
 /// The scripted leavers: an object deletion, and a deactivation reversed in time.

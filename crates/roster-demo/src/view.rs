@@ -14,7 +14,10 @@ use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::ResourceExt;
 
 use super::company::clock;
-use roster_api::{DirectoryUser, Phase, StepName, StepState, Trigger};
+use roster_api::{
+    ConditionStatus, DirectoryUser, Phase, Provisioning, StepName, StepState, SyncedProfile,
+    Trigger,
+};
 
 /// How many Kubernetes Events the live view keeps on screen.
 const RECENT_EVENTS: usize = 6;
@@ -77,6 +80,82 @@ pub struct Row {
     pub restored: bool,
     /// Ever left Active.
     pub left: bool,
+    /// How the platform account came under roster's management, once it has.
+    pub provisioned: Option<Provisioning>,
+    /// Digests of the profile last sent, and the groups applied at the platform.
+    pub profile: SyncedProfile,
+    pub platform_groups: Vec<String>,
+    /// `.metadata.generation`: above 1 once the record was edited.
+    pub generation: i64,
+    /// Sync calls completed (status.account.syncCalls).
+    pub sync_calls: i64,
+    /// Provisioned, every computed group applied, nothing failing, Ready for this
+    /// generation.
+    pub in_sync: bool,
+}
+
+/// What a joiner's or mover's status says happened at the platform. Adopted accounts
+/// that were never edited stay quiet (the whole seeded company is adopted at start).
+fn account_lines(row: &mut Row, user: &DirectoryUser, now: DateTime<Utc>) -> Vec<Line> {
+    let Some(status) = &user.status else {
+        return Vec::new();
+    };
+    let name = user.name_any();
+    let account = &status.account;
+    let generation = user.metadata.generation.unwrap_or_default();
+    // Only what a sync call did: anonymization and group removal of leavers clear
+    // these too, and their own steps report that.
+    let synced = account.sync_calls > row.sync_calls;
+    let loud = synced && (account.provisioned == Some(Provisioning::Created) || generation > 1);
+    let mut lines = Vec::new();
+    if account.provisioned != row.provisioned && account.provisioned == Some(Provisioning::Created)
+    {
+        lines.push(Line::new(
+            now,
+            &name,
+            "joiner: account created at the learning platform",
+        ));
+    }
+    if loud && row.provisioned.is_some() && account.profile != row.profile {
+        lines.push(Line::detail(
+            now,
+            &name,
+            "profile synced at the learning platform (only the changed fields)",
+        ));
+    }
+    if loud && account.groups != row.platform_groups {
+        let added = account
+            .groups
+            .iter()
+            .filter(|g| !row.platform_groups.contains(g));
+        let removed = row
+            .platform_groups
+            .iter()
+            .filter(|g| !account.groups.contains(g));
+        let change: Vec<String> = added
+            .map(|g| format!("+{g}"))
+            .chain(removed.map(|g| format!("-{g}")))
+            .collect();
+        lines.push(Line::detail(
+            now,
+            &name,
+            format!("groups at the learning platform: {}", change.join(" ")),
+        ));
+    }
+    row.provisioned = account.provisioned;
+    row.profile = account.profile.clone();
+    row.platform_groups = account.groups.clone();
+    row.generation = generation;
+    row.sync_calls = account.sync_calls;
+    row.in_sync = account.provisioned.is_some()
+        && account.failures == 0
+        && status.groups.iter().all(|g| account.groups.contains(g))
+        && status.observed_generation == user.metadata.generation
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == ConditionStatus::True);
+    lines
 }
 
 /// Everything watched so far.
@@ -126,6 +205,7 @@ impl Tracker {
                 self.first_purged = Some(now);
             }
         }
+        lines.extend(account_lines(row, user, now));
         row.phase = status.phase;
         row.trigger = status.trigger;
         row.next_deadline = status.next_deadline;

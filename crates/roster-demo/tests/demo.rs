@@ -215,6 +215,11 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "Quarantined -> Active (QuarantineReversed",
         "RestoreAccess: access restored",
         "object deleted from the cluster",
+        // The joiner and the mover.
+        "joiner: account created at the learning platform",
+        "profile synced at the learning platform",
+        "groups at the learning platform: +berlin-office",
+        "groups at the learning platform: -engineering",
     ] {
         assert!(
             output.contains(phase),
@@ -227,7 +232,9 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "kubeconfig not shown"
     );
     assert!(
-        output.contains("every scripted leaver is Purged or back to Active"),
+        output.contains(
+            "every scripted leaver is Purged or back to Active; the joiner and the mover are in sync"
+        ),
         "{output}"
     );
 
@@ -239,6 +246,8 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "attendee seats freed",
         "assignment rules moved",
         "group memberships left",
+        "1 account created at the learning platform",
+        "sent (only the changed fields)",
         "outstanding assignments removed",
         "users anonymized",
         "engagement records kept",

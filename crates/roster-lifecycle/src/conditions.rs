@@ -279,7 +279,7 @@ fn manager_condition(
             false,
             reason,
             format!(
-                "spec.managerEmail {why}, so no manager is set at the learning platform; roster resolves it as soon as that changes"
+                "spec.managerEmail {why}, so the manager at the learning platform is left as it is; roster sends it as soon as it resolves"
             ),
         )
     };

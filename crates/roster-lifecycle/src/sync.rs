@@ -156,6 +156,18 @@ pub enum Manager<'a> {
     NotProvisioned,
 }
 
+impl Manager<'_> {
+    /// Named but not resolvable yet: the platform's manager field is left as it is
+    /// (neither cleared nor set) until it resolves, so a manager who arrives or gets
+    /// an account after their reports causes no churn.
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            Manager::NotFound | Manager::Ambiguous | Manager::NotProvisioned
+        )
+    }
+}
+
 /// The location as the platform should hold it: the Tenant's configured spelling of
 /// a matching name, or nothing (the platform leaves unknown locations blank).
 pub fn matched_location<'a>(spec: &DirectoryUserSpec, locations: &'a [String]) -> Option<&'a str> {
@@ -274,7 +286,10 @@ pub fn plan(
     if account.provisioned.is_none() {
         ops.push(SyncOp::Provision(desired));
     } else {
-        let changes = changed_fields(uid, &desired, &account.profile);
+        let changes: Vec<_> = changed_fields(uid, &desired, &account.profile)
+            .into_iter()
+            .filter(|(field, _)| *field != SyncedField::Manager || !manager.is_pending())
+            .collect();
         if !changes.is_empty() {
             ops.push(SyncOp::Update(changes));
         }
@@ -499,7 +514,7 @@ mod tests {
     #[test]
     fn a_mover_sends_exactly_the_changed_fields() {
         type Edit = fn(&mut DirectoryUserSpec);
-        let table: [(&str, Edit, Manager, Vec<&str>); 7] = [
+        let table: [(&str, Edit, Manager, Vec<&str>); 8] = [
             (
                 "title",
                 |s| s.title = Some("Lead".into()),
@@ -540,9 +555,15 @@ mod tests {
                 vec![],
             ),
             (
-                "manager leaves the tenant",
+                "the manager is unresolved for now",
                 |_| {},
                 Manager::NotFound,
+                vec![],
+            ),
+            (
+                "the record drops its manager",
+                |s| s.manager_email = None,
+                Manager::NotSet,
                 vec!["managerEmail"],
             ),
         ];
