@@ -618,3 +618,56 @@ async fn a_rule_edit_converges_with_the_fewest_calls() {
         applied_map(&[("addGroupMember", 5), ("removeGroupMember", 2)])
     );
 }
+
+/// A rehire keeps the employee ID: the anonymized account gets its profile back and
+/// then its access; no second account is created.
+#[tokio::test]
+async fn a_rehire_re_enables_the_same_account() {
+    let env = TestEnv::new("joiners-rehire").await;
+    let lms = standin(false).await;
+    setup(&env, &lms).await;
+    let quick = DeprovisionPolicy::new(
+        "standard",
+        DeprovisionPolicySpec {
+            quarantine_period: "0s".into(),
+            ..Default::default()
+        },
+    );
+    apply(&env.api::<DeprovisionPolicy>(), "standard", &quick).await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    let today = chrono::Utc::now().date_naive();
+    let mut record = joiner(2);
+    create(&env, &record).await;
+    wait_settled(&env, "J002").await;
+    record.termination_date = Some(today - chrono::Days::new(1));
+    create(&env, &record).await;
+    crate::support::wait_phase(&env, &name("J002"), roster_api::Phase::Deprovisioned).await;
+    let gone = lms.state().user("J002").unwrap();
+    assert!(gone.anonymized && gone.full_name.is_none());
+
+    record.hire_date = Some(today);
+    create(&env, &record).await;
+    wait_status(&env, &name("J002"), "rehired and settled", |s| {
+        s.phase == roster_api::Phase::Active
+            && s.steps
+                .iter()
+                .all(|st| st.state == roster_api::StepState::Succeeded)
+            && settled(s)
+    })
+    .await;
+    let back = lms.state().user("J002").unwrap();
+    assert!(!back.anonymized);
+    assert_eq!(back.full_name.as_deref(), Some("Joiner J002"));
+    assert_eq!(back.access, roster_connectors::lms::Access::Granted);
+    assert_eq!(
+        platform_groups(&lms, "J002"),
+        BTreeSet::from(["engineers".to_string()])
+    );
+    assert_eq!(
+        lms.state().applied_count("createUser"),
+        1,
+        "never a second account"
+    );
+    assert_eq!(lms.state().applied_count("restoreAccess"), 1);
+    assert!(lms.state().duplicates().is_empty());
+}
