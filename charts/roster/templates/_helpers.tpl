@@ -22,3 +22,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "roster.serviceAccountName" -}}
 {{- default (include "roster.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
+
+{{/*
+The namespaces roster serves, as a JSON list: tenantNamespaces plus the older
+watchNamespace, without duplicates. Empty means every namespace.
+*/}}
+{{- define "roster.tenantNamespaces" -}}
+{{- $namespaces := concat (.Values.tenantNamespaces | default list) (ternary (list .Values.watchNamespace) list (ne .Values.watchNamespace "")) -}}
+{{- $namespaces | uniq | toJson -}}
+{{- end -}}

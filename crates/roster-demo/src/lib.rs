@@ -705,7 +705,7 @@ fn start_operator(client: &Client, ns: &str) -> (oneshot::Sender<()>, JoinHandle
         Arc::new(SystemClock),
         Arc::new(roster::metrics::Metrics::default()),
         roster::controller::Options {
-            namespace: Some(ns.to_string()),
+            namespaces: vec![ns.to_string()],
             instance: Some(MANAGER.into()),
             ..Default::default()
         },

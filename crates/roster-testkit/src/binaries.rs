@@ -122,6 +122,17 @@ pub fn ensure_kstatus() -> Result<PathBuf, BuildError> {
     Ok(dir.join("kstatus"))
 }
 
+/// Returns `helm` (from the Go module in `controlplane/helm`), building it if missing,
+/// for the tests that render the chart (about 90 s, once).
+pub fn ensure_helm() -> Result<PathBuf, BuildError> {
+    let src = source_dir();
+    let module = GoModule::read(&src, "helm", "helm.sh/helm/v3")?;
+    let (root, lock) = locked_cache()?;
+    let dir = module.build(&root, &["helm.sh/helm/v3/cmd/helm"], &["helm"], "")?;
+    drop(lock);
+    Ok(dir.join("helm"))
+}
+
 /// The build cache, held exclusively until the returned lock is dropped.
 fn locked_cache() -> Result<(PathBuf, File), BuildError> {
     let root = cache_dir().join("controlplane");

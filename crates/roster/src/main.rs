@@ -25,10 +25,12 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "ROSTER_NAMESPACE")]
-    namespace: Option<String>,
-    /// Reconciles running at once per controller.
+    /// Watch only these namespaces, comma-separated or repeated (default: all
+    /// namespaces). Namespaced Roles in each are then enough (the Helm value
+    /// `tenantNamespaces` renders them).
+    #[arg(long = "namespace", env = "ROSTER_NAMESPACE", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Reconciles running at once per controller (and per watched namespace).
     #[arg(long, env = "ROSTER_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
     /// Log line format.
@@ -86,6 +88,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             telemetry::init(args.log_format);
             let client = kube::Client::try_default().await?;
+            // One policy for both: the effects enforce it, the Tenant controller reports it.
+            let endpoints = roster_connectors::endpoint::EndpointPolicy {
+                allowed_hosts: args.allowed_endpoint_hosts.clone(),
+                http_hosts: args.allow_http_hosts.clone(),
+                allow_loopback_http: !args.no_loopback_http,
+            };
             let effects: Arc<dyn roster::effects::Effects> = match args.effects {
                 EffectsKind::Memory => Arc::new(roster::effects::memory::MemoryEffects::new()),
                 EffectsKind::Http => Arc::new(roster::effects::platform::PlatformEffects::new(
@@ -94,19 +102,16 @@ async fn main() -> anyhow::Result<()> {
                     roster::effects::platform::PlatformSettings {
                         calls_per_second: args.rate_limit,
                         timeout: std::time::Duration::from_secs(args.http_timeout_seconds),
-                        endpoints: roster_connectors::endpoint::EndpointPolicy {
-                            allowed_hosts: args.allowed_endpoint_hosts.clone(),
-                            http_hosts: args.allow_http_hosts.clone(),
-                            allow_loopback_http: !args.no_loopback_http,
-                        },
+                        endpoints: endpoints.clone(),
                         ..Default::default()
                     },
                 )),
             };
             let options = roster::controller::Options {
                 concurrency: args.concurrency,
-                namespace: args.namespace,
+                namespaces: args.namespaces,
                 instance: std::env::var("POD_NAME").ok(),
+                endpoints,
             };
             let leadership = args.leader_election.then(|| roster::operator::Leadership {
                 namespace: args.lease_namespace.clone(),

@@ -19,7 +19,9 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use rand::Rng;
+use roster_connectors::endpoint::EndpointPolicy;
 use serde::de::DeserializeOwned;
+use tracing::warn;
 
 pub use error::{Error, Result};
 
@@ -38,20 +40,26 @@ pub const POLICY_FINALIZER: &str = "roster.dev/policy-in-use";
 /// Operator settings.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Reconciles running at once per controller (kube-runtime's default is unbounded).
+    /// Reconciles running at once per controller and watched namespace (kube-runtime's
+    /// default is unbounded).
     pub concurrency: u16,
-    /// Watch only this namespace; all namespaces when `None`.
-    pub namespace: Option<String>,
+    /// Watch only these namespaces, each with its own watches and controllers, so that
+    /// namespaced Roles suffice (docs/security.md); all namespaces when empty.
+    pub namespaces: Vec<String>,
     /// Identifies this replica in Events.
     pub instance: Option<String>,
+    /// The operator's endpoint policy, which the Tenant controller reports as the
+    /// `EndpointsAllowed` condition (the effects enforce the same policy).
+    pub endpoints: EndpointPolicy,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             concurrency: 16,
-            namespace: None,
+            namespaces: Vec::new(),
             instance: None,
+            endpoints: EndpointPolicy::default(),
         }
     }
 }
@@ -67,6 +75,8 @@ pub struct Context {
     pub policies: Store<roster_api::DeprovisionPolicy>,
     /// Every DirectoryUser, for finding colleagues (new owners, managers).
     pub users: Store<roster_api::DirectoryUser>,
+    /// The operator's endpoint policy (for the Tenant's `EndpointsAllowed` condition).
+    pub endpoints: EndpointPolicy,
     /// Consecutive failures per object UID, for error backoff.
     failures: Mutex<HashMap<String, i32>>,
 }
@@ -152,24 +162,61 @@ where
     (reader, stream)
 }
 
-/// A backed-off watch used only to trigger reconciles; the objects go into no store.
-fn watch<K>(
-    api: Api<K>,
-    config: watcher::Config,
-) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+/// Sends every object of `events` to each of `subscribers` receivers, so that one watch
+/// serves both controllers. Watch errors (the watcher backs off and retries) are logged
+/// here. Ends when the watch ends or every receiver is gone.
+fn fan_out<K, const N: usize>(
+    events: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    kind: &'static str,
+) -> (
+    impl std::future::Future<Output = ()> + Send + 'static,
+    [impl Stream<Item = Result<K, watcher::Error>> + Send + 'static; N],
+)
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Clone + Send + Sync + 'static,
 {
-    watcher(api, config).default_backoff().touched_objects()
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..N).map(|_| tokio::sync::mpsc::channel::<K>(256)).unzip();
+    let receivers = receivers.into_iter().map(|rx| {
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|object| (Ok(object), rx))
+        })
+    });
+    let receivers: [_; N] = match receivers.collect::<Vec<_>>().try_into() {
+        Ok(array) => array,
+        Err(_) => unreachable!("N receivers were made"),
+    };
+    let driver = async move {
+        let all_closed = async {
+            for sender in &senders {
+                sender.closed().await;
+            }
+        };
+        let mut events = std::pin::pin!(events);
+        let mut all_closed = std::pin::pin!(all_closed);
+        loop {
+            let next = tokio::select! {
+                next = futures::StreamExt::next(&mut events) => next,
+                () = &mut all_closed => break,
+            };
+            match next {
+                None => break,
+                Some(Ok(object)) => {
+                    for sender in &senders {
+                        // A receiver that is gone has shut down; the others still listen.
+                        let _ = sender.send(object.clone()).await;
+                    }
+                }
+                Some(Err(error)) => warn!(kind, %error, "watch failed; retrying with backoff"),
+            }
+        }
+    };
+    (driver, receivers)
 }
 
-/// Runs both controllers until `shutdown` resolves.
+/// Runs both controllers until `shutdown` resolves: once for all namespaces, or once
+/// per namespace of [`Options::namespaces`] (each with its own stores and watches, since
+/// a watch of several namespaces at once would need a cluster-wide list right).
 pub async fn run(
     client: Client,
     effects: Arc<dyn Effects>,
@@ -178,19 +225,62 @@ pub async fn run(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let ns = options.namespace.as_deref();
-    let (tenants, tenant_stream) = reflect(
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let mut namespaces: Vec<Option<String>> = options
+        .namespaces
+        .iter()
+        .map(|ns| ns.trim().to_string())
+        .filter(|ns| !ns.is_empty())
+        .map(Some)
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    if namespaces.is_empty() {
+        namespaces.push(None);
+    }
+    let scopes = namespaces.into_iter().map(|namespace| {
+        run_scope(
+            client.clone(),
+            effects.clone(),
+            clock.clone(),
+            metrics.clone(),
+            options.clone(),
+            namespace,
+            shutdown.clone(),
+        )
+    });
+    futures::future::join_all(scopes).await;
+}
+
+/// Both controllers for one namespace (or all, for `None`): one watch per kind, whose
+/// objects fill one store and wake both controllers.
+async fn run_scope(
+    client: Client,
+    effects: Arc<dyn Effects>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<crate::metrics::Metrics>,
+    options: Options,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
+) {
+    let ns = namespace.as_deref();
+    let (tenants, tenant_events) = reflect(
         api::<roster_api::Tenant>(&client, ns),
         watcher::Config::default(),
     );
-    let (policies, policy_stream) = reflect(
+    let (policies, policy_events) = reflect(
         api::<roster_api::DeprovisionPolicy>(&client, ns),
         watcher::Config::default(),
     );
-    let (users, user_stream) = reflect(
+    let (users, user_events) = reflect(
         api::<roster_api::DirectoryUser>(&client, ns),
         watcher::Config::default(),
     );
+    let (tenant_driver, [tenants_for_users, tenants_for_tenants]) =
+        fan_out(tenant_events, "Tenant");
+    let (policy_driver, [policies_for_users, policies_for_tenants]) =
+        fan_out(policy_events, "DeprovisionPolicy");
+    let (user_driver, [users_for_users, users_for_tenants]) = fan_out(user_events, "DirectoryUser");
     let reporter = Reporter {
         controller: "roster".into(),
         instance: options.instance.clone(),
@@ -204,17 +294,24 @@ pub async fn run(
         tenants: tenants.clone(),
         policies: policies.clone(),
         users: users.clone(),
+        endpoints: options.endpoints.clone(),
         failures: Mutex::default(),
     });
-    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let users = directory_user::controller(
         &options,
         context.clone(),
-        user_stream,
-        tenant_stream,
-        policy_stream,
+        users_for_users,
+        tenants_for_users,
+        policies_for_users,
         shutdown.clone(),
     );
-    let tenant = tenant::controller(&client, &options, context, shutdown);
-    tokio::join!(users, tenant);
+    let tenant = tenant::controller(
+        &options,
+        context,
+        tenants_for_tenants,
+        users_for_tenants,
+        policies_for_tenants,
+        shutdown,
+    );
+    tokio::join!(users, tenant, tenant_driver, policy_driver, user_driver);
 }

@@ -7,17 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
+use roster_connectors::endpoint::EndpointPolicy;
 use tracing::{instrument, warn};
 
-use super::{
-    Context, Error, Options, POLICY_FINALIZER, Result, TENANT_FINALIZER, patch, reflect, watch,
-};
+use super::{Context, Error, Options, POLICY_FINALIZER, Result, TENANT_FINALIZER, patch};
 use roster_api::condition::{ConditionStatus, set_condition};
 use roster_api::tenant::{CalendarProvider, SecretKeyRef};
 use roster_api::{
@@ -30,25 +29,19 @@ const KIND: &str = "Tenant";
 /// re-checked this often instead.
 const RECHECK: Duration = Duration::from_secs(300);
 
+/// Builds and runs the controller until `shutdown` resolves. The streams are the
+/// scope's one watch per kind (shared with the DirectoryUser controller); users and
+/// policies only trigger reconciles here, their stores are the shared ones in the
+/// context.
 pub async fn controller(
-    client: &Client,
     options: &Options,
-    shared: Arc<Context>,
+    context: Arc<Context>,
+    tenant_stream: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
+    user_stream: impl Stream<Item = Result<DirectoryUser, watcher::Error>> + Send + 'static,
+    policy_stream: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let ns = options.namespace.as_deref();
-    let (tenants, tenant_stream) =
-        reflect(super::api::<Tenant>(client, ns), watcher::Config::default());
-    // Users and policies only trigger reconciles here; their stores are the shared
-    // ones in the context, so the tenant controller keeps no second copy.
-    let user_stream = watch(
-        super::api::<DirectoryUser>(client, ns),
-        watcher::Config::default(),
-    );
-    let policy_stream = watch(
-        super::api::<roster_api::DeprovisionPolicy>(client, ns),
-        watcher::Config::default(),
-    );
+    let tenants = context.tenants.clone();
     let policy_tenants = tenants.clone();
     let controller = Controller::for_stream(tenant_stream, tenants)
         .with_config(
@@ -60,26 +53,23 @@ pub async fn controller(
             user.namespace()
                 .map(|ns| ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
         })
-        .watches_stream(
-            policy_stream,
-            move |policy: roster_api::DeprovisionPolicy| {
-                // A policy being deleted wakes every tenant of its namespace: one of
-                // them releases it when none names it any more.
-                let deleting = policy.metadata.deletion_timestamp.is_some();
-                policy_tenants
-                    .state()
-                    .into_iter()
-                    .filter(|t| {
-                        t.namespace() == policy.namespace()
-                            && (deleting || t.spec.policy_ref.name == policy.name_any())
-                    })
-                    .map(|t| ObjectRef::from_obj(&*t))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(policy_stream, move |policy: DeprovisionPolicy| {
+            // A policy being deleted wakes every tenant of its namespace: one of
+            // them releases it when none names it any more.
+            let deleting = policy.metadata.deletion_timestamp.is_some();
+            policy_tenants
+                .state()
+                .into_iter()
+                .filter(|t| {
+                    t.namespace() == policy.namespace()
+                        && (deleting || t.spec.policy_ref.name == policy.name_any())
+                })
+                .map(|t| ObjectRef::from_obj(&*t))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown);
     controller
-        .run(reconcile, error_policy, shared)
+        .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "tenant reconcile stream");
@@ -136,6 +126,7 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         refs.push(("sources.scim", &scim.token_secret_ref));
     }
     checks.push(secrets_check(&secrets, &refs).await?);
+    checks.push(endpoints_check(&tenant, &context.endpoints));
     checks.push(fallback_owner_check(&tenant, &users));
 
     let mut status: TenantStatus = tenant.status.clone().unwrap_or_default();
@@ -375,6 +366,64 @@ async fn secrets_check(secrets: &Api<Secret>, refs: &[(&str, &SecretKeyRef)]) ->
             message: problems.join("; "),
         },
     })
+}
+
+/// Every endpoint the Tenant names passes the operator's endpoint policy: the rule the
+/// effects apply before they read a credential or send a request, checked here on the
+/// URL alone (the effects check the resolved addresses again), so that a refusal shows
+/// on the Tenant and not only in a DirectoryUser's failing step.
+fn endpoints_check(tenant: &Tenant, policy: &EndpointPolicy) -> Check {
+    let mut endpoints: Vec<(&'static str, &str)> = vec![(
+        "spec.learningPlatform.endpoint",
+        &tenant.spec.learning_platform.endpoint,
+    )];
+    if tenant.spec.calendar.provider != CalendarProvider::None
+        && let Some(endpoint) = &tenant.spec.calendar.endpoint
+    {
+        endpoints.push(("spec.calendar.endpoint", endpoint));
+    }
+    let problems: Vec<String> = endpoints
+        .into_iter()
+        .filter_map(|(what, endpoint)| {
+            let refused = match url::Url::parse(endpoint) {
+                Ok(url) => policy.check(what, &url).err(),
+                Err(_) => Some(roster_connectors::endpoint::EndpointRefused::NotAUrl { what }),
+            };
+            refused.map(|refused| match endpoint_fix(&refused) {
+                Some(fix) => format!("{refused}; {fix}"),
+                None => refused.to_string(),
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Check {
+            r#type: "EndpointsAllowed",
+            ok: true,
+            reason: "EndpointsAllowed",
+            message: String::new(),
+        }
+    } else {
+        Check {
+            r#type: "EndpointsAllowed",
+            ok: false,
+            reason: "EndpointRefused",
+            message: problems.join("; "),
+        }
+    }
+}
+
+/// What to change when an endpoint is refused, where the refusal itself does not say.
+fn endpoint_fix(refused: &roster_connectors::endpoint::EndpointRefused) -> Option<&'static str> {
+    use roster_connectors::endpoint::EndpointRefused::*;
+    match refused {
+        NotAUrl { .. } => Some("write an absolute https:// URL"),
+        // "use https, or have the operator allow http to it" is in the refusal.
+        PlainHttp { .. } => None,
+        Forbidden { .. } => Some("point it at the service's own address"),
+        NotAllowed { .. } => Some(
+            "point it at an allowed host, or have the operator add the host (Helm value endpointPolicy.allowedHosts)",
+        ),
+    }
 }
 
 /// The fallback owner must be an existing Active user of this tenant.

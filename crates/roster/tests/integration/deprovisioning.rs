@@ -13,7 +13,7 @@ use roster::effects::platform::{PlatformEffects, PlatformSettings};
 use roster_api::tenant::{CalendarConnection, SecretKeyRef};
 use roster_api::{
     CalendarProvider, DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec,
-    Phase, StepName, Tenant, TenantSpec,
+    Phase, StepName, StepState, Tenant, TenantSpec,
 };
 use roster_standins::calendar::CalendarSeed;
 use roster_standins::calendar::google::GoogleCalendarStandin;
@@ -906,6 +906,171 @@ async fn an_endpoint_on_a_metadata_address_is_refused() {
         "{error}"
     );
     assert!(lms.state().calls().is_empty());
+}
+
+/// The Tenant itself says when the operator's endpoint policy refuses one of its
+/// endpoints (`EndpointsAllowed=False`, reason `EndpointRefused`, naming the field and the
+/// rule; Ready follows), and nothing reaches the service: first the cloud metadata
+/// address, then the stand-in under a host name the operator does not allow. Pointed at
+/// an allowed address, the same Tenant and user reach the stand-in, so the empty call log
+/// before was the policy's doing.
+#[tokio::test]
+async fn a_refused_endpoint_is_reported_on_the_tenant_and_nothing_is_sent() {
+    use crate::support::{wait_object, wait_status};
+    use roster_api::ConditionStatus;
+    use roster_connectors::endpoint::EndpointPolicy;
+
+    let env = TestEnv::new("deprov-endpoint-condition").await;
+    let lms = LmsStandIn::start(LmsState::new(LMS_TOKEN)).await.unwrap();
+    tenant(&env, &lms, None, "E600", "0s", "720h").await;
+    let allowed = lms.base_url();
+    let mut not_allowed = allowed.clone();
+    not_allowed.set_host(Some("localhost")).unwrap();
+    let set_endpoint = |endpoint: String| {
+        let tenants = env.api::<Tenant>();
+        async move {
+            tenants
+                .patch(
+                    "acme",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "spec": { "learningPlatform": {
+                        "endpoint": endpoint
+                    } } })),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    set_endpoint("http://169.254.169.254/latest/api/v1".into()).await;
+    let name = create_leaving_user(&env, person("E600", None)).await;
+
+    // Only 127.0.0.1 is allowed (over plain http, as the stand-in speaks it).
+    let policy = EndpointPolicy {
+        allowed_hosts: vec!["127.0.0.1".into()],
+        http_hosts: vec!["127.0.0.1".into(), "localhost".into()],
+        allow_loopback_http: false,
+    };
+    let settings = PlatformSettings {
+        calls_per_second: std::num::NonZeroU32::new(1000).unwrap(),
+        endpoints: policy.clone(),
+        ..Default::default()
+    };
+    let effects = Arc::new(PlatformEffects::new(
+        env.client.clone(),
+        Arc::new(SystemClock),
+        settings,
+    ));
+    let options = roster::controller::Options {
+        namespaces: vec![env.namespace.clone()],
+        endpoints: policy,
+        ..Default::default()
+    };
+    let _operator = Operator::start_with(&env.client, options, effects);
+
+    // The condition for `check`, once it holds for the Tenant's current generation.
+    async fn endpoints_condition(
+        env: &TestEnv,
+        what: &'static str,
+        check: impl Fn(&roster_api::Condition) -> bool + Send + 'static,
+    ) -> (roster_api::Condition, roster_api::Condition) {
+        let tenant = wait_object(env.api::<Tenant>(), "acme", what, move |t| {
+            t.is_some_and(|t| {
+                t.status.as_ref().is_some_and(|s| {
+                    s.observed_generation == t.metadata.generation
+                        && s.conditions
+                            .iter()
+                            .any(|c| c.r#type == "EndpointsAllowed" && check(c))
+                })
+            })
+        })
+        .await
+        .unwrap();
+        let conditions = tenant.status.unwrap().conditions;
+        let find = |kind: &str| conditions.iter().find(|c| c.r#type == kind).cloned();
+        (find("EndpointsAllowed").unwrap(), find("Ready").unwrap())
+    }
+
+    let (refused, ready) = endpoints_condition(&env, "EndpointRefused (metadata)", |c| {
+        c.reason == "EndpointRefused" && c.message.contains("169.254.169.254")
+    })
+    .await;
+    assert_eq!(refused.status, ConditionStatus::False);
+    assert!(
+        refused
+            .message
+            .starts_with("spec.learningPlatform.endpoint points at 169.254.169.254, a link-local"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(ready.status, ConditionStatus::False);
+    assert!(
+        ready.message.contains("EndpointsAllowed"),
+        "{}",
+        ready.message
+    );
+
+    set_endpoint(not_allowed.to_string()).await;
+    let (refused, ready) = endpoints_condition(&env, "EndpointRefused (host)", |c| {
+        c.reason == "EndpointRefused" && c.message.contains("localhost")
+    })
+    .await;
+    assert_eq!(refused.status, ConditionStatus::False);
+    assert!(
+        refused.message.contains(
+            "spec.learningPlatform.endpoint host localhost is not among the operator's allowed endpoint hosts"
+        ) && refused.message.contains("endpointPolicy.allowedHosts"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(ready.status, ConditionStatus::False);
+    // The effects refused it too, before reading the Secret: nothing was sent.
+    wait_status(&env, &name, "a revocation refused for localhost", |s| {
+        s.steps.iter().any(|step| {
+            step.name == StepName::RevokeAccess
+                && step
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("localhost"))
+        })
+    })
+    .await;
+    assert!(lms.state().calls().is_empty(), "nothing was sent");
+    let text =
+        serde_json::to_string(&env.api::<Tenant>().get("acme").await.unwrap().status).unwrap();
+    assert!(
+        !text.contains(LMS_TOKEN),
+        "the Tenant status holds the token"
+    );
+
+    // Allowed: the condition clears, Ready follows, and the revocation goes through.
+    set_endpoint(allowed.to_string()).await;
+    let (allowed_now, ready) = endpoints_condition(&env, "EndpointsAllowed", |c| {
+        c.status == ConditionStatus::True
+    })
+    .await;
+    assert_eq!(allowed_now.reason, "EndpointsAllowed");
+    assert_eq!(ready.status, ConditionStatus::True, "{}", ready.message);
+    // The failed step waits out its backoff unless asked to retry now.
+    env.api::<DirectoryUser>()
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                roster_api::RETRY_ANNOTATION: "after-fixing-the-endpoint"
+            } } })),
+        )
+        .await
+        .expect("annotate roster.dev/retry");
+    wait_status(&env, &name, "access revoked at the allowed endpoint", |s| {
+        s.steps
+            .iter()
+            .any(|step| step.name == StepName::RevokeAccess && step.state == StepState::Succeeded)
+    })
+    .await;
+    assert!(
+        !lms.state().calls().is_empty(),
+        "the allowed endpoint is called"
+    );
 }
 
 /// A leaver (E100) with two Graph events, a co-organizer (E101) and the fallback owner

@@ -22,26 +22,73 @@ use roster_api::{
 
 use crate::support::{Operator, TestEnv, WAIT_TIMEOUT, apply, control_plane, wait_phase};
 
-/// The `rules:` of each RBAC document in the chart's template, in order.
-fn chart_rules() -> Vec<Vec<PolicyRule>> {
-    let path = roster_testkit::repo_path("charts/roster/templates/rbac.yaml");
-    let text = std::fs::read_to_string(path).expect("read the chart's RBAC template");
-    text.split("\n---")
-        .filter_map(|doc| doc.find("\nrules:").map(|at| &doc[at..]))
-        .map(|rules| {
-            // The rules themselves are plain YAML; template lines after them are not.
-            let plain: String = rules
-                .lines()
-                .take_while(|l| !l.contains("{{"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            #[derive(serde::Deserialize)]
-            struct Rules {
-                rules: Vec<PolicyRule>,
-            }
-            serde_yaml_ng::from_str::<Rules>(&plain)
-                .expect("the chart's rules parse")
-                .rules
+/// The chart as `helm template` renders it (Helm built by the harness from
+/// `controlplane/helm`), release "roster" in `namespace`, one JSON value per document.
+async fn render(namespace: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let chart = roster_testkit::repo_path("charts/roster");
+    let mut command = std::process::Command::new(
+        tokio::task::spawn_blocking(roster_testkit::binaries::ensure_helm)
+            .await
+            .unwrap()
+            .expect("build helm"),
+    );
+    command
+        .arg("template")
+        .arg("roster")
+        .arg(&chart)
+        .args(["--kube-version", "1.37.2", "--namespace", namespace])
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("run helm");
+    assert!(
+        output.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("helm prints UTF-8");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("the chart renders YAML"))
+        .filter(|doc: &serde_json::Value| !doc.is_null())
+        .collect()
+}
+
+/// The rendered documents of `kind`.
+fn of_kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// The `rules` of a rendered Role or ClusterRole.
+fn rules_of(doc: &serde_json::Value) -> Vec<PolicyRule> {
+    serde_json::from_value(doc["rules"].clone()).expect("rules parse")
+}
+
+/// `kind/name` of every rendered document.
+fn objects(docs: &[serde_json::Value]) -> Vec<String> {
+    docs.iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap(),
+                d["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// One line per rule, `apiGroup resource: verbs`, for the closing note of issue 18 and
+/// docs/security.md (`-- --nocapture` prints them).
+fn verb_list(rules: &[PolicyRule]) -> Vec<String> {
+    rules
+        .iter()
+        .flat_map(|rule| {
+            let group = rule.api_groups.clone().unwrap_or_default().join(",");
+            rule.resources
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |resource| format!("{group}/{resource}: {}", rule.verbs.join(",")))
         })
         .collect()
 }
@@ -58,11 +105,22 @@ fn subject() -> Subject {
 #[tokio::test]
 async fn the_chart_rbac_is_enough_to_run_the_lifecycle() {
     let env = TestEnv::new("rbac-chart").await;
-    let rules = chart_rules();
+    // No tenantNamespaces: every namespace, so the operator's rules are a ClusterRole.
+    let docs = render(&env.namespace, &[]).await;
+    let cluster_roles = of_kind(&docs, "ClusterRole");
+    let roles = of_kind(&docs, "Role");
     assert_eq!(
-        rules.len(),
-        2,
-        "the operator's role and the leader-election role"
+        (cluster_roles.len(), roles.len()),
+        (1, 1),
+        "the operator's role and the leader-election role: {:?}",
+        objects(&docs)
+    );
+    let rules = [rules_of(cluster_roles[0]), rules_of(roles[0])];
+    println!("cluster-wide rules: {:#?}", verb_list(&rules[0]));
+    println!(
+        "leader rules ({}): {:#?}",
+        env.namespace,
+        verb_list(&rules[1])
     );
     let name = format!("roster-{}", env.namespace);
     let roles: Api<ClusterRole> = Api::all(env.client.clone());
@@ -217,4 +275,222 @@ async fn the_chart_rbac_is_enough_to_run_the_lifecycle() {
         "the chart's rules allow publishing Events"
     );
     let _ = roles.delete(&name, &Default::default()).await;
+}
+
+/// Given tenant namespaces, the chart grants nothing cluster-wide (a Role and a
+/// RoleBinding in each tenant namespace, the leader Role in its own), and that holds:
+/// the chart's objects, applied as rendered, let the chart's ServiceAccount run a user of
+/// each namespace through the whole lifecycle, while a cluster-wide list is refused.
+#[tokio::test]
+async fn namespaced_roles_from_the_chart_are_enough_and_nothing_is_cluster_wide() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+
+    let env = TestEnv::new("rbac-namespaced").await;
+    let a = crate::support::namespace(&env.client, "rbac-tenant-a").await;
+    let b = crate::support::namespace(&env.client, "rbac-tenant-b").await;
+    let list = format!("tenantNamespaces={{{a},{b}}}");
+    let docs = render(&env.namespace, &["--set", &list]).await;
+    let kinds = objects(&docs);
+    assert!(
+        of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty(),
+        "nothing cluster-wide: {kinds:?}"
+    );
+    let namespaces_of = |kind: &str| -> Vec<String> {
+        let mut found: Vec<String> = of_kind(&docs, kind)
+            .iter()
+            .map(|d| d["metadata"]["namespace"].as_str().unwrap().to_string())
+            .collect();
+        found.sort();
+        found
+    };
+    let mut expected = vec![a.clone(), b.clone(), env.namespace.clone()];
+    expected.sort();
+    assert_eq!(namespaces_of("Role"), expected, "{kinds:?}");
+    assert_eq!(namespaces_of("RoleBinding"), expected, "{kinds:?}");
+    let deployment = &of_kind(&docs, "Deployment")[0];
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&serde_json::json!(format!("--namespace={a},{b}"))),
+        "the operator watches only the tenant namespaces: {args}"
+    );
+    for role in of_kind(&docs, "Role") {
+        println!(
+            "Role in {}: {:#?}",
+            role["metadata"]["namespace"],
+            verb_list(&rules_of(role))
+        );
+    }
+
+    // Everything the chart renders, applied as it is (the API server validates each
+    // object, the NetworkPolicy included; nothing runs the Deployment here).
+    // Objects without a namespace go to the release namespace, as `helm install` does.
+    let mut yaml = String::new();
+    for doc in &docs {
+        let mut doc = doc.clone();
+        let cluster_scoped =
+            ["ClusterRole", "ClusterRoleBinding"].contains(&doc["kind"].as_str().unwrap());
+        if doc["metadata"]["namespace"].is_null() && !cluster_scoped {
+            doc["metadata"]["namespace"] = env.namespace.clone().into();
+        }
+        yaml.push_str("---\n");
+        yaml.push_str(&serde_yaml_ng::to_string(&doc).unwrap());
+    }
+    let file = std::env::temp_dir().join(format!("roster-chart-{}.yaml", env.namespace));
+    std::fs::write(&file, yaml).unwrap();
+    crate::support::kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=roster-tests",
+        "-f",
+        file.to_str().unwrap(),
+    ])
+    .await
+    .assert_success("apply the rendered chart");
+
+    // The operator runs as the chart's ServiceAccount, with a token the API server issues.
+    let account = of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = Api::<ServiceAccount>::namespaced(env.client.clone(), &env.namespace)
+        .create_token_request(
+            &account,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    audiences: Some(vec![]),
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a token for the chart's ServiceAccount")
+        .status
+        .and_then(|status| status.token)
+        .expect("the token");
+    let plane = control_plane().await;
+    let mut kubeconfig = Kubeconfig::read_from(plane.kubeconfig_path()).unwrap();
+    for user in &mut kubeconfig.auth_infos {
+        if user.name == "roster-unprivileged"
+            && let Some(info) = user.auth_info.as_mut()
+        {
+            info.token = Some(token.clone().into());
+        }
+    }
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &KubeConfigOptions {
+            context: Some("roster-unprivileged".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let operator_client = kube::Client::try_from(config).unwrap();
+
+    let everywhere = Api::<DirectoryUser>::all(operator_client.clone())
+        .list(&Default::default())
+        .await;
+    assert!(
+        matches!(&everywhere, Err(kube::Error::Api(status)) if status.code == 403),
+        "a cluster-wide list must be refused: {everywhere:?}"
+    );
+    let lease = LeaseManagerBuilder::new(operator_client.clone(), "roster-leader")
+        .with_namespace(&env.namespace)
+        .with_duration(5)
+        .with_grace(2)
+        .build()
+        .await
+        .expect("the chart's leader Role allows the Lease");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), lease.changed())
+            .await
+            .expect("lease in time")
+            .expect("lease")
+    );
+
+    let options = roster::controller::Options {
+        namespaces: vec![a.clone(), b.clone()],
+        ..Default::default()
+    };
+    let _operator = Operator::start_with(&operator_client, options, Arc::new(MemoryEffects::new()));
+    for namespace in [&a, &b] {
+        let tenant_env = TestEnv {
+            client: env.client.clone(),
+            namespace: namespace.clone(),
+        };
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("lms".into()),
+                labels: Some(crate::support::credentials_labels()),
+                ..Default::default()
+            },
+            string_data: Some(BTreeMap::from([("token".into(), "t".into())])),
+            ..Default::default()
+        };
+        tenant_env
+            .api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let policy = DeprovisionPolicySpec {
+            quarantine_period: "0s".into(),
+            purge_deadline: "1s".into(),
+            ..Default::default()
+        };
+        apply(
+            &tenant_env.api::<DeprovisionPolicy>(),
+            "standard",
+            &DeprovisionPolicy::new("standard", policy),
+        )
+        .await;
+        let tenant = crate::support::tenant_spec("http://127.0.0.1:1/api/v1");
+        apply(
+            &tenant_env.api::<Tenant>(),
+            "acme",
+            &Tenant::new("acme", tenant),
+        )
+        .await;
+        let spec = DirectoryUserSpec {
+            tenant_ref: "acme".into(),
+            employee_id: "00042".into(),
+            full_name: "Rbac Person".into(),
+            email: "rbac.person@example.com".into(),
+            active: false,
+            ..Default::default()
+        };
+        apply(
+            &tenant_env.api::<DirectoryUser>(),
+            "e-00042",
+            &DirectoryUser::new("e-00042", spec),
+        )
+        .await;
+    }
+    for namespace in [&a, &b] {
+        let tenant_env = TestEnv {
+            client: env.client.clone(),
+            namespace: namespace.clone(),
+        };
+        wait_phase(&tenant_env, "e-00042", Phase::Purged).await;
+        let ready = |t: Option<&Tenant>| {
+            t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.r#type == "Ready" && c.status == ConditionStatus::True)
+            })
+        };
+        crate::support::wait_object(tenant_env.api::<Tenant>(), "acme", "Ready", ready).await;
+    }
+    let events =
+        crate::support::kubectl(&["get", "events.events.k8s.io", "-n", &a, "-o", "name"]).await;
+    assert!(
+        !events.stdout.trim().is_empty(),
+        "the namespaced Role allows publishing Events"
+    );
 }

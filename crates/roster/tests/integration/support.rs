@@ -199,15 +199,21 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(client: &Client, namespace: &str, effects: Arc<dyn Effects>) -> Self {
+        let options = Options {
+            namespaces: vec![namespace.to_string()],
+            ..Options::default()
+        };
+        Self::start_with(client, options, effects)
+    }
+
+    /// Like [`Operator::start`], with the operator's settings (namespaces, endpoint
+    /// policy) given.
+    pub fn start_with(client: &Client, options: Options, effects: Arc<dyn Effects>) -> Self {
         // `ROSTER_TEST_LOG=1` shows the operator's logs (warnings and errors by default).
         if std::env::var_os("ROSTER_TEST_LOG").is_some() {
             roster::telemetry::init(roster::telemetry::LogFormat::Text);
         }
         let (stop, stopped) = oneshot::channel::<()>();
-        let options = Options {
-            namespace: Some(namespace.to_string()),
-            ..Options::default()
-        };
         let task = tokio::spawn(roster::controller::run(
             client.clone(),
             effects,
