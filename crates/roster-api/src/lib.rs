@@ -4,6 +4,8 @@
 pub mod admission;
 pub mod condition;
 #[allow(clippy::duplicated_attributes)]
+pub mod departure;
+#[allow(clippy::duplicated_attributes)]
 pub mod directory_user;
 mod names;
 #[allow(clippy::duplicated_attributes)]
@@ -12,6 +14,7 @@ pub mod policy;
 pub mod tenant;
 
 pub use condition::{Condition, ConditionStatus};
+pub use departure::{Departure, DepartureSpec};
 pub use directory_user::{
     APPROVE_ANNOTATION, AccountStatus, DEPROVISION_NOW_ANNOTATION, DirectoryUser,
     DirectoryUserSpec, DirectoryUserStatus, HandledRequests, Phase, Provisioning, RETRY_ANNOTATION,
@@ -32,6 +35,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         Tenant::crd(),
         DeprovisionPolicy::crd(),
         DirectoryUser::crd(),
+        Departure::crd(),
     ]
     .into_iter()
     .map(without_nullable)

@@ -881,6 +881,12 @@ async fn monitor(
     )
     .default_backoff()
     .boxed();
+    let mut departures = watcher(
+        Api::<roster_api::Departure>::namespaced(client.clone(), &ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .boxed();
     let mut events = watcher(
         Api::<KubeEvent>::namespaced(client, &ns),
         watcher::Config::default(),
@@ -908,6 +914,14 @@ async fn monitor(
                     tracker.apply(&user, Utc::now())
                 }
                 Ok(watcher::Event::Delete(user)) => tracker.deleted(&user, Utc::now()),
+                Ok(_) | Err(_) => Vec::new(),
+            },
+            // A deleted user's lifecycle goes on in its Departure (same name).
+            Some(event) = departures.next() => match event {
+                Ok(watcher::Event::Apply(d) | watcher::Event::InitApply(d)) => {
+                    tracker.apply(&d.as_directory_user(), Utc::now())
+                }
+                Ok(watcher::Event::Delete(d)) => tracker.departure_gone(&d, Utc::now()),
                 Ok(_) | Err(_) => Vec::new(),
             },
             Some(event) = events.next() => match event {

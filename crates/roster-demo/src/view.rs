@@ -15,8 +15,8 @@ use kube::ResourceExt;
 
 use super::company::clock;
 use roster_api::{
-    ConditionStatus, DirectoryUser, Phase, Provisioning, StepName, StepState, SyncedProfile,
-    Trigger,
+    ConditionStatus, Departure, DirectoryUser, Phase, Provisioning, StepName, StepState,
+    SyncedProfile, Trigger,
 };
 
 /// How many Kubernetes Events the live view keeps on screen.
@@ -255,11 +255,47 @@ impl Tracker {
         if row.gone {
             return Vec::new();
         }
+        let handed_over = user
+            .status
+            .as_ref()
+            .is_some_and(|s| matches!(s.phase, Phase::Quarantined | Phase::Held));
+        if handed_over {
+            let lines = vec![Line::new(
+                now,
+                &name,
+                format!(
+                    "object deleted at once; the lifecycle continues on Departure {name} (kubectl get departures)"
+                ),
+            )];
+            self.record(&lines);
+            return lines;
+        }
         row.gone = true;
         let lines = vec![Line::new(
             now,
             &name,
             "object deleted from the cluster (purged first, then the finalizer was released)",
+        )];
+        self.record(&lines);
+        lines
+    }
+
+    /// A Departure is gone: purged (the end), or taken back by a re-created record.
+    pub fn departure_gone(&mut self, departure: &Departure, now: DateTime<Utc>) -> Vec<Line> {
+        let name = departure.name_any();
+        let purged = departure
+            .status
+            .as_ref()
+            .is_some_and(|s| s.phase == Phase::Purged);
+        let row = self.rows.entry(name.clone()).or_default();
+        if !purged || row.gone {
+            return Vec::new();
+        }
+        row.gone = true;
+        let lines = vec![Line::new(
+            now,
+            &name,
+            "Departure deleted after the purge: nothing of the person is left in the cluster",
         )];
         self.record(&lines);
         lines

@@ -214,7 +214,8 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "-> Purged (PIIPurged",
         "Quarantined -> Active (QuarantineReversed",
         "RestoreAccess: access restored",
-        "object deleted from the cluster",
+        "object deleted at once; the lifecycle continues on Departure",
+        "Departure deleted after the purge: nothing of the person is left in the cluster",
         // The joiner and the mover.
         "joiner: account created at the learning platform",
         "profile synced at the learning platform",

@@ -4,6 +4,7 @@
 //! reflector stores (with `managedFields` dropped); `now` comes from the injected
 //! clock; side effects go through [`crate::effects::Effects`].
 
+pub mod departure;
 pub mod directory_user;
 mod error;
 mod patch;
@@ -75,6 +76,8 @@ pub struct Context {
     pub policies: Store<roster_api::DeprovisionPolicy>,
     /// Every DirectoryUser, for finding colleagues (new owners, managers).
     pub users: Store<roster_api::DirectoryUser>,
+    /// Leavers whose DirectoryUser was deleted (see `directory_user::departure`).
+    pub departures: Store<roster_api::Departure>,
     /// The operator's endpoint policy (for the Tenant's `EndpointsAllowed` condition).
     pub endpoints: EndpointPolicy,
     /// Consecutive failures per object UID, for error backoff.
@@ -276,6 +279,12 @@ async fn run_scope(
         api::<roster_api::DirectoryUser>(&client, ns),
         watcher::Config::default(),
     );
+    let (departures, departure_events) = reflect(
+        api::<roster_api::Departure>(&client, ns),
+        watcher::Config::default(),
+    );
+    let (departure_driver, [departures_for_departures, departures_for_users]) =
+        fan_out(departure_events, "Departure");
     let (tenant_driver, [tenants_for_users, tenants_for_tenants]) =
         fan_out(tenant_events, "Tenant");
     let (policy_driver, [policies_for_users, policies_for_tenants]) =
@@ -294,6 +303,7 @@ async fn run_scope(
         tenants: tenants.clone(),
         policies: policies.clone(),
         users: users.clone(),
+        departures: departures.clone(),
         endpoints: options.endpoints.clone(),
         failures: Mutex::default(),
     });
@@ -303,6 +313,13 @@ async fn run_scope(
         users_for_users,
         tenants_for_users,
         policies_for_users,
+        departures_for_users,
+        shutdown.clone(),
+    );
+    let departure = departure::controller(
+        &options,
+        context.clone(),
+        departures_for_departures,
         shutdown.clone(),
     );
     let tenant = tenant::controller(
@@ -313,5 +330,13 @@ async fn run_scope(
         policies_for_tenants,
         shutdown,
     );
-    tokio::join!(users, tenant, tenant_driver, policy_driver, user_driver);
+    tokio::join!(
+        users,
+        departure,
+        tenant,
+        tenant_driver,
+        policy_driver,
+        user_driver,
+        departure_driver
+    );
 }

@@ -54,7 +54,7 @@ fn rules() -> Vec<GroupRule> {
     ]
 }
 
-async fn setup(env: &TestEnv, lms: &LmsStandIn) {
+pub(crate) async fn setup(env: &TestEnv, lms: &LmsStandIn) {
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("lms".into()),
@@ -81,7 +81,7 @@ async fn setup(env: &TestEnv, lms: &LmsStandIn) {
     apply(&env.api::<Tenant>(), "acme", &tenant).await;
 }
 
-async fn standin(faults: bool) -> LmsStandIn {
+pub(crate) async fn standin(faults: bool) -> LmsStandIn {
     let seed = LmsSeed::from_yaml_str(SEED).unwrap();
     let lms = LmsStandIn::start(LmsState::with_seed(LMS_TOKEN, seed).unwrap())
         .await
@@ -97,7 +97,7 @@ async fn standin(faults: bool) -> LmsStandIn {
     lms
 }
 
-fn effects(env: &TestEnv) -> Arc<PlatformEffects> {
+pub(crate) fn effects(env: &TestEnv) -> Arc<PlatformEffects> {
     let settings = PlatformSettings {
         calls_per_second: std::num::NonZeroU32::new(1000).unwrap(),
         ..Default::default()
@@ -109,21 +109,21 @@ fn effects(env: &TestEnv) -> Arc<PlatformEffects> {
     ))
 }
 
-fn employee_id(i: usize) -> String {
+pub(crate) fn employee_id(i: usize) -> String {
     format!("J{i:03}")
 }
 
-fn email(id: &str) -> String {
+pub(crate) fn email(id: &str) -> String {
     format!("person.{}@example.com", id.to_ascii_lowercase())
 }
 
-fn name(id: &str) -> String {
+pub(crate) fn name(id: &str) -> String {
     format!("e-{}", id.to_ascii_lowercase())
 }
 
 /// Joiner `i`: every second one an Engineer, every third one in Sales, every fourth in
 /// London, the rest in Lisbon; J007 gives a location the tenant does not have.
-fn joiner(i: usize) -> DirectoryUserSpec {
+pub(crate) fn joiner(i: usize) -> DirectoryUserSpec {
     let id = employee_id(i);
     DirectoryUserSpec {
         tenant_ref: "acme".into(),
@@ -174,7 +174,7 @@ fn groups_of(spec: &DirectoryUserSpec) -> BTreeSet<&'static str> {
     groups
 }
 
-async fn create(env: &TestEnv, spec: &DirectoryUserSpec) {
+pub(crate) async fn create(env: &TestEnv, spec: &DirectoryUserSpec) {
     let name = name(&spec.employee_id);
     apply(
         &env.api::<DirectoryUser>(),
@@ -185,7 +185,7 @@ async fn create(env: &TestEnv, spec: &DirectoryUserSpec) {
 }
 
 /// The stand-in's groups of `employee_id`.
-fn platform_groups(lms: &LmsStandIn, employee_id: &str) -> BTreeSet<String> {
+pub(crate) fn platform_groups(lms: &LmsStandIn, employee_id: &str) -> BTreeSet<String> {
     ["engineers", "sales", "london"]
         .into_iter()
         .filter(|g| {
@@ -198,7 +198,7 @@ fn platform_groups(lms: &LmsStandIn, employee_id: &str) -> BTreeSet<String> {
 }
 
 /// Settled: provisioned, nothing pending or failing, Ready.
-fn settled(status: &roster_api::DirectoryUserStatus) -> bool {
+pub(crate) fn settled(status: &roster_api::DirectoryUserStatus) -> bool {
     status.account.provisioned.is_some()
         && status.account.failures == 0
         && status
@@ -208,7 +208,7 @@ fn settled(status: &roster_api::DirectoryUserStatus) -> bool {
         && condition(status, "Ready").is_some_and(|c| c.status == ConditionStatus::True)
 }
 
-async fn wait_settled(env: &TestEnv, id: &str) -> DirectoryUser {
+pub(crate) async fn wait_settled(env: &TestEnv, id: &str) -> DirectoryUser {
     wait_status(env, &name(id), "provisioned and settled", settled).await
 }
 

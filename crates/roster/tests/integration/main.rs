@@ -7,6 +7,7 @@
 
 mod api;
 mod crds;
+mod departures;
 mod deprovisioning;
 mod examples;
 mod invalid;

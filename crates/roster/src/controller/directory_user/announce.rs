@@ -3,8 +3,8 @@
 //! `as_str` names; notes carry counts and timestamps, never personal data.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use kube::Resource;
 use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
 use roster_api::{DirectoryUser, DirectoryUserStatus, Phase, StepName};
 use roster_lifecycle::sync::{SyncAction, SyncOp, SyncOutcome};
 use roster_lifecycle::{Outcome, Transition};
@@ -143,6 +143,42 @@ pub async fn sync_result(
         .sync_calls
         .get_or_create(&SyncLabels { call, result })
         .inc();
+}
+
+/// A deleted user's lifecycle moved to its Departure.
+pub async fn handed_over(context: &Context, user: &DirectoryUser, status: &DirectoryUserStatus) {
+    let until = status
+        .deprovision_due_time
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    publish(
+        context,
+        user,
+        EventType::Normal,
+        "HandedOver",
+        "HandOver",
+        format!(
+            "deleted: access is revoked and the lifecycle continues on Departure {} (kubectl get departure {}); re-create the record before {until} to reverse it",
+            user.name_any(),
+            user.name_any()
+        ),
+    )
+    .await;
+}
+
+/// A returning person's DirectoryUser took the lifecycle back from their Departure.
+pub async fn taken_back(context: &Context, user: &DirectoryUser, departure: &str) {
+    publish(
+        context,
+        user,
+        EventType::Normal,
+        "TakenBack",
+        "TakeBack",
+        format!(
+            "re-created during the quarantine: the lifecycle comes back from Departure {departure}"
+        ),
+    )
+    .await;
 }
 
 /// A source wrote personal data to a user who is already purged.

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use roster_api::{APPROVE_ANNOTATION, DEPROVISION_NOW_ANNOTATION, DirectoryUser, RETRY_ANNOTATION};
 use roster_lifecycle::{Decision, Observed, Requests};
 
 use super::gather::{self, Inputs};
+use super::persist::Home;
 use crate::controller::Result;
 
 /// The decision and the object it was taken on.
@@ -20,7 +21,7 @@ pub struct Decided {
 
 /// `directory`: the tenant's users, for resolving the record's manager.
 pub async fn decide(
-    api: &Api<DirectoryUser>,
+    home: &Home,
     cached: Arc<DirectoryUser>,
     inputs: &Inputs,
     directory: &[Arc<DirectoryUser>],
@@ -33,7 +34,7 @@ pub async fn decide(
             decision,
         });
     }
-    let fresh = Arc::new(api.get(&cached.name_any()).await?);
+    let fresh = Arc::new(home.fresh(&cached.name_any()).await?);
     Ok(Decided {
         decision: step(&fresh, inputs, directory, now),
         user: fresh,

@@ -6,6 +6,7 @@
 
 mod announce;
 mod decide;
+pub mod departure;
 mod gather;
 mod persist;
 mod run;
@@ -20,11 +21,12 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tracing::{instrument, warn};
 
-use roster_api::{DeprovisionPolicy, DirectoryUser, Phase, Tenant};
+use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Phase, Tenant};
 
 use super::{Context, Error, FINALIZER, Options, Result, jitter};
 use decide::Decided;
 use gather::Gathered;
+pub(super) use persist::Home;
 
 const KIND: &str = "DirectoryUser";
 
@@ -35,6 +37,7 @@ pub async fn controller(
     user_stream: impl Stream<Item = Result<DirectoryUser, watcher::Error>> + Send + 'static,
     tenant_stream: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
     policy_stream: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
+    departure_stream: impl Stream<Item = Result<Departure, watcher::Error>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let users = context.users.clone();
@@ -42,6 +45,7 @@ pub async fn controller(
     let by_tenant = users.clone();
     let by_policy = users.clone();
     let by_manager = users.clone();
+    let by_departure = users.clone();
     // A user's change also wakes their reports (one watch, teed): a manager who arrives
     // or gets an account after their reports resolves them.
     let (reports_tx, reports_rx) = futures::channel::mpsc::unbounded();
@@ -71,6 +75,21 @@ pub async fn controller(
                 .flat_map(|t| users_of_tenant(&by_policy, &t))
                 .collect::<Vec<_>>()
         })
+        // A Departure that appears or goes wakes the objects of the same person: one that
+        // waited for it takes over, or takes the lifecycle back.
+        .watches_stream(departure_stream, move |departure: Departure| {
+            let record = &departure.spec.record;
+            by_departure
+                .state()
+                .into_iter()
+                .filter(|u| {
+                    u.metadata.namespace == departure.metadata.namespace
+                        && u.spec.tenant_ref == record.tenant_ref
+                        && u.spec.employee_id == record.employee_id
+                })
+                .map(|u| ObjectRef::from_obj(&*u))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown);
     controller
         .run(reconcile, error_policy, context)
@@ -85,8 +104,10 @@ pub async fn controller(
 /// Deciding before the Tenant and policy stores are filled would report "tenant not
 /// found" for every user at start-up. The streams that fill them are driven by the
 /// running controller, so readiness is checked inside reconcile.
-fn stores_ready(context: &Context) -> bool {
-    super::ready(&context.tenants) && super::ready(&context.policies)
+pub(super) fn stores_ready(context: &Context) -> bool {
+    super::ready(&context.tenants)
+        && super::ready(&context.policies)
+        && super::ready(&context.departures)
 }
 
 fn users_of_tenant(users: &Store<DirectoryUser>, tenant: &Tenant) -> Vec<ObjectRef<DirectoryUser>> {
@@ -132,21 +153,40 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
         }
         return Ok(Action::await_change());
     }
+    lifecycle(user, Home::User(api), context).await
+}
+
+/// The lifecycle of one person, wherever it is kept (see [`Home`]): the DirectoryUser,
+/// or the Departure that carries it on after a deletion.
+pub(super) async fn lifecycle(
+    user: Arc<DirectoryUser>,
+    home: Home,
+    context: &Context,
+) -> Result<Action> {
+    let namespace = user.namespace().ok_or(Error::MissingNamespace)?;
+    let name = user.name_any();
+    let deleting = user.metadata.deletion_timestamp.is_some();
 
     if let Some((reason, note)) = gather::leaves_without_platform(&user, &namespace, context) {
         announce::released_without_platform(context, &user, reason, note).await;
-        persist::finalizer(&api, &name, false).await?;
+        home.release(&name).await?;
         return Ok(Action::await_change());
     }
 
     let inputs = match gather::gather(&user, &namespace, context) {
         Gathered::Ready(inputs) => inputs,
         Gathered::Blocked { reason, message } => {
-            persist::blocked(&api, &user, reason, message, context.clock.now()).await?;
+            persist::blocked(&home, &user, reason, message, context.clock.now()).await?;
             // The Tenant and policy watches wake this user when that changes.
             return Ok(Action::await_change());
         }
     };
+
+    if let Home::User(api) = &home
+        && let Some(action) = departure::take_back(api, &user, &namespace, context).await?
+    {
+        return Ok(action);
+    }
 
     let now = context.clock.now();
     let directory = if user.spec.manager_email.is_some() {
@@ -154,11 +194,14 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
     } else {
         Vec::new()
     };
-    let Decided { user, decision } = decide::decide(&api, user, &inputs, &directory, now).await?;
+    let Decided { user, decision } = decide::decide(&home, user, &inputs, &directory, now).await?;
 
-    // PII goes before the status that says it is gone.
-    if decision.scrub_pii {
-        persist::scrub_pii(&api, &name).await?;
+    // PII goes before the status that says it is gone. (A Departure is deleted once
+    // purged, with the record it holds.)
+    if decision.scrub_pii
+        && let Home::User(api) = &home
+    {
+        persist::scrub_pii(api, &name).await?;
         if user
             .status
             .as_ref()
@@ -168,12 +211,12 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
         }
     }
     let mut status = decision.status.clone();
-    persist::status(&api, &user, &status).await?;
+    persist::status(&home, &user, &status).await?;
     announce::transitions(context, &user, &decision.transitions, &status).await;
-    let synced = run::sync(&api, context, &user, &inputs, &decision.sync, &mut status).await?;
+    let synced = run::sync(&home, context, &user, &inputs, &decision.sync, &mut status).await?;
     if synced {
         run::actions(
-            &api,
+            &home,
             context,
             &user,
             &inputs,
@@ -182,8 +225,15 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
         )
         .await?;
     }
+    if let Home::User(api) = &home
+        && deleting
+        && departure::hands_over(&inputs.policy, &status)
+        && departure::hand_over(api, &user, &status, context).await?
+    {
+        return Ok(Action::await_change());
+    }
     if decision.release {
-        persist::finalizer(&api, &name, false).await?;
+        home.release(&name).await?;
     }
     context.reset_failures(&user.uid().unwrap_or_default());
 

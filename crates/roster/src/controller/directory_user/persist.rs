@@ -6,10 +6,50 @@ use chrono::{DateTime, Utc};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use roster_api::condition::{ConditionStatus, set_condition};
-use roster_api::{Condition, DirectoryUser, DirectoryUserStatus};
+use roster_api::{Condition, Departure, DirectoryUser, DirectoryUserStatus};
 
 use super::KIND;
 use crate::controller::{FINALIZER, Result, patch};
+
+/// Where a leaver's lifecycle is kept: the DirectoryUser itself, or (after a deletion
+/// under the `Quarantine` rule) the Departure that took it over, named like it.
+#[derive(Clone)]
+pub enum Home {
+    User(Api<DirectoryUser>),
+    Departure(Api<Departure>),
+}
+
+impl Home {
+    /// Writes `status` to the object named `name`.
+    pub async fn write_status(&self, name: &str, status: &DirectoryUserStatus) -> Result<()> {
+        match self {
+            Home::User(api) => drop(patch::status(api, name, KIND, status).await?),
+            Home::Departure(api) => drop(patch::status(api, name, "Departure", status).await?),
+        }
+        Ok(())
+    }
+
+    /// A fresh read, as the lifecycle sees the person.
+    pub async fn fresh(&self, name: &str) -> Result<DirectoryUser> {
+        Ok(match self {
+            Home::User(api) => api.get(name).await?,
+            Home::Departure(api) => api.get(name).await?.as_directory_user(),
+        })
+    }
+
+    /// The lifecycle is over (or the tenant left): the DirectoryUser's finalizer is
+    /// released, a Departure deleted.
+    pub async fn release(&self, name: &str) -> Result<()> {
+        match self {
+            Home::User(api) => finalizer(api, name, false).await,
+            Home::Departure(api) => match api.delete(name, &Default::default()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}
 
 /// Field manager of the purge patch, apart from status and finalizer managers.
 const PURGE_MANAGER: &str = "roster-purge";
@@ -27,32 +67,23 @@ pub async fn scrub_pii(api: &Api<DirectoryUser>, name: &str) -> Result<()> {
 }
 
 /// Writes `status` unless the object already has it (no write, no watch event, no loop).
-pub async fn status(
-    api: &Api<DirectoryUser>,
-    user: &DirectoryUser,
-    status: &DirectoryUserStatus,
-) -> Result<()> {
+pub async fn status(home: &Home, user: &DirectoryUser, status: &DirectoryUserStatus) -> Result<()> {
     if user.status.as_ref() != Some(status) {
-        patch::status(api, &user.name_any(), KIND, status).await?;
+        home.write_status(&user.name_any(), status).await?;
     }
     Ok(())
 }
 
 /// Writes `status` (after a step: always, so the step's result is durable).
-pub async fn step_result(
-    api: &Api<DirectoryUser>,
-    name: &str,
-    status: &DirectoryUserStatus,
-) -> Result<()> {
-    patch::status(api, name, KIND, status).await?;
-    Ok(())
+pub async fn step_result(home: &Home, name: &str, status: &DirectoryUserStatus) -> Result<()> {
+    home.write_status(name, status).await
 }
 
 /// Records why the lifecycle cannot run (phase unchanged), writing only on change:
 /// not Ready, and Stalled, so kstatus (Flux, Argo CD) reports a failure that needs a
 /// person rather than waiting for progress that cannot come.
 pub async fn blocked(
-    api: &Api<DirectoryUser>,
+    home: &Home,
     user: &DirectoryUser,
     reason: &str,
     message: String,
@@ -77,7 +108,7 @@ pub async fn blocked(
     }
     if changed || status.observed_generation != user.metadata.generation {
         status.observed_generation = user.metadata.generation;
-        patch::status(api, &user.name_any(), KIND, &status).await?;
+        home.write_status(&user.name_any(), &status).await?;
     }
     Ok(())
 }

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use roster_api::{DirectoryUser, DirectoryUserStatus};
 use roster_lifecycle::{Action, Outcome, SyncAction};
 
 use super::gather::{Inputs, colleagues};
+use super::persist::Home;
 use super::{announce, persist};
 use crate::controller::{Context, Result};
 use crate::effects::{EffectRequest, SyncRequest};
@@ -17,7 +18,7 @@ use crate::effects::{EffectRequest, SyncRequest};
 /// them went through; the steps wait otherwise (a rehire's profile comes back before
 /// access is restored).
 pub async fn sync(
-    api: &Api<DirectoryUser>,
+    home: &Home,
     context: &Context,
     user: &DirectoryUser,
     inputs: &Inputs,
@@ -44,7 +45,7 @@ pub async fn sync(
             outcome,
             context.clock.now(),
         );
-        persist::step_result(api, &name, status).await?;
+        persist::step_result(home, &name, status).await?;
         if failed {
             return Ok(false);
         }
@@ -57,7 +58,7 @@ pub async fn sync(
 }
 
 pub async fn actions(
-    api: &Api<DirectoryUser>,
+    home: &Home,
     context: &Context,
     user: &DirectoryUser,
     inputs: &Inputs,
@@ -83,7 +84,7 @@ pub async fn actions(
         announce::step_result(context, user, action.step, &outcome).await;
         let failed = matches!(outcome, Outcome::Failed { .. });
         roster_lifecycle::record_outcome(status, action.step, outcome, context.clock.now());
-        persist::step_result(api, &name, status).await?;
+        persist::step_result(home, &name, status).await?;
         if failed {
             break;
         }

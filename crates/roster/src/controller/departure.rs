@@ -1,0 +1,57 @@
+//! The Departure controller: the lifecycle of people whose DirectoryUser was deleted
+//! under the `Quarantine` rule, carried on by the same stages as the DirectoryUser's
+//! (see [`super::directory_user::lifecycle`]) until they are purged, when the Departure
+//! is deleted, or taken back by a returning DirectoryUser.
+
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use tracing::{instrument, warn};
+
+use roster_api::Departure;
+
+use super::directory_user::{self, Home};
+use super::{Context, Error, Options, Result};
+
+pub async fn controller(
+    options: &Options,
+    context: Arc<Context>,
+    departures: impl Stream<Item = Result<Departure, watcher::Error>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    Controller::for_stream(departures, context.departures.clone())
+        .with_config(Config::default().concurrency(options.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "departure reconcile stream");
+            }
+        })
+        .await;
+}
+
+#[instrument(skip_all, fields(namespace = departure.namespace(), departure = departure.name_any()))]
+async fn reconcile(departure: Arc<Departure>, context: Arc<Context>) -> Result<Action> {
+    if !directory_user::stores_ready(&context) {
+        return Ok(Action::requeue(super::STORE_WAIT));
+    }
+    if departure.status.is_none() {
+        // Still being handed over: the deleting DirectoryUser writes the status next.
+        return Ok(Action::await_change());
+    }
+    let namespace = departure.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<Departure> = Api::namespaced(context.client.clone(), &namespace);
+    let user = Arc::new(departure.as_directory_user());
+    directory_user::lifecycle(user, Home::Departure(api), &context).await
+}
+
+fn error_policy(departure: Arc<Departure>, error: &Error, context: Arc<Context>) -> Action {
+    context.count_error("departure", error);
+    let delay = context.failure_backoff(&departure.spec.origin_uid);
+    warn!(category = error.category(), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
