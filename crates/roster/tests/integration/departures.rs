@@ -284,3 +284,47 @@ async fn kill_9_changes_neither_outcome() {
         "no second account"
     );
 }
+
+/// A tenant's exit does not wait out quarantines: deleting the Tenant releases the
+/// Departures of its people at once, without further calls to the platform.
+#[tokio::test]
+async fn a_tenant_exit_does_not_wait_for_quarantines() {
+    use kube::api::{DeleteParams, Patch, PatchParams};
+    let env = TestEnv::new("departure-exit").await;
+    let lms = standin(false).await;
+    setup(&env, &lms).await;
+    quarantine(&env, "1h").await;
+    let _operator = Operator::start(&env.client, &env.namespace, effects(&env));
+    create(&env, &joiner(5)).await;
+    wait_settled(&env, "J005").await;
+    delete(&env, &name("J005")).await;
+    let tenants = env.api::<roster_api::Tenant>();
+    tenants
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "spec": { "deletionProtection": false } })),
+        )
+        .await
+        .unwrap();
+    lms.state().clear_calls();
+    let started = tokio::time::Instant::now();
+    tenants
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_object(env.api::<Departure>(), &name("J005"), "released", |d| {
+        d.is_none()
+    })
+    .await;
+    wait_object(tenants, "acme", "gone", |t| t.is_none()).await;
+    println!(
+        "tenant exit with a person in quarantine: done after {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        lms.state().calls().is_empty(),
+        "no call reached the platform"
+    );
+}
