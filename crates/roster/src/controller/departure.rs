@@ -11,7 +11,8 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tracing::{instrument, warn};
 
-use roster_api::Departure;
+use kube::runtime::reflector::{ObjectRef, Store};
+use roster_api::{Departure, DeprovisionPolicy, Tenant};
 
 use super::directory_user::{self, Home};
 use super::{Context, Error, Options, Result};
@@ -20,10 +21,32 @@ pub async fn controller(
     options: &Options,
     context: Arc<Context>,
     departures: impl Stream<Item = Result<Departure, watcher::Error>> + Send + 'static,
+    tenants: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
+    policies: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    Controller::for_stream(departures, context.departures.clone())
+    let store = context.departures.clone();
+    let by_tenant = store.clone();
+    let by_policy = store.clone();
+    let tenant_store = context.tenants.clone();
+    Controller::for_stream(departures, store)
         .with_config(Config::default().concurrency(options.concurrency))
+        // The Tenant's deletion (the tenant's exit) or any other change of it, and a
+        // policy edit (a shorter quarantine), apply to Departures as to users.
+        .watches_stream(tenants, move |tenant: Tenant| {
+            of_tenant(&by_tenant, tenant.namespace(), &tenant.name_any())
+        })
+        .watches_stream(policies, move |policy: DeprovisionPolicy| {
+            let namespace = policy.namespace();
+            tenant_store
+                .state()
+                .into_iter()
+                .filter(|t| {
+                    t.namespace() == namespace && t.spec.policy_ref.name == policy.name_any()
+                })
+                .flat_map(|t| of_tenant(&by_policy, t.namespace(), &t.name_any()))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -32,6 +55,19 @@ pub async fn controller(
             }
         })
         .await;
+}
+
+fn of_tenant(
+    departures: &Store<Departure>,
+    namespace: Option<String>,
+    tenant: &str,
+) -> Vec<ObjectRef<Departure>> {
+    departures
+        .state()
+        .into_iter()
+        .filter(|d| d.namespace() == namespace && d.spec.record.tenant_ref.name == tenant)
+        .map(|d| ObjectRef::from_obj(&*d))
+        .collect()
 }
 
 #[instrument(skip_all, fields(namespace = departure.namespace(), departure = departure.name_any()))]

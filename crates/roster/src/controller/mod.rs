@@ -285,10 +285,22 @@ async fn run_scope(
     );
     let (departure_driver, [departures_for_departures, departures_for_users]) =
         fan_out(departure_events, "Departure");
-    let (tenant_driver, [tenants_for_users, tenants_for_tenants]) =
-        fan_out(tenant_events, "Tenant");
-    let (policy_driver, [policies_for_users, policies_for_tenants]) =
-        fan_out(policy_events, "DeprovisionPolicy");
+    let (
+        tenant_driver,
+        [
+            tenants_for_users,
+            tenants_for_tenants,
+            tenants_for_departures,
+        ],
+    ) = fan_out(tenant_events, "Tenant");
+    let (
+        policy_driver,
+        [
+            policies_for_users,
+            policies_for_tenants,
+            policies_for_departures,
+        ],
+    ) = fan_out(policy_events, "DeprovisionPolicy");
     let (user_driver, [users_for_users, users_for_tenants]) = fan_out(user_events, "DirectoryUser");
     let reporter = Reporter {
         controller: "roster".into(),
@@ -320,6 +332,8 @@ async fn run_scope(
         &options,
         context.clone(),
         departures_for_departures,
+        tenants_for_departures,
+        policies_for_departures,
         shutdown.clone(),
     );
     let tenant = tenant::controller(

@@ -406,7 +406,24 @@ async fn twenty_joiners_three_movers_then_no_call_and_no_write() {
         .filter(|(n, v)| after.get(*n) != Some(v))
         .count();
     println!("at rest for 60 s: {calls} calls, {writes} status writes");
-    assert_eq!((calls, writes), (0, 0));
+    if (calls, writes) != (0, 0) {
+        let changed: Vec<&String> = before
+            .iter()
+            .filter(|(n, v)| after.get(*n) != Some(v))
+            .map(|(n, _)| n)
+            .collect();
+        let calls: Vec<String> = lms
+            .state()
+            .calls()
+            .iter()
+            .map(|c| format!("{} {} {}", c.operation, c.path, c.status))
+            .collect();
+        for name in &changed {
+            let user = env.api::<DirectoryUser>().get(name).await.unwrap();
+            println!("{name} changed: {:#?}", user.status);
+        }
+        panic!("at rest: calls {calls:?}, changed {changed:?}");
+    }
     assert!(lms.state().duplicates().is_empty());
 }
 
