@@ -12,9 +12,9 @@ use roster_api::{
 };
 use roster_standins::lms::{Fault, LmsStandIn};
 
-use crate::joiners::{create, effects, joiner, name, settled, setup, standin, wait_settled};
+use crate::joiners::{create, joiner, name, settled, setup, standin, wait_settled};
 use crate::support::{
-    Operator, OperatorProcess, TestEnv, apply, kubectl, wait_object, wait_status,
+    Operator, OperatorProcess, TestEnv, apply, effects, kubectl, wait_object, wait_status,
 };
 
 async fn quarantine(env: &TestEnv, period: &str) {

@@ -21,7 +21,7 @@ use roster_standins::calendar::graph::GraphCalendarStandin;
 use roster_standins::lms::{Fault, LmsSeed, LmsStandIn, LmsState};
 use serde_json::json;
 
-use crate::support::{Operator, OperatorProcess, TestEnv, apply, wait_phase};
+use crate::support::{Operator, OperatorProcess, TestEnv, apply, effects, wait_phase};
 
 const LMS_TOKEN: &str = "lms-test-token";
 
@@ -160,18 +160,6 @@ async fn create_leaving_user(env: &TestEnv, spec: DirectoryUserSpec) -> String {
     let name = create_user(env, spec).await;
     deprovision_now(env, &name).await;
     name
-}
-
-fn effects(env: &TestEnv) -> Arc<PlatformEffects> {
-    let settings = PlatformSettings {
-        calls_per_second: std::num::NonZeroU32::new(1000).unwrap(),
-        ..Default::default()
-    };
-    Arc::new(PlatformEffects::new(
-        env.client.clone(),
-        Arc::new(SystemClock),
-        settings,
-    ))
 }
 
 const LMS_SEED: &str = r#"

@@ -4,13 +4,10 @@
 //! evidence: what was sent, how often, and that nothing was applied twice.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, ObjectMeta, PostParams};
-use roster::clock::SystemClock;
-use roster::effects::platform::{PlatformEffects, PlatformSettings};
 use roster_api::tenant::{FieldCondition, FieldOperator, GroupRule, ProfileField};
 use roster_api::{
     ConditionStatus, DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec,
@@ -18,7 +15,9 @@ use roster_api::{
 };
 use roster_standins::lms::{Fault, LmsSeed, LmsStandIn, LmsState};
 
-use crate::support::{Operator, OperatorProcess, TestEnv, apply, condition, poll, wait_status};
+use crate::support::{
+    Operator, OperatorProcess, TestEnv, apply, condition, effects, poll, wait_status,
+};
 
 const LMS_TOKEN: &str = "lms-joiners-token";
 
@@ -95,18 +94,6 @@ pub(crate) async fn standin(faults: bool) -> LmsStandIn {
         state.add_fault(Fault::on("*").throttle_rate(0.10, Duration::from_secs(1)));
     }
     lms
-}
-
-pub(crate) fn effects(env: &TestEnv) -> Arc<PlatformEffects> {
-    let settings = PlatformSettings {
-        calls_per_second: std::num::NonZeroU32::new(1000).unwrap(),
-        ..Default::default()
-    };
-    Arc::new(PlatformEffects::new(
-        env.client.clone(),
-        Arc::new(SystemClock),
-        settings,
-    ))
 }
 
 pub(crate) fn employee_id(i: usize) -> String {

@@ -296,6 +296,21 @@ impl Drop for OperatorProcess {
     }
 }
 
+/// The operator's HTTP effects as the tests use them: the stand-ins' calls are not
+/// rate-limited.
+pub fn effects(env: &TestEnv) -> Arc<roster::effects::platform::PlatformEffects> {
+    use roster::effects::platform::{PlatformEffects, PlatformSettings};
+    let settings = PlatformSettings {
+        calls_per_second: std::num::NonZeroU32::new(1000).unwrap(),
+        ..Default::default()
+    };
+    Arc::new(PlatformEffects::new(
+        env.client.clone(),
+        Arc::new(SystemClock),
+        settings,
+    ))
+}
+
 pub async fn apply<K: serde::Serialize + Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
     api: &Api<K>,
     name: &str,
