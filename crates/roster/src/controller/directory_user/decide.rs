@@ -1,6 +1,7 @@
-//! Stage 2, decide: the pure core on the user's state. When side effects are due, the
-//! decision is taken again on a fresh read, because the store may lag behind roster's
-//! own last status write and a step must never be repeated from stale status.
+//! Stage 2, decide: the pure core on the user's state. When side effects are due or
+//! status would change, the decision is taken again on a fresh read, because the store
+//! may lag behind roster's own last status write: a step must never be repeated from
+//! stale status, and a settled status must not be rewritten from it.
 
 use std::sync::Arc;
 
@@ -28,7 +29,11 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> Result<Decided> {
     let decision = step(&cached, inputs, directory, now);
-    if decision.actions.is_empty() && decision.sync.is_empty() {
+    // Nothing to run and nothing to write: the cache is good enough. Otherwise decide
+    // again on a fresh read, so a cache that lags behind roster's own last write can
+    // neither repeat a call nor rewrite a settled status (new transition times).
+    let unchanged = cached.status.as_ref() == Some(&decision.status);
+    if decision.actions.is_empty() && decision.sync.is_empty() && unchanged {
         return Ok(Decided {
             user: cached,
             decision,
