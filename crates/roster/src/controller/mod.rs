@@ -283,8 +283,14 @@ async fn run_scope(
         api::<roster_api::Departure>(&client, ns),
         watcher::Config::default(),
     );
-    let (departure_driver, [departures_for_departures, departures_for_users]) =
-        fan_out(departure_events, "Departure");
+    let (
+        departure_driver,
+        [
+            departures_for_departures,
+            departures_for_users,
+            departures_for_tenants,
+        ],
+    ) = fan_out(departure_events, "Departure");
     let (
         tenant_driver,
         [
@@ -342,6 +348,7 @@ async fn run_scope(
         tenants_for_tenants,
         users_for_tenants,
         policies_for_tenants,
+        departures_for_tenants,
         shutdown,
     );
     tokio::join!(

@@ -20,7 +20,7 @@ use super::{Context, Error, Options, POLICY_FINALIZER, Result, TENANT_FINALIZER,
 use roster_api::condition::{ConditionStatus, set_condition};
 use roster_api::tenant::{CalendarProvider, SecretKeyRef};
 use roster_api::{
-    Condition, DeprovisionPolicy, DirectoryUser, Phase, Tenant, TenantStatus, UserCounts,
+    Condition, Departure, DeprovisionPolicy, DirectoryUser, Phase, Tenant, TenantStatus, UserCounts,
 };
 use roster_lifecycle::{Policy, TenantSettings};
 
@@ -39,6 +39,7 @@ pub async fn controller(
     tenant_stream: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
     user_stream: impl Stream<Item = Result<DirectoryUser, watcher::Error>> + Send + 'static,
     policy_stream: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
+    departure_stream: impl Stream<Item = Result<Departure, watcher::Error>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let tenants = context.tenants.clone();
@@ -52,6 +53,12 @@ pub async fn controller(
         .watches_stream(user_stream, |user: DirectoryUser| {
             user.namespace()
                 .map(|ns| ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
+        })
+        // People who left by deletion are counted too, in their Departure's phase.
+        .watches_stream(departure_stream, |departure: Departure| {
+            departure.namespace().map(|ns| {
+                ObjectRef::<Tenant>::new(&departure.spec.record.tenant_ref.name).within(&ns)
+            })
         })
         .watches_stream(policy_stream, move |policy: DeprovisionPolicy| {
             // A policy being deleted wakes every tenant of its namespace: one of
@@ -152,7 +159,16 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
             check.into_condition(generation, now),
         );
     }
-    status.user_counts = Some(count(&users));
+    let departed: Vec<Arc<DirectoryUser>> = context
+        .departures
+        .state()
+        .into_iter()
+        .filter(|d| {
+            d.namespace().as_deref() == Some(&namespace) && d.spec.record.tenant_ref.name == name
+        })
+        .map(|d| Arc::new(d.as_directory_user()))
+        .collect();
+    status.user_counts = Some(count(users.iter().chain(&departed)));
     status.observed_generation = generation;
     if tenant.status.as_ref() != Some(&status) {
         patch::status(
@@ -193,7 +209,7 @@ async fn finalize(
             &mut status.conditions,
             waiting.into_condition(tenant.metadata.generation, now),
         );
-        status.user_counts = Some(count(users));
+        status.user_counts = Some(count(users.iter()));
         if changed || tenant.status.as_ref() != Some(&status) {
             patch::status(tenants, &name, KIND, &status).await?;
         }
@@ -484,7 +500,7 @@ fn fallback_owner_check(tenant: &Tenant, users: &[Arc<DirectoryUser>]) -> Check 
     }
 }
 
-fn count(users: &[Arc<DirectoryUser>]) -> UserCounts {
+fn count<'a>(users: impl Iterator<Item = &'a Arc<DirectoryUser>>) -> UserCounts {
     let mut counts = UserCounts::default();
     for user in users {
         let phase = user.status.as_ref().map(|s| s.phase).unwrap_or_default();

@@ -166,6 +166,18 @@ async fn a_deleted_user_re_applied_within_the_quarantine_comes_back() {
         roster_connectors::lms::Access::Revoked,
         "access revoked at once"
     );
+    // The Tenant still counts the person, in the Departure's phase.
+    wait_object(
+        env.api::<roster_api::Tenant>(),
+        "acme",
+        "counted as quarantined",
+        |t| {
+            t.and_then(|t| t.status.as_ref())
+                .and_then(|s| s.user_counts.as_ref())
+                .is_some_and(|c| c.quarantined == 1 && c.active == 0)
+        },
+    )
+    .await;
 
     // The GitOps revert: the same manifest again.
     create(&env, &joiner(1)).await;
