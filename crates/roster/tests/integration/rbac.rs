@@ -486,6 +486,39 @@ async fn namespaced_roles_from_the_chart_are_enough_and_nothing_is_cluster_wide(
             })
         };
         crate::support::wait_object(tenant_env.api::<Tenant>(), "acme", "Ready", ready).await;
+
+        // A deletion under Quarantine: the Departure is created, read, written and
+        // deleted with the namespaced rules alone.
+        let spec = DirectoryUserSpec {
+            tenant_ref: "acme".into(),
+            employee_id: "00043".into(),
+            full_name: "Rbac Deleted".into(),
+            email: "rbac.deleted@example.com".into(),
+            ..Default::default()
+        };
+        apply(
+            &tenant_env.api::<DirectoryUser>(),
+            "e-00043",
+            &DirectoryUser::new("e-00043", spec),
+        )
+        .await;
+        wait_phase(&tenant_env, "e-00043", Phase::Active).await;
+        tenant_env
+            .api::<DirectoryUser>()
+            .delete("e-00043", &Default::default())
+            .await
+            .unwrap();
+        crate::support::wait_object(tenant_env.api::<DirectoryUser>(), "e-00043", "gone", |u| {
+            u.is_none()
+        })
+        .await;
+        crate::support::wait_object(
+            tenant_env.api::<roster_api::Departure>(),
+            "e-00043",
+            "purged and deleted",
+            |d| d.is_none(),
+        )
+        .await;
     }
     let events =
         crate::support::kubectl(&["get", "events.events.k8s.io", "-n", &a, "-o", "name"]).await;
