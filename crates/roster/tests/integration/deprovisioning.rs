@@ -1108,3 +1108,137 @@ events:
     let operator = Operator::start(&env.client, &env.namespace, effects(env));
     (lms, graph, name, operator)
 }
+
+/// Two operator processes with leader election (lease 5 s): the leader is killed with
+/// SIGKILL mid-quarantine; the standby takes over within the lease duration plus 5 s,
+/// never acts before it holds the lease, and finishes every leaver with no side effect
+/// applied twice and no deadline moved.
+#[tokio::test]
+async fn killing_the_leader_hands_over_within_the_lease() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let env = TestEnv::new("deprov-failover").await;
+    let (seed, ids) = small_company(30);
+    let lms = LmsStandIn::start(LmsState::with_seed(LMS_TOKEN, seed).unwrap())
+        .await
+        .unwrap();
+    lms.state()
+        .add_fault(Fault::on("*").latency(Duration::from_millis(20)));
+    tenant(&env, &lms, None, "M000", "12s", "20s").await;
+    create_user(&env, person("M000", None)).await;
+    for id in &ids {
+        create_user(
+            &env,
+            DirectoryUserSpec {
+                active: false,
+                ..person(id, Some("M000"))
+            },
+        )
+        .await;
+    }
+    let plane = crate::support::control_plane().await;
+    let log = |who: &str| {
+        std::env::temp_dir().join(format!("roster-failover-{}-{who}.log", env.namespace))
+    };
+    let lease_args = [
+        "--leader-election",
+        "--lease-namespace",
+        env.namespace.as_str(),
+        "--lease-duration-seconds",
+        "5",
+    ];
+    let start = |who: &str| {
+        OperatorProcess::start_with(
+            &env.namespace,
+            plane.kubeconfig_path(),
+            &log(who),
+            &lease_args,
+            &[("POD_NAME", who)],
+        )
+    };
+    let mut processes = BTreeMap::from([
+        ("roster-a", start("roster-a")),
+        ("roster-b", start("roster-b")),
+    ]);
+    let names: Vec<String> = ids
+        .iter()
+        .map(|id| format!("e-{}", id.to_ascii_lowercase()))
+        .collect();
+    let mut deadlines = BTreeMap::new();
+    for name in &names {
+        let user = wait_phase(&env, name, Phase::Quarantined).await;
+        let status = user.status.unwrap();
+        deadlines.insert(
+            name.clone(),
+            (status.deprovision_due_time, status.purge_due_time),
+        );
+    }
+    let leases = env.api::<Lease>();
+    let holder = |lease: Lease| {
+        lease
+            .spec
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default()
+    };
+    let leader = holder(leases.get("roster-leader").await.expect("the leader Lease"));
+    let standby = if leader == "roster-a" {
+        "roster-b"
+    } else {
+        "roster-a"
+    };
+    let killed_at = chrono::Utc::now();
+    let started = tokio::time::Instant::now();
+    processes
+        .remove(leader.as_str())
+        .expect("the leader is one of the two")
+        .kill_9();
+    crate::support::poll(
+        "the standby holds the lease",
+        Duration::from_millis(100),
+        || {
+            let leases = leases.clone();
+            async move {
+                let now = holder(leases.get("roster-leader").await.ok()?);
+                (now == standby).then_some(())
+            }
+        },
+    )
+    .await;
+    let handover = started.elapsed();
+    println!("leader {leader} killed; {standby} took over after {handover:?} (lease 5 s)");
+    assert!(
+        handover <= Duration::from_secs(10),
+        "handover took {handover:?}"
+    );
+    for name in &names {
+        let user = wait_phase(&env, name, Phase::Purged).await;
+        let status = user.status.unwrap();
+        assert_eq!(
+            deadlines[name],
+            (status.deprovision_due_time, status.purge_due_time),
+            "{name}: a deadline moved"
+        );
+    }
+    drop(processes);
+    let state = lms.state();
+    assert!(state.duplicates().is_empty(), "{:?}", state.duplicates());
+    for operation in ["revokeAccess", "anonymizeUser", "purgeUser", "transferRule"] {
+        assert_eq!(state.applied_count(operation), ids.len(), "{operation}");
+    }
+    // The standby acquired leadership only after the leader was gone.
+    let logs = std::fs::read_to_string(log(standby)).expect("the standby's log");
+    let acquired: Vec<chrono::DateTime<chrono::Utc>> = logs
+        .lines()
+        .filter(|l| l.contains("acquired leadership"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["timestamp"].as_str()?.parse().ok())
+        .collect();
+    assert_eq!(acquired.len(), 1, "the standby led once");
+    assert!(
+        acquired[0] > killed_at,
+        "the standby led before the leader was gone"
+    );
+    println!(
+        "standby acquired the lease {:?} after the kill",
+        acquired[0] - killed_at
+    );
+}

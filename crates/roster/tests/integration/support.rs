@@ -257,6 +257,17 @@ pub struct OperatorProcess {
 
 impl OperatorProcess {
     pub fn start(namespace: &str, kubeconfig: &std::path::Path, log: &std::path::Path) -> Self {
+        Self::start_with(namespace, kubeconfig, log, &[], &[])
+    }
+
+    /// Like [`start`](Self::start), with more arguments and environment variables.
+    pub fn start_with(
+        namespace: &str,
+        kubeconfig: &std::path::Path,
+        log: &std::path::Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -273,6 +284,8 @@ impl OperatorProcess {
                 "1000",
             ])
             .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .envs(envs.iter().copied())
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))
