@@ -412,7 +412,7 @@ impl Filter {
         Ok(f)
     }
 
-    fn check(&self, parent: Option<&'static Attr>) -> Result<(), ScimError> {
+    pub(crate) fn check(&self, parent: Option<&'static Attr>) -> Result<(), ScimError> {
         match self {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 a.check(parent)?;
@@ -466,6 +466,12 @@ impl Filter {
                 inner.check(Some(attr))
             }
         }
+    }
+
+    /// Whether an element of the multi-valued attribute `attr` matches (the filter's
+    /// paths are relative to the element, as inside `emails[...]`).
+    pub fn matches_element(&self, element: &Map<String, Value>, attr: &'static Attr) -> bool {
+        eval(self, Scope::Element(element, attr))
     }
 
     /// Whether a canonical User resource matches.
