@@ -66,15 +66,17 @@ pub fn list_response(total: usize, page: Page, resources: Vec<Value>) -> Value {
 mod tests {
     use super::*;
 
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        usize,
+        Page,
+        std::ops::Range<usize>,
+    );
+
     #[test]
     fn pages() {
-        let cases: &[(
-            Option<&str>,
-            Option<&str>,
-            usize,
-            Page,
-            std::ops::Range<usize>,
-        )] = &[
+        let cases: &[Case] = &[
             // Okta's probe
             (
                 Some("1"),

@@ -62,12 +62,12 @@ fn digest(s: &str, hex_len: usize) -> String {
 /// (immutable there); `id` is the SCIM id, the last resort of the digest.
 pub fn employee_id(res: &Resource, id: &str, existing: Option<&str>) -> Result<String, ScimError> {
     let number = str_at(ext(res), "employeeNumber");
-    if let Some(n) = number {
-        if !valid_employee_id(n) {
-            return Err(ScimError::invalid_value(
-                "employeeNumber must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-            ));
-        }
+    if let Some(n) = number
+        && !valid_employee_id(n)
+    {
+        return Err(ScimError::invalid_value(
+            "employeeNumber must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        ));
     }
     match (existing, number) {
         (Some(e), Some(n)) if e != n => Err(ScimError::mutability(

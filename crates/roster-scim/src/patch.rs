@@ -292,12 +292,11 @@ fn run(work: &mut Resource, op: Op, t: &Target, value: &Value) -> Result<(), Sci
                     if let Value::Object(raw) = value {
                         // Explicit nulls remove those sub-attributes.
                         for (k, v) in raw {
-                            if v.is_null() || v == "" {
-                                if let (Some(sub), Some(Value::Object(existing))) =
+                            if (v.is_null() || v == "")
+                                && let (Some(sub), Some(Value::Object(existing))) =
                                     (attr.sub_attr(k), map.get_mut(attr.name))
-                                {
-                                    existing.remove(sub.name);
-                                }
+                            {
+                                existing.remove(sub.name);
                             }
                         }
                     }
@@ -488,12 +487,11 @@ fn demote_primaries(list: &mut [Value]) {
         .rposition(|el| el.get("primary") == Some(&Value::Bool(true)));
     if let Some(last) = last {
         for (i, el) in list.iter_mut().enumerate() {
-            if i != last {
-                if let Some(el) = el.as_object_mut() {
-                    if el.get("primary") == Some(&Value::Bool(true)) {
-                        el.remove("primary");
-                    }
-                }
+            if i != last
+                && let Some(el) = el.as_object_mut()
+                && el.get("primary") == Some(&Value::Bool(true))
+            {
+                el.remove("primary");
             }
         }
     }

@@ -113,10 +113,10 @@ pub fn normalize_value(attr: &'static Attr, v: &Value) -> Result<Option<Value>, 
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            if let Some(n) = normalize_single(attr, item)? {
-                if !out.contains(&n) {
-                    out.push(n);
-                }
+            if let Some(n) = normalize_single(attr, item)?
+                && !out.contains(&n)
+            {
+                out.push(n);
             }
         }
         return Ok(if out.is_empty() {
@@ -125,17 +125,17 @@ pub fn normalize_value(attr: &'static Attr, v: &Value) -> Result<Option<Value>, 
             Some(Value::Array(out))
         });
     }
-    if attr.ty == Type::Complex {
-        if let Value::Array(a) = v {
-            return match a.as_slice() {
-                [] => Ok(None),
-                [one] => normalize_single(attr, one),
-                _ => Err(ScimError::invalid_value(format!(
-                    "'{}' takes one value, not a list",
-                    attr.name
-                ))),
-            };
-        }
+    if attr.ty == Type::Complex
+        && let Value::Array(a) = v
+    {
+        return match a.as_slice() {
+            [] => Ok(None),
+            [one] => normalize_single(attr, one),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{}' takes one value, not a list",
+                attr.name
+            ))),
+        };
     }
     normalize_single(attr, v)
 }
@@ -245,6 +245,10 @@ pub fn if_match(header: &str, current: &str) -> bool {
         .any(|t| t.trim() == "*" || strip(t) == strip(current))
 }
 
+/// An attribute named in `attributes` or `excludedAttributes`: where it lives, the
+/// attribute and the sub-attribute.
+type Selected = (Home, &'static Attr, Option<&'static Attr>);
+
 /// Applies `attributes` / `excludedAttributes` (comma-separated attribute paths,
 /// RFC 7644 §3.4.2.5) to a User about to be returned. `id` and `schemas` are always
 /// returned. Unknown attribute names are 400 `invalidPath`.
@@ -253,29 +257,27 @@ pub fn project(
     attributes: Option<&str>,
     excluded: Option<&str>,
 ) -> Result<Resource, ScimError> {
-    let parse =
-        |list: &str| -> Result<Vec<(Home, &'static Attr, Option<&'static Attr>)>, ScimError> {
-            list.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|p| {
-                    let path = crate::filter::AttrPath::parse(p).map_err(|_| {
-                        ScimError::invalid_path("attributes must be attribute paths")
+    let parse = |list: &str| -> Result<Vec<Selected>, ScimError> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|p| {
+                let path = crate::filter::AttrPath::parse(p)
+                    .map_err(|_| ScimError::invalid_path("attributes must be attribute paths"))?;
+                let (home, attr) =
+                    schema::user_attr(path.urn.as_deref(), &path.name).ok_or_else(|| {
+                        ScimError::invalid_path(format!("unknown attribute '{path}'"))
                     })?;
-                    let (home, attr) = schema::user_attr(path.urn.as_deref(), &path.name)
-                        .ok_or_else(|| {
-                            ScimError::invalid_path(format!("unknown attribute '{path}'"))
-                        })?;
-                    let sub = match &path.sub {
-                        Some(s) => Some(attr.sub_attr(s).ok_or_else(|| {
-                            ScimError::invalid_path(format!("unknown attribute '{path}'"))
-                        })?),
-                        None => None,
-                    };
-                    Ok((home, attr, sub))
-                })
-                .collect()
-        };
+                let sub = match &path.sub {
+                    Some(s) => Some(attr.sub_attr(s).ok_or_else(|| {
+                        ScimError::invalid_path(format!("unknown attribute '{path}'"))
+                    })?),
+                    None => None,
+                };
+                Ok((home, attr, sub))
+            })
+            .collect()
+    };
     if let Some(list) = attributes.filter(|s| !s.trim().is_empty()) {
         let wanted = parse(list)?;
         let mut out = Resource::new();

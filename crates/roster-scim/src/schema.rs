@@ -446,7 +446,8 @@ mod tests {
 
     #[test]
     fn attribute_names_resolve_without_regard_to_case_and_with_urns() {
-        let cases: &[(Option<&str>, &str, Option<(Home, &str)>)] = &[
+        type Case<'a> = (Option<&'a str>, &'a str, Option<(Home, &'a str)>);
+        let cases: &[Case] = &[
             (None, "username", Some((Home::Core, "userName"))),
             (None, "USERNAME", Some((Home::Core, "userName"))),
             (None, "externalid", Some((Home::Core, "externalId"))),
