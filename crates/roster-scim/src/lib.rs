@@ -10,14 +10,19 @@
 //! attributes as arrays, no `null`s, the enterprise extension under its URN. Every
 //! tolerance for what identity providers send (PRODUCT.md, "Interop notes") is applied
 //! once, on the way in, so filters and PATCH only ever see canonical data.
+//!
+//! [`http`] is the shell: an axum router over the [`store::Store`] trait, which the
+//! operator implements on its caches and the API server.
 
 pub mod error;
 pub mod filter;
+pub mod http;
 pub mod list;
 pub mod mapping;
 pub mod patch;
 pub mod resource;
 pub mod schema;
+pub mod store;
 
 pub use error::{ScimError, ScimType};
 pub use filter::Filter;

@@ -1,0 +1,177 @@
+//! What the HTTP surface needs from storage, and an in-memory implementation (for the
+//! HTTP tests and for trying the surface out). The operator implements [`Store`] on its
+//! reflector stores (reads) and the API server (writes); every method takes the tenant,
+//! which the HTTP layer has authenticated, so a store never mixes tenants.
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use roster_api::DirectoryUserSpec;
+
+use crate::error::ScimError;
+use crate::resource::Resource;
+
+/// One SCIM User as stored: its canonical resource (with `id` and `meta`) and the
+/// DirectoryUser it became.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub resource: Resource,
+    pub spec: DirectoryUserSpec,
+    /// The manager's SCIM id, for resolving `managerEmail` when the manager arrives.
+    pub manager_id: Option<String>,
+}
+
+/// Indexed lookups (the store answers them without a scan).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Index {
+    /// Compared without regard to case (RFC 7643: userName is caseExact=false).
+    UserName,
+    ExternalId,
+    /// The Users whose enterprise `manager.value` is this id (their reports).
+    ManagerId,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// The bearer token of a tenant (namespace), when the tenant serves SCIM.
+    fn token(&self, tenant: &str) -> Option<Vec<u8>>;
+    /// The time, for `meta.created`/`lastModified` (the operator's one clock).
+    fn now(&self) -> DateTime<Utc>;
+    /// A fresh, unguessable seed for the employee ID of a User that has neither an
+    /// employeeNumber nor an externalId.
+    fn new_seed(&self) -> String;
+    /// A live (not deleted) User by id.
+    fn get(&self, tenant: &str, id: &str) -> Option<Record>;
+    /// Live Users by an indexed attribute.
+    fn lookup(&self, tenant: &str, index: Index, value: &str) -> Vec<Record>;
+    /// Every live User of the tenant, ordered by id.
+    fn all(&self, tenant: &str) -> Vec<Record>;
+    /// Creates a User; 409 `uniqueness` if the id is taken.
+    fn create(
+        &self,
+        tenant: &str,
+        record: Record,
+    ) -> impl Future<Output = Result<Record, ScimError>> + Send;
+    /// Replaces a User, if its stored version is still `version` (else 412).
+    fn replace(
+        &self,
+        tenant: &str,
+        record: Record,
+        version: &str,
+    ) -> impl Future<Output = Result<Record, ScimError>> + Send;
+    /// Deletes a User (for the operator: the removal trigger; reads answer 404 after).
+    fn delete(&self, tenant: &str, id: &str) -> impl Future<Output = Result<(), ScimError>> + Send;
+}
+
+#[derive(Default)]
+struct Tenants {
+    tokens: HashMap<String, Vec<u8>>,
+    users: HashMap<String, BTreeMap<String, Record>>,
+    seq: u64,
+}
+
+/// A [`Store`] in memory. Its clock is fixed until [`MemoryStore::set_now`].
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Tenants>>,
+    now: Arc<Mutex<DateTime<Utc>>>,
+}
+
+impl MemoryStore {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            inner: Arc::default(),
+            now: Arc::new(Mutex::new(now)),
+        }
+    }
+    pub fn with_tenant(self, tenant: &str, token: &str) -> Self {
+        self.lock()
+            .tokens
+            .insert(tenant.into(), token.as_bytes().to_vec());
+        self
+    }
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        *self.now.lock().expect("clock lock") = now;
+    }
+    /// Every record of a tenant, for tests.
+    pub fn records(&self, tenant: &str) -> Vec<Record> {
+        self.lock()
+            .users
+            .get(tenant)
+            .map(|u| u.values().cloned().collect())
+            .unwrap_or_default()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tenants> {
+        self.inner.lock().expect("store lock")
+    }
+}
+
+impl Store for MemoryStore {
+    fn token(&self, tenant: &str) -> Option<Vec<u8>> {
+        self.lock().tokens.get(tenant).cloned()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().expect("clock lock")
+    }
+    fn new_seed(&self) -> String {
+        let mut t = self.lock();
+        t.seq += 1;
+        format!("seed-{}", t.seq)
+    }
+    fn get(&self, tenant: &str, id: &str) -> Option<Record> {
+        self.lock().users.get(tenant)?.get(id).cloned()
+    }
+    fn lookup(&self, tenant: &str, index: Index, value: &str) -> Vec<Record> {
+        self.all(tenant)
+            .into_iter()
+            .filter(|r| {
+                let text = |key: &str| r.resource.get(key).and_then(|v| v.as_str());
+                match index {
+                    Index::UserName => {
+                        text("userName").is_some_and(|v| v.to_lowercase() == value.to_lowercase())
+                    }
+                    Index::ExternalId => text("externalId") == Some(value),
+                    Index::ManagerId => r.manager_id.as_deref() == Some(value),
+                }
+            })
+            .collect()
+    }
+    fn all(&self, tenant: &str) -> Vec<Record> {
+        self.records(tenant)
+    }
+    async fn create(&self, tenant: &str, record: Record) -> Result<Record, ScimError> {
+        let mut t = self.lock();
+        let users = t.users.entry(tenant.into()).or_default();
+        if users.contains_key(&record.id) {
+            return Err(ScimError::uniqueness("a User with this employee ID exists"));
+        }
+        users.insert(record.id.clone(), record.clone());
+        Ok(record)
+    }
+    async fn replace(
+        &self,
+        tenant: &str,
+        record: Record,
+        version: &str,
+    ) -> Result<Record, ScimError> {
+        let mut t = self.lock();
+        let users = t.users.entry(tenant.into()).or_default();
+        match users.get(&record.id) {
+            None => Err(ScimError::not_found("no such User")),
+            Some(old) if crate::resource::version(&old.resource) != version => {
+                Err(ScimError::precondition_failed())
+            }
+            Some(_) => {
+                users.insert(record.id.clone(), record.clone());
+                Ok(record)
+            }
+        }
+    }
+    async fn delete(&self, tenant: &str, id: &str) -> Result<(), ScimError> {
+        match self.lock().users.get_mut(tenant).and_then(|u| u.remove(id)) {
+            Some(_) => Ok(()),
+            None => Err(ScimError::not_found("no such User")),
+        }
+    }
+}
