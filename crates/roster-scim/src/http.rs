@@ -89,6 +89,15 @@ pub fn router<S: Store>(store: Arc<S>, config: Config) -> Router {
             get(list_users::<S>).post(create_user::<S>),
         )
         .route(
+            "/scim/v2/{tenant}/Users/.search",
+            axum::routing::post(search_users::<S>),
+        )
+        // Users are the only resource type, so a search of all is a search of Users.
+        .route(
+            "/scim/v2/{tenant}/.search",
+            axum::routing::post(search_users::<S>),
+        )
+        .route(
             "/scim/v2/{tenant}/Users/{id}",
             get(get_user::<S>)
                 .put(replace_user::<S>)
@@ -273,7 +282,7 @@ async fn service_provider_config<S: Store>(
     let base = base(&app, &tenant, &headers);
     Ok(scim(
         StatusCode::OK,
-        schema::service_provider_config(&base, app.config.max_results, app.config.max_body),
+        schema::service_provider_config(&base, app.config.max_results),
     ))
 }
 
@@ -346,12 +355,51 @@ async fn list_users<S: Store>(
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Response> {
     authorize(&app, &tenant, &headers)?;
+    search(&app, &tenant, &headers, &q)
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3): the query parameters in a SearchRequest.
+async fn search_users<S: Store>(
+    State(app): State<App<S>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    authorize(&app, &tenant, &headers)?;
+    let Value::Object(request) = read_json(&app, body).await? else {
+        return Err(ScimError::invalid_syntax("a SearchRequest must be a JSON object").into());
+    };
+    let mut q = Vec::new();
+    for (key, value) in request {
+        let text = match value {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => continue,
+        };
+        q.push((key, text));
+    }
+    // `sortBy` is ignored, as for GET (ServiceProviderConfig: sort not supported).
+    search(&app, &tenant, &headers, &q)
+}
+
+/// A filtered, paged, projected list of the tenant's Users.
+fn search<S: Store>(
+    app: &App<S>,
+    tenant: &str,
+    headers: &HeaderMap,
+    q: &[(String, String)],
+) -> Result<Response> {
     let page = Page::parse(
-        query(&q, "startIndex"),
-        query(&q, "count"),
+        query(q, "startIndex"),
+        query(q, "count"),
         app.config.max_results,
     )?;
-    let filter = query(&q, "filter")
+    let filter = query(q, "filter")
         .filter(|f| !f.trim().is_empty())
         .map(Filter::parse_user)
         .transpose()?;
@@ -378,13 +426,13 @@ async fn list_users<S: Store>(
         candidates.retain(|r| f.matches(&r.resource));
     }
     candidates.sort_by(|a, b| a.id.cmp(&b.id));
-    let base = base(&app, &tenant, &headers);
+    let base = base(app, tenant, headers);
     let mut resources = Vec::new();
     for r in &candidates[page.range(candidates.len())] {
         resources.push(Value::Object(resource::project(
             &render(r, &base),
-            query(&q, "attributes"),
-            query(&q, "excludedAttributes"),
+            query(q, "attributes"),
+            query(q, "excludedAttributes"),
         )?));
     }
     Ok(scim(
@@ -508,7 +556,14 @@ async fn store_update<S: Store>(
 ) -> Result<Record> {
     resource::validate_user(&res)?;
     check_unique(app, tenant, &res, Some(&existing.id))?;
-    let employee_id = mapping::employee_id(&res, &existing.id, Some(&existing.spec.employee_id))?;
+    let employee_id = mapping::employee_id(
+        &res,
+        &existing.id,
+        Some(mapping::Existing {
+            employee_id: &existing.spec.employee_id,
+            employee_number: mapping::employee_number(&existing.resource),
+        }),
+    )?;
     let created = existing
         .resource
         .get("meta")

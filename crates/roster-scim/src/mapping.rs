@@ -58,10 +58,30 @@ fn digest(s: &str, hex_len: usize) -> String {
         .to_string()
 }
 
-/// The employee ID of a SCIM User. `existing` is the one its DirectoryUser already has
-/// (immutable there); `id` is the SCIM id, the last resort of the digest.
-pub fn employee_id(res: &Resource, id: &str, existing: Option<&str>) -> Result<String, ScimError> {
-    let number = str_at(ext(res), "employeeNumber");
+/// What a stored User already has: its DirectoryUser's employee ID (immutable there)
+/// and the `employeeNumber` its SCIM record had.
+#[derive(Clone, Copy, Debug)]
+pub struct Existing<'a> {
+    pub employee_id: &'a str,
+    pub employee_number: Option<&'a str>,
+}
+
+/// The enterprise `employeeNumber` of a User.
+pub fn employee_number(res: &Resource) -> Option<&str> {
+    str_at(ext(res), "employeeNumber")
+}
+
+/// The employee ID of a SCIM User. A new User takes its `employeeNumber`, else a
+/// digest of its `externalId`, else of `seed`. A stored User keeps the ID it has, so
+/// an `employeeNumber` that *is* the employee ID cannot change (`400 mutability`;
+/// `/Schemas` calls it immutable); on a User created without one, `employeeNumber`
+/// is plain data that may be set and changed, and the employee ID stays the digest.
+pub fn employee_id(
+    res: &Resource,
+    seed: &str,
+    existing: Option<Existing<'_>>,
+) -> Result<String, ScimError> {
+    let number = employee_number(res);
     if let Some(n) = number
         && !valid_employee_id(n)
     {
@@ -70,13 +90,22 @@ pub fn employee_id(res: &Resource, id: &str, existing: Option<&str>) -> Result<S
         ));
     }
     match (existing, number) {
-        (Some(e), Some(n)) if e != n => Err(ScimError::mutability(
-            "employeeNumber cannot change: it is the person's employee ID in roster",
+        (
+            Some(Existing {
+                employee_id,
+                employee_number: Some(p),
+            }),
+            Some(n),
+        ) if p != n && p == employee_id => Err(ScimError::mutability(
+            "employeeNumber is immutable: it is the person's employee ID in roster",
         )),
-        (Some(e), _) => Ok(e.to_string()),
+        (Some(e), _) => Ok(e.employee_id.to_string()),
         (None, Some(n)) => Ok(n.to_string()),
         (None, None) => {
-            let seed = res.get("externalId").and_then(Value::as_str).unwrap_or(id);
+            let seed = res
+                .get("externalId")
+                .and_then(Value::as_str)
+                .unwrap_or(seed);
             Ok(format!("scim-{}", digest(seed, 24)))
         }
     }

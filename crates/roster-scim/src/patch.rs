@@ -166,6 +166,20 @@ pub fn apply(res: &Resource, body: &Value) -> Result<Resource, ScimError> {
         match field("path") {
             None | Some(Value::Null) => pathless(&mut work, op, value, i)?,
             Some(Value::String(p)) if p.trim().is_empty() => pathless(&mut work, op, value, i)?,
+            Some(Value::String(p)) if p.trim().eq_ignore_ascii_case(ENTERPRISE_SCHEMA) => {
+                // The extension as a whole: removed, or its attributes set one by one.
+                match op {
+                    Op::Remove => {
+                        work.remove(ENTERPRISE_SCHEMA);
+                    }
+                    _ => pathless(
+                        &mut work,
+                        op,
+                        &serde_json::json!({ ENTERPRISE_SCHEMA: value }),
+                        i,
+                    )?,
+                }
+            }
             Some(Value::String(p)) => {
                 let target = parse_target(p.trim())?;
                 if target.attr.mutability == Mutability::ReadOnly
@@ -224,6 +238,9 @@ fn pathless(work: &mut Resource, op: Op, value: &Value, i: usize) -> Result<(), 
                 ));
             };
             for (k, sv) in ext {
+                if k.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
                 let target = parse_target(&format!("{ENTERPRISE_SCHEMA}:{k}"))?;
                 run(work, op, &target, sv)?;
             }

@@ -45,6 +45,9 @@ pub fn normalize_user(body: &Value) -> Result<Resource, ScimError> {
                 Value::Object(ext) => {
                     let mut ext_out = Map::new();
                     for (k, v) in ext {
+                        if k.eq_ignore_ascii_case("schemas") {
+                            continue;
+                        }
                         let (_, attr) = schema::user_attr(Some(ENTERPRISE_SCHEMA), k)
                             .ok_or_else(|| unknown(k))?;
                         if let Some(v) = normalize_value(attr, v)? {

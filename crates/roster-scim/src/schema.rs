@@ -154,6 +154,21 @@ const PLURAL: &[Attr] = &[
     ),
 ];
 
+/// emails: as [`PLURAL`], with `value` required (roster needs an address).
+const EMAIL: &[Attr] = &[
+    Attr {
+        required: true,
+        ..attr("value", Type::String, "The email address.")
+    },
+    attr("display", Type::String, "A human-readable name."),
+    attr("type", Type::String, "A label such as 'work' or 'home'."),
+    attr(
+        "primary",
+        Type::Boolean,
+        "Whether this is the primary address.",
+    ),
+];
+
 const NAME: &[Attr] = &[
     attr(
         "formatted",
@@ -284,11 +299,16 @@ pub const USER: &[Attr] = &[
             "Never stored and never returned by roster.",
         )
     },
-    multi(
-        "emails",
-        PLURAL,
-        "Email addresses; the primary (else work, else first) is roster's email.",
-    ),
+    // Required by roster (a DirectoryUser has an email), not by RFC 7643; a userName
+    // that is an email address is accepted instead, as a tolerance.
+    Attr {
+        required: true,
+        ..multi(
+            "emails",
+            EMAIL,
+            "Email addresses; the primary (else work, else first) is roster's email. Required by roster; an email-shaped userName is accepted instead.",
+        )
+    },
     multi("phoneNumbers", PLURAL, "Phone numbers."),
     multi("ims", PLURAL, "Instant messaging addresses."),
     multi(
@@ -323,11 +343,14 @@ const MANAGER: &[Attr] = &[
 
 /// RFC 7643 §4.3, the enterprise User extension.
 pub const ENTERPRISE: &[Attr] = &[
-    attr(
-        "employeeNumber",
-        Type::String,
-        "The employee number: roster's employeeID (the mapping key).",
-    ),
+    Attr {
+        mutability: Mutability::Immutable,
+        ..attr(
+            "employeeNumber",
+            Type::String,
+            "The employee number: roster's employeeID (the mapping key).",
+        )
+    },
     attr("costCenter", Type::String, "The cost center."),
     attr("organization", Type::String, "The organization."),
     attr("division", Type::String, "The division."),
@@ -417,9 +440,10 @@ pub fn resource_types(base: &str) -> Vec<Value> {
     })]
 }
 
-/// The `/ServiceProviderConfig` resource. `max_results` and `max_payload` are the
-/// limits the HTTP layer enforces.
-pub fn service_provider_config(base: &str, max_results: usize, max_payload: usize) -> Value {
+/// The `/ServiceProviderConfig` resource. `max_results` is the page limit the HTTP
+/// layer enforces (its body limit has no field here: `bulk.maxPayloadSize` is about
+/// bulk, which roster does not support, and strict clients refuse unknown members).
+pub fn service_provider_config(base: &str, max_results: usize) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://github.com/roster-dev/roster/blob/main/docs/scim.md",
@@ -436,7 +460,6 @@ pub fn service_provider_config(base: &str, max_results: usize, max_payload: usiz
             "primary": true,
         }],
         "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},
-        "x-roster-maxPayloadSize": max_payload,
     })
 }
 

@@ -138,16 +138,68 @@ fn employee_ids_and_object_names_never_come_from_names_or_emails() {
     let numbered =
         normalize_user(&json!({"userName": "j@example.com", EXT: {"employeeNumber": "7"}}))
             .unwrap();
-    assert_eq!(employee_id(&numbered, "x", Some("7")).unwrap(), "7");
     assert_eq!(
-        employee_id(&bare, "x", Some("scim-abc")).unwrap(),
+        employee_id(
+            &numbered,
+            "x",
+            Some(Existing {
+                employee_id: "7",
+                employee_number: Some("7")
+            })
+        )
+        .unwrap(),
+        "7"
+    );
+    assert_eq!(
+        employee_id(
+            &bare,
+            "x",
+            Some(Existing {
+                employee_id: "scim-abc",
+                employee_number: None
+            })
+        )
+        .unwrap(),
         "scim-abc"
     );
     assert_eq!(
-        employee_id(&numbered, "x", Some("8"))
-            .unwrap_err()
-            .scim_type,
+        employee_id(
+            &numbered,
+            "x",
+            Some(Existing {
+                employee_id: "8",
+                employee_number: Some("8")
+            })
+        )
+        .unwrap_err()
+        .scim_type,
         Some(ScimType::Mutability)
+    );
+    assert_eq!(
+        employee_id(
+            &numbered,
+            "x",
+            Some(Existing {
+                employee_id: "scim-abc",
+                employee_number: Some("6")
+            })
+        )
+        .unwrap(),
+        "scim-abc",
+        "an employeeNumber that is not the employee ID may change"
+    );
+    // Set on a User created without one: accepted, the ID stays.
+    assert_eq!(
+        employee_id(
+            &numbered,
+            "x",
+            Some(Existing {
+                employee_id: "scim-abc",
+                employee_number: None
+            })
+        )
+        .unwrap(),
+        "scim-abc"
     );
     let bad = normalize_user(&json!({"userName": "j@example.com", EXT: {"employeeNumber": "7 8"}}))
         .unwrap();

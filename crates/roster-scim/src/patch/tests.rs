@@ -269,6 +269,20 @@ fn applies_what_the_clients_send() {
             },
         ),
         (
+            "the whole extension removed by its URN",
+            json!([{"op": "remove", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"}]),
+            |u| {
+                u.remove(EXT);
+            },
+        ),
+        (
+            "the extension replaced by its URN",
+            json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": {"department": "Ops"}}]),
+            |u| {
+                u[EXT]["department"] = json!("Ops");
+            },
+        ),
+        (
             "department removed leaves the rest of the extension",
             json!([{"op": "remove", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"}]),
             |u| {
