@@ -406,21 +406,21 @@ fn search<S: Store>(
     // The lookups identity providers make are answered from the store's indexes.
     let mut candidates = match &filter {
         Some(f) if f.eq_lookup("userName").is_some() => app.store.lookup(
-            &tenant,
+            tenant,
             Index::UserName,
             f.eq_lookup("userName").unwrap_or_default(),
         ),
         Some(f) if f.eq_lookup("externalId").is_some() => app.store.lookup(
-            &tenant,
+            tenant,
             Index::ExternalId,
             f.eq_lookup("externalId").unwrap_or_default(),
         ),
         Some(f) if f.eq_lookup("id").is_some() => app
             .store
-            .get(&tenant, f.eq_lookup("id").unwrap_or_default())
+            .get(tenant, f.eq_lookup("id").unwrap_or_default())
             .into_iter()
             .collect(),
-        _ => app.store.all(&tenant),
+        _ => app.store.all(tenant),
     };
     if let Some(f) = &filter {
         candidates.retain(|r| f.matches(&r.resource));
