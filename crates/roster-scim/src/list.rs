@@ -47,11 +47,13 @@ impl Page {
 }
 
 /// A ListResponse of `resources` (already the page) out of `total` matches.
-/// `count=0` gives `totalResults` only; zero matches still give a ListResponse with
-/// empty `Resources` (Entra ID's connection test relies on it).
+/// `count=0` gives `totalResults` and no resources (an empty `Resources`, which
+/// scim-sanity expects and strict clients need to read a ListResponse); zero matches
+/// still give a ListResponse with empty `Resources` (Entra ID's connection test relies
+/// on it).
 pub fn list_response(total: usize, page: Page, resources: Vec<Value>) -> Value {
     if page.count == 0 {
-        return json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": total});
+        return json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": total, "Resources": []});
     }
     json!({
         "schemas": [LIST_RESPONSE_SCHEMA],
@@ -211,7 +213,7 @@ mod tests {
                 },
                 vec![]
             ),
-            json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": 7})
+            json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": 7, "Resources": []})
         );
         let r = list_response(3, page, vec![json!({"id": "a"}), json!({"id": "b"})]);
         assert_eq!(r["itemsPerPage"], 2);

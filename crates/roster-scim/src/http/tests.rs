@@ -430,7 +430,7 @@ async fn etags_pages_projection_and_discovery() {
     let r = h.call("GET", &format!("{A}/Users?count=0"), None).await;
     assert_eq!(
         r.body,
-        json!({"schemas": [schema::LIST_RESPONSE_SCHEMA], "totalResults": 5})
+        json!({"schemas": [schema::LIST_RESPONSE_SCHEMA], "totalResults": 5, "Resources": []})
     );
     let r = h
         .call(
