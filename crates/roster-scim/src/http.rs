@@ -28,7 +28,7 @@ use crate::mapping;
 use crate::patch;
 use crate::resource::{self, Resource};
 use crate::schema;
-use crate::store::{Index, Record, Store};
+use crate::store::{Index, Record, Scope, Store};
 
 /// The media type of every SCIM body (RFC 7644 §3.1).
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -160,7 +160,10 @@ fn scim(status: StatusCode, body: Value) -> Response {
 
 /// Checks the bearer token against the tenant's, in constant time (digests of both,
 /// so not even the length is compared in variable time).
-fn authorize<S: Store>(app: &App<S>, tenant: &str, headers: &HeaderMap) -> Result<()> {
+/// Finds the Tenant of the namespace whose token was presented. Each candidate's
+/// token is compared in constant time (digests of both, so not even the length is
+/// compared in variable time), and all candidates are compared.
+fn authorize<S: Store>(app: &App<S>, namespace: &str, headers: &HeaderMap) -> Result<Scope> {
     let unauthorized = || {
         Failure(ScimError::new(
             401,
@@ -176,14 +179,20 @@ fn authorize<S: Store>(app: &App<S>, tenant: &str, headers: &HeaderMap) -> Resul
         .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(unauthorized)?;
-    let expected = app.store.token(tenant).ok_or_else(unauthorized)?;
-    let a = Sha256::digest(presented.as_bytes());
-    let b = Sha256::digest(&expected);
-    if bool::from(a.ct_eq(&b)) && !expected.is_empty() {
-        Ok(())
-    } else {
-        Err(unauthorized())
+    let presented = Sha256::digest(presented.as_bytes());
+    let mut found = None;
+    for tenant in app.store.tenants(namespace) {
+        let expected = Sha256::digest(&tenant.token);
+        if bool::from(presented.ct_eq(&expected)) && !tenant.token.is_empty() {
+            found = Some(tenant.name);
+        }
     }
+    found
+        .map(|tenant| Scope {
+            namespace: namespace.to_string(),
+            tenant,
+        })
+        .ok_or_else(unauthorized)
 }
 
 fn base<S: Store>(app: &App<S>, tenant: &str, headers: &HeaderMap) -> String {
@@ -354,8 +363,8 @@ async fn list_users<S: Store>(
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Response> {
-    authorize(&app, &tenant, &headers)?;
-    search(&app, &tenant, &headers, &q)
+    let scope = authorize(&app, &tenant, &headers)?;
+    search(&app, &scope, &headers, &q)
 }
 
 /// `POST /Users/.search` (RFC 7644 §3.4.3): the query parameters in a SearchRequest.
@@ -365,7 +374,7 @@ async fn search_users<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    authorize(&app, &tenant, &headers)?;
+    let scope = authorize(&app, &tenant, &headers)?;
     let Value::Object(request) = read_json(&app, body).await? else {
         return Err(ScimError::invalid_syntax("a SearchRequest must be a JSON object").into());
     };
@@ -384,13 +393,13 @@ async fn search_users<S: Store>(
         q.push((key, text));
     }
     // `sortBy` is ignored, as for GET (ServiceProviderConfig: sort not supported).
-    search(&app, &tenant, &headers, &q)
+    search(&app, &scope, &headers, &q)
 }
 
 /// A filtered, paged, projected list of the tenant's Users.
 fn search<S: Store>(
     app: &App<S>,
-    tenant: &str,
+    scope: &Scope,
     headers: &HeaderMap,
     q: &[(String, String)],
 ) -> Result<Response> {
@@ -406,27 +415,27 @@ fn search<S: Store>(
     // The lookups identity providers make are answered from the store's indexes.
     let mut candidates = match &filter {
         Some(f) if f.eq_lookup("userName").is_some() => app.store.lookup(
-            tenant,
+            scope,
             Index::UserName,
             f.eq_lookup("userName").unwrap_or_default(),
         ),
         Some(f) if f.eq_lookup("externalId").is_some() => app.store.lookup(
-            tenant,
+            scope,
             Index::ExternalId,
             f.eq_lookup("externalId").unwrap_or_default(),
         ),
         Some(f) if f.eq_lookup("id").is_some() => app
             .store
-            .get(tenant, f.eq_lookup("id").unwrap_or_default())
+            .get(scope, f.eq_lookup("id").unwrap_or_default())
             .into_iter()
             .collect(),
-        _ => app.store.all(tenant),
+        _ => app.store.all(scope),
     };
     if let Some(f) = &filter {
         candidates.retain(|r| f.matches(&r.resource));
     }
     candidates.sort_by(|a, b| a.id.cmp(&b.id));
-    let base = base(app, tenant, headers);
+    let base = base(app, &scope.namespace, headers);
     let mut resources = Vec::new();
     for r in &candidates[page.range(candidates.len())] {
         resources.push(Value::Object(resource::project(
@@ -447,10 +456,10 @@ async fn get_user<S: Store>(
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Response> {
-    authorize(&app, &tenant, &headers)?;
+    let scope = authorize(&app, &tenant, &headers)?;
     let record = app
         .store
-        .get(&tenant, &id)
+        .get(&scope, &id)
         .ok_or_else(|| ScimError::not_found("no such User"))?;
     user_response(StatusCode::OK, &record, &base(&app, &tenant, &headers), &q)
 }
@@ -458,7 +467,7 @@ async fn get_user<S: Store>(
 /// userName is unique in the tenant, without regard to case.
 fn check_unique<S: Store>(
     app: &App<S>,
-    tenant: &str,
+    scope: &Scope,
     res: &Resource,
     id: Option<&str>,
 ) -> Result<()> {
@@ -468,7 +477,7 @@ fn check_unique<S: Store>(
         .unwrap_or_default();
     if app
         .store
-        .lookup(tenant, Index::UserName, user_name)
+        .lookup(scope, Index::UserName, user_name)
         .iter()
         .any(|r| Some(r.id.as_str()) != id)
     {
@@ -481,13 +490,13 @@ fn check_unique<S: Store>(
 /// manager's email when the manager is known.
 fn build<S: Store>(
     app: &App<S>,
-    tenant: &str,
+    scope: &Scope,
     id: &str,
     res: Resource,
     employee_id: String,
 ) -> Result<Record> {
-    let mapped = mapping::to_directory_user(&res, tenant, employee_id, |mid| {
-        app.store.get(tenant, mid).map(|m| m.spec.email)
+    let mapped = mapping::to_directory_user(&res, &scope.tenant, employee_id, |mid| {
+        app.store.get(scope, mid).map(|m| m.spec.email)
     })?;
     Ok(Record {
         id: id.to_string(),
@@ -499,13 +508,13 @@ fn build<S: Store>(
 
 /// The reports of a User whose email is (now) known get it as their managerEmail (the
 /// manager arrived after them, or their email changed).
-async fn update_reports<S: Store>(app: &App<S>, tenant: &str, manager: &Record) {
-    for mut report in app.store.lookup(tenant, Index::ManagerId, &manager.id) {
+async fn update_reports<S: Store>(app: &App<S>, scope: &Scope, manager: &Record) {
+    for mut report in app.store.lookup(scope, Index::ManagerId, &manager.id) {
         if report.spec.manager_email.as_deref() != Some(manager.spec.email.as_str()) {
             let version = resource::version(&report.resource);
             report.spec.manager_email = Some(manager.spec.email.clone());
             // A concurrent change of the report wins; it resolves the manager itself.
-            let _ = app.store.replace(tenant, report, &version).await;
+            let _ = app.store.replace(scope, report, &version).await;
         }
     }
 }
@@ -524,20 +533,20 @@ async fn create_user<S: Store>(
     Query(q): Query<Vec<(String, String)>>,
     body: Body,
 ) -> Result<Response> {
-    authorize(&app, &tenant, &headers)?;
+    let scope = authorize(&app, &tenant, &headers)?;
     let body = read_json(&app, body).await?;
     let mut res = resource::normalize_user(&body)?;
     resource::validate_user(&res)?;
-    check_unique(&app, &tenant, &res, None)?;
+    check_unique(&app, &scope, &res, None)?;
     let employee_id = mapping::employee_id(&res, &app.store.new_seed(), None)?;
     let id = mapping::object_name(&employee_id);
-    if app.store.get(&tenant, &id).is_some() {
+    if app.store.get(&scope, &id).is_some() {
         return Err(ScimError::uniqueness("a User with this employeeNumber exists").into());
     }
     stamp(&mut res, &id, None, app.store.now());
-    let record = build(&app, &tenant, &id, res, employee_id)?;
-    let record = app.store.create(&tenant, record).await?;
-    update_reports(&app, &tenant, &record).await;
+    let record = build(&app, &scope, &id, res, employee_id)?;
+    let record = app.store.create(&scope, record).await?;
+    update_reports(&app, &scope, &record).await;
     user_response(
         StatusCode::CREATED,
         &record,
@@ -550,12 +559,12 @@ async fn create_user<S: Store>(
 /// changed.
 async fn store_update<S: Store>(
     app: &App<S>,
-    tenant: &str,
+    scope: &Scope,
     existing: Record,
     mut res: Resource,
 ) -> Result<Record> {
     resource::validate_user(&res)?;
-    check_unique(app, tenant, &res, Some(&existing.id))?;
+    check_unique(app, scope, &res, Some(&existing.id))?;
     let employee_id = mapping::employee_id(
         &res,
         &existing.id,
@@ -579,11 +588,11 @@ async fn store_update<S: Store>(
         return Ok(existing);
     }
     stamp(&mut res, &existing.id, created, app.store.now());
-    let record = build(app, tenant, &existing.id, res, employee_id)?;
+    let record = build(app, scope, &existing.id, res, employee_id)?;
     let version = resource::version(&existing.resource);
-    let record = app.store.replace(tenant, record, &version).await?;
+    let record = app.store.replace(scope, record, &version).await?;
     if record.spec.email != existing.spec.email {
-        update_reports(app, tenant, &record).await;
+        update_reports(app, scope, &record).await;
     }
     Ok(record)
 }
@@ -595,16 +604,16 @@ async fn replace_user<S: Store>(
     Query(q): Query<Vec<(String, String)>>,
     body: Body,
 ) -> Result<Response> {
-    authorize(&app, &tenant, &headers)?;
+    let scope = authorize(&app, &tenant, &headers)?;
     let body = read_json(&app, body).await?;
     let existing = app
         .store
-        .get(&tenant, &id)
+        .get(&scope, &id)
         .ok_or_else(|| ScimError::not_found("no such User"))?;
     check_if_match(&headers, &existing)?;
     // PUT replaces: what the body omits is cleared (RFC 7644 §3.5.1).
     let res = resource::normalize_user(&body)?;
-    let record = store_update(&app, &tenant, existing, res).await?;
+    let record = store_update(&app, &scope, existing, res).await?;
     user_response(StatusCode::OK, &record, &base(&app, &tenant, &headers), &q)
 }
 
@@ -615,15 +624,15 @@ async fn patch_user<S: Store>(
     Query(q): Query<Vec<(String, String)>>,
     body: Body,
 ) -> Result<Response> {
-    authorize(&app, &tenant, &headers)?;
+    let scope = authorize(&app, &tenant, &headers)?;
     let body = read_json(&app, body).await?;
     let existing = app
         .store
-        .get(&tenant, &id)
+        .get(&scope, &id)
         .ok_or_else(|| ScimError::not_found("no such User"))?;
     check_if_match(&headers, &existing)?;
     let res = patch::apply(&existing.resource, &body)?;
-    let record = store_update(&app, &tenant, existing, res).await?;
+    let record = store_update(&app, &scope, existing, res).await?;
     user_response(StatusCode::OK, &record, &base(&app, &tenant, &headers), &q)
 }
 
@@ -632,13 +641,13 @@ async fn delete_user<S: Store>(
     Path((tenant, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    authorize(&app, &tenant, &headers)?;
+    let scope = authorize(&app, &tenant, &headers)?;
     let existing = app
         .store
-        .get(&tenant, &id)
+        .get(&scope, &id)
         .ok_or_else(|| ScimError::not_found("no such User"))?;
     check_if_match(&headers, &existing)?;
-    app.store.delete(&tenant, &id).await?;
+    app.store.delete(&scope, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,7 +1,8 @@
 //! What the HTTP surface needs from storage, and an in-memory implementation (for the
 //! HTTP tests and for trying the surface out). The operator implements [`Store`] on its
-//! reflector stores (reads) and the API server (writes); every method takes the tenant,
-//! which the HTTP layer has authenticated, so a store never mixes tenants.
+//! reflector stores (reads) and the API server (writes); every method takes the
+//! [`Scope`] (namespace and Tenant) the HTTP layer has authenticated, so a store never
+//! mixes tenants, not even two Tenants of one namespace.
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,29 @@ pub struct Record {
     pub manager_id: Option<String>,
 }
 
+/// Whose Users a request may see: one Tenant (by name) in one namespace. The HTTP
+/// layer makes it from the namespace in the path and the Tenant the token belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub namespace: String,
+    pub tenant: String,
+}
+
+/// A Tenant that serves SCIM, and its bearer token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScimTenant {
+    pub name: String,
+    pub token: Vec<u8>,
+}
+
+impl std::fmt::Debug for ScimTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimTenant")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Indexed lookups (the store answers them without a scan).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Index {
@@ -34,40 +58,41 @@ pub enum Index {
 }
 
 pub trait Store: Send + Sync + 'static {
-    /// The bearer token of a tenant (namespace), when the tenant serves SCIM.
-    fn token(&self, tenant: &str) -> Option<Vec<u8>>;
+    /// The Tenants of a namespace that serve SCIM, with their tokens.
+    fn tenants(&self, namespace: &str) -> Vec<ScimTenant>;
     /// The time, for `meta.created`/`lastModified` (the operator's one clock).
     fn now(&self) -> DateTime<Utc>;
     /// A fresh, unguessable seed for the employee ID of a User that has neither an
     /// employeeNumber nor an externalId.
     fn new_seed(&self) -> String;
     /// A live (not deleted) User by id.
-    fn get(&self, tenant: &str, id: &str) -> Option<Record>;
+    fn get(&self, scope: &Scope, id: &str) -> Option<Record>;
     /// Live Users by an indexed attribute.
-    fn lookup(&self, tenant: &str, index: Index, value: &str) -> Vec<Record>;
+    fn lookup(&self, scope: &Scope, index: Index, value: &str) -> Vec<Record>;
     /// Every live User of the tenant, ordered by id.
-    fn all(&self, tenant: &str) -> Vec<Record>;
+    fn all(&self, scope: &Scope) -> Vec<Record>;
     /// Creates a User; 409 `uniqueness` if the id is taken.
     fn create(
         &self,
-        tenant: &str,
+        scope: &Scope,
         record: Record,
     ) -> impl Future<Output = Result<Record, ScimError>> + Send;
     /// Replaces a User, if its stored version is still `version` (else 412).
     fn replace(
         &self,
-        tenant: &str,
+        scope: &Scope,
         record: Record,
         version: &str,
     ) -> impl Future<Output = Result<Record, ScimError>> + Send;
     /// Deletes a User (for the operator: the removal trigger; reads answer 404 after).
-    fn delete(&self, tenant: &str, id: &str) -> impl Future<Output = Result<(), ScimError>> + Send;
+    fn delete(&self, scope: &Scope, id: &str)
+    -> impl Future<Output = Result<(), ScimError>> + Send;
 }
 
 #[derive(Default)]
 struct Tenants {
-    tokens: HashMap<String, Vec<u8>>,
-    users: HashMap<String, BTreeMap<String, Record>>,
+    tenants: HashMap<String, Vec<ScimTenant>>,
+    users: HashMap<Scope, BTreeMap<String, Record>>,
     seq: u64,
 }
 
@@ -85,20 +110,29 @@ impl MemoryStore {
             now: Arc::new(Mutex::new(now)),
         }
     }
-    pub fn with_tenant(self, tenant: &str, token: &str) -> Self {
+    /// A namespace whose one SCIM Tenant has the namespace's name.
+    pub fn with_tenant(self, namespace: &str, token: &str) -> Self {
+        self.with_named_tenant(namespace, namespace, token)
+    }
+    pub fn with_named_tenant(self, namespace: &str, name: &str, token: &str) -> Self {
         self.lock()
-            .tokens
-            .insert(tenant.into(), token.as_bytes().to_vec());
+            .tenants
+            .entry(namespace.into())
+            .or_default()
+            .push(ScimTenant {
+                name: name.into(),
+                token: token.as_bytes().to_vec(),
+            });
         self
     }
     pub fn set_now(&self, now: DateTime<Utc>) {
         *self.now.lock().expect("clock lock") = now;
     }
     /// Every record of a tenant, for tests.
-    pub fn records(&self, tenant: &str) -> Vec<Record> {
+    pub fn records(&self, scope: &Scope) -> Vec<Record> {
         self.lock()
             .users
-            .get(tenant)
+            .get(scope)
             .map(|u| u.values().cloned().collect())
             .unwrap_or_default()
     }
@@ -108,8 +142,12 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn token(&self, tenant: &str) -> Option<Vec<u8>> {
-        self.lock().tokens.get(tenant).cloned()
+    fn tenants(&self, namespace: &str) -> Vec<ScimTenant> {
+        self.lock()
+            .tenants
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
     }
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().expect("clock lock")
@@ -119,11 +157,11 @@ impl Store for MemoryStore {
         t.seq += 1;
         format!("seed-{}", t.seq)
     }
-    fn get(&self, tenant: &str, id: &str) -> Option<Record> {
-        self.lock().users.get(tenant)?.get(id).cloned()
+    fn get(&self, scope: &Scope, id: &str) -> Option<Record> {
+        self.lock().users.get(scope)?.get(id).cloned()
     }
-    fn lookup(&self, tenant: &str, index: Index, value: &str) -> Vec<Record> {
-        self.all(tenant)
+    fn lookup(&self, scope: &Scope, index: Index, value: &str) -> Vec<Record> {
+        self.all(scope)
             .into_iter()
             .filter(|r| {
                 let text = |key: &str| r.resource.get(key).and_then(|v| v.as_str());
@@ -137,12 +175,12 @@ impl Store for MemoryStore {
             })
             .collect()
     }
-    fn all(&self, tenant: &str) -> Vec<Record> {
-        self.records(tenant)
+    fn all(&self, scope: &Scope) -> Vec<Record> {
+        self.records(scope)
     }
-    async fn create(&self, tenant: &str, record: Record) -> Result<Record, ScimError> {
+    async fn create(&self, scope: &Scope, record: Record) -> Result<Record, ScimError> {
         let mut t = self.lock();
-        let users = t.users.entry(tenant.into()).or_default();
+        let users = t.users.entry(scope.clone()).or_default();
         if users.contains_key(&record.id) {
             return Err(ScimError::uniqueness("a User with this employee ID exists"));
         }
@@ -151,12 +189,12 @@ impl Store for MemoryStore {
     }
     async fn replace(
         &self,
-        tenant: &str,
+        scope: &Scope,
         record: Record,
         version: &str,
     ) -> Result<Record, ScimError> {
         let mut t = self.lock();
-        let users = t.users.entry(tenant.into()).or_default();
+        let users = t.users.entry(scope.clone()).or_default();
         match users.get(&record.id) {
             None => Err(ScimError::not_found("no such User")),
             Some(old) if crate::resource::version(&old.resource) != version => {
@@ -168,8 +206,8 @@ impl Store for MemoryStore {
             }
         }
     }
-    async fn delete(&self, tenant: &str, id: &str) -> Result<(), ScimError> {
-        match self.lock().users.get_mut(tenant).and_then(|u| u.remove(id)) {
+    async fn delete(&self, scope: &Scope, id: &str) -> Result<(), ScimError> {
+        match self.lock().users.get_mut(scope).and_then(|u| u.remove(id)) {
             Some(_) => Ok(()),
             None => Err(ScimError::not_found("no such User")),
         }

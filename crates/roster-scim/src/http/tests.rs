@@ -10,7 +10,14 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, Scope};
+
+fn scope_a() -> Scope {
+    Scope {
+        namespace: "tenant-a".into(),
+        tenant: "tenant-a".into(),
+    }
+}
 
 const A: &str = "/scim/v2/tenant-a";
 const TOKEN_A: &str = "token-of-tenant-a";
@@ -145,7 +152,7 @@ async fn okta_creates_finds_updates_and_deactivates() {
     );
     assert_eq!(r.body["meta"]["resourceType"], "User");
     assert_eq!(r.body["meta"]["created"], "2026-12-01T12:00:00.000Z");
-    let spec = &h.store.records("tenant-a")[0].spec;
+    let spec = &h.store.records(&scope_a())[0].spec;
     assert_eq!(
         (
             spec.employee_id.as_str(),
@@ -187,7 +194,7 @@ async fn okta_creates_finds_updates_and_deactivates() {
     assert_eq!(r.body["active"], false);
     assert!(r.body.get("title").is_none());
     assert_eq!(r.body["meta"]["created"], "2026-12-01T12:00:00.000Z");
-    let spec = &h.store.records("tenant-a")[0].spec;
+    let spec = &h.store.records(&scope_a())[0].spec;
     assert!(!spec.active);
     assert_eq!(spec.title, None);
 
@@ -245,7 +252,7 @@ async fn entra_tests_the_connection_patches_and_deletes() {
     );
     let rep = h
         .store
-        .records("tenant-a")
+        .records(&scope_a())
         .into_iter()
         .find(|r| r.id == rep_id)
         .unwrap();
@@ -306,7 +313,7 @@ async fn entra_tests_the_connection_patches_and_deletes() {
     assert!(r.body.get("title").is_none());
     let rep = h
         .store
-        .records("tenant-a")
+        .records(&scope_a())
         .into_iter()
         .find(|r| r.id == rep_id)
         .unwrap();
@@ -356,7 +363,7 @@ async fn onelogin_puts_emails_as_an_object() {
         .call("PUT", "/scim/v2/tenant-a/Users/e-3001", Some(json!({"userName": "ol@example.com", "name": {"formatted": "O L"}, "emails": {"value": "ol2@example.com"}, EXT: {"employeeNumber": "3001"}})))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(h.store.records("tenant-a")[0].spec.email, "ol2@example.com");
+    assert_eq!(h.store.records(&scope_a())[0].spec.email, "ol2@example.com");
     assert_eq!(
         h.call("DELETE", "/scim/v2/tenant-a/Users/e-3001", None)
             .await
@@ -526,7 +533,7 @@ async fn a_token_only_ever_reaches_its_own_tenant() {
         .send("GET", "/scim/v2/tenant-b/Users", Some(TOKEN_B), None, &[])
         .await;
     assert_eq!(r.body["totalResults"], 0);
-    assert_eq!(h.store.records("tenant-a").len(), 1);
+    assert_eq!(h.store.records(&scope_a()).len(), 1);
 }
 
 /// (what, method, uri, token, body, status, scimType)
@@ -549,7 +556,7 @@ async fn refusals_say_why_and_write_nothing() {
             .status,
         StatusCode::CREATED
     );
-    let before = h.store.records("tenant-a");
+    let before = h.store.records(&scope_a());
     let patch_ops = |ops: Value| {
         Some(json!({"schemas": [schema::PATCH_OP_SCHEMA], "Operations": ops}).to_string())
     };
@@ -808,9 +815,66 @@ async fn refusals_say_why_and_write_nothing() {
             "{what}: PII in {detail}"
         );
         assert_eq!(
-            h.store.records("tenant-a"),
+            h.store.records(&scope_a()),
             before,
             "{what}: something was written"
         );
     }
+}
+
+#[tokio::test]
+async fn two_tenants_of_one_namespace_are_apart() {
+    let store = MemoryStore::new(Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap())
+        .with_named_tenant("shared", "x", "token-x")
+        .with_named_tenant("shared", "y", "token-y");
+    let h = Harness {
+        router: router(Arc::new(store.clone()), Config::default()),
+        store,
+    };
+    let body = json!({"userName": "x1@example.com", EXT: {"employeeNumber": "77"}}).to_string();
+    let r = h
+        .send(
+            "POST",
+            "/scim/v2/shared/Users",
+            Some("token-x"),
+            Some(body),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let x = Scope {
+        namespace: "shared".into(),
+        tenant: "x".into(),
+    };
+    assert_eq!(
+        h.store.records(&x)[0].spec.tenant_ref.name,
+        "x",
+        "the token decided the Tenant"
+    );
+    let r = h
+        .send(
+            "GET",
+            "/scim/v2/shared/Users/e-77",
+            Some("token-y"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h
+        .send("GET", "/scim/v2/shared/Users", Some("token-y"), None, &[])
+        .await;
+    assert_eq!(r.body["totalResults"], 0);
+    // The same employee number in the other Tenant is another person.
+    let body = json!({"userName": "y1@example.com", EXT: {"employeeNumber": "77"}}).to_string();
+    let r = h
+        .send(
+            "POST",
+            "/scim/v2/shared/Users",
+            Some("token-y"),
+            Some(body),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
 }
