@@ -19,6 +19,7 @@ pub mod filter;
 pub mod http;
 pub mod list;
 pub mod mapping;
+pub mod objects;
 pub mod patch;
 pub mod resource;
 pub mod schema;

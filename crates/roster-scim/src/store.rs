@@ -3,7 +3,7 @@
 //! reflector stores (reads) and the API server (writes); every method takes the
 //! [`Scope`] (namespace and Tenant) the HTTP layer has authenticated, so a store never
 //! mixes tenants, not even two Tenants of one namespace.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use roster_api::DirectoryUserSpec;
 
 use crate::error::ScimError;
+use crate::objects::UserIndex;
 use crate::resource::Resource;
 
 /// One SCIM User as stored: its canonical resource (with `id` and `meta`) and the
@@ -92,7 +93,7 @@ pub trait Store: Send + Sync + 'static {
 #[derive(Default)]
 struct Tenants {
     tenants: HashMap<String, Vec<ScimTenant>>,
-    users: HashMap<Scope, BTreeMap<String, Record>>,
+    users: HashMap<Scope, UserIndex>,
     seq: u64,
 }
 
@@ -133,7 +134,7 @@ impl MemoryStore {
         self.lock()
             .users
             .get(scope)
-            .map(|u| u.values().cloned().collect())
+            .map(UserIndex::all)
             .unwrap_or_default()
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, Tenants> {
@@ -161,19 +162,11 @@ impl Store for MemoryStore {
         self.lock().users.get(scope)?.get(id).cloned()
     }
     fn lookup(&self, scope: &Scope, index: Index, value: &str) -> Vec<Record> {
-        self.all(scope)
-            .into_iter()
-            .filter(|r| {
-                let text = |key: &str| r.resource.get(key).and_then(|v| v.as_str());
-                match index {
-                    Index::UserName => {
-                        text("userName").is_some_and(|v| v.to_lowercase() == value.to_lowercase())
-                    }
-                    Index::ExternalId => text("externalId") == Some(value),
-                    Index::ManagerId => r.manager_id.as_deref() == Some(value),
-                }
-            })
-            .collect()
+        self.lock()
+            .users
+            .get(scope)
+            .map(|u| u.lookup(index, value))
+            .unwrap_or_default()
     }
     fn all(&self, scope: &Scope) -> Vec<Record> {
         self.records(scope)
@@ -181,10 +174,10 @@ impl Store for MemoryStore {
     async fn create(&self, scope: &Scope, record: Record) -> Result<Record, ScimError> {
         let mut t = self.lock();
         let users = t.users.entry(scope.clone()).or_default();
-        if users.contains_key(&record.id) {
+        if users.get(&record.id).is_some() {
             return Err(ScimError::uniqueness("a User with this employee ID exists"));
         }
-        users.insert(record.id.clone(), record.clone());
+        users.upsert(record.clone());
         Ok(record)
     }
     async fn replace(
@@ -201,7 +194,7 @@ impl Store for MemoryStore {
                 Err(ScimError::precondition_failed())
             }
             Some(_) => {
-                users.insert(record.id.clone(), record.clone());
+                users.upsert(record.clone());
                 Ok(record)
             }
         }
