@@ -40,7 +40,12 @@ pub const KEPT_FIELDS: &[&str] = &["tenantRef", "employeeID", "active", "source"
 
 /// Annotations that can hold a copy of the record (kubectl's client-side apply keeps
 /// the whole last-applied manifest).
-pub const PERSONAL_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
+pub const PERSONAL_ANNOTATIONS: &[&str] = &[
+    "kubectl.kubernetes.io/last-applied-configuration",
+    // The SCIM resource as the identity provider last sent it (roster-scim keeps it to
+    // answer reads and ETags); a test in roster-scim checks the name.
+    "scim.roster.dev/resource",
+];
 
 /// The record with every personal field removed or replaced.
 pub fn scrubbed(spec: &DirectoryUserSpec) -> DirectoryUserSpec {

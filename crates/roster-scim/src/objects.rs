@@ -299,3 +299,13 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod pii_tests {
+    /// The annotation holds what the identity provider sent (names, emails): the purge
+    /// removes it with the other personal data.
+    #[test]
+    fn the_resource_annotation_is_purged_with_the_record() {
+        assert!(roster_lifecycle::pii::PERSONAL_ANNOTATIONS.contains(&super::RESOURCE_ANNOTATION));
+    }
+}
