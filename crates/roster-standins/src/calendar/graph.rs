@@ -1146,6 +1146,19 @@ fn compare<T: PartialOrd>(a: T, op: &str, b: T) -> bool {
     }
 }
 
+/// `startDateTime` and `endDateTime`, both required (calendarView and instances).
+fn time_window(params: &[(String, String)]) -> Result<(DateTime<Utc>, DateTime<Utc>), GError> {
+    let window = |name: &str| param(params, name).and_then(parse_instant);
+    match (window("startDateTime"), window("endDateTime")) {
+        (Some(from), Some(to)) => Ok((from, to)),
+        _ => Err(GError::bad_request(
+            "ErrorInvalidParameter",
+            "This request requires a time window specified by the query string parameters \
+             StartDateTime and EndDateTime.",
+        )),
+    }
+}
+
 fn parse_instant(value: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
@@ -1395,14 +1408,7 @@ fn view_window(
     params: &[(String, String)],
     zone: &str,
 ) -> Result<Value, GError> {
-    let window = |name: &str| param(params, name).and_then(parse_instant);
-    let (Some(from), Some(to)) = (window("startDateTime"), window("endDateTime")) else {
-        return Err(GError::bad_request(
-            "ErrorInvalidParameter",
-            "This request requires a time window specified by the query string parameters \
-             StartDateTime and EndDateTime.",
-        ));
-    };
+    let (from, to) = time_window(params)?;
     let paging = paging(params)?;
     let store = lock(&state.store);
     if !store.has_user(user) {
@@ -1917,14 +1923,7 @@ fn instances(
     params: &[(String, String)],
     zone: &str,
 ) -> Result<Value, GError> {
-    let window = |name: &str| param(params, name).and_then(parse_instant);
-    let (Some(from), Some(to)) = (window("startDateTime"), window("endDateTime")) else {
-        return Err(GError::bad_request(
-            "ErrorInvalidParameter",
-            "This request requires a time window specified by the query string parameters \
-             StartDateTime and EndDateTime.",
-        ));
-    };
+    let (from, to) = time_window(params)?;
     let paging = paging(params)?;
     let store = lock(&state.store);
     if !store.has_user(user) {

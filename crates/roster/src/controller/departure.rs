@@ -37,13 +37,8 @@ pub async fn controller(
             of_tenant(&by_tenant, tenant.namespace(), &tenant.name_any())
         })
         .watches_stream(policies, move |policy: DeprovisionPolicy| {
-            let namespace = policy.namespace();
-            tenant_store
-                .state()
+            super::tenants_using(&tenant_store, &policy)
                 .into_iter()
-                .filter(|t| {
-                    t.namespace() == namespace && t.spec.policy_ref.name == policy.name_any()
-                })
                 .flat_map(|t| of_tenant(&by_policy, t.namespace(), &t.name_any()))
                 .collect::<Vec<_>>()
         })

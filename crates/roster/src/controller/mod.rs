@@ -109,6 +109,21 @@ impl Context {
     }
 }
 
+/// The Tenants of the policy's namespace that name it (a policy change applies to them,
+/// their users and their Departures).
+pub(crate) fn tenants_using(
+    tenants: &Store<roster_api::Tenant>,
+    policy: &roster_api::DeprovisionPolicy,
+) -> Vec<Arc<roster_api::Tenant>> {
+    use kube::ResourceExt;
+    let (namespace, name) = (policy.namespace(), policy.name_any());
+    tenants
+        .state()
+        .into_iter()
+        .filter(|t| t.namespace() == namespace && t.spec.policy_ref.name == name)
+        .collect()
+}
+
 /// How soon a reconcile that found a store not yet filled tries again.
 pub(crate) const STORE_WAIT: Duration = Duration::from_millis(100);
 

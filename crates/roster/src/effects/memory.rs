@@ -65,6 +65,16 @@ impl MemoryEffects {
         self.lock().applied.clone()
     }
 
+    /// Whether `key` takes effect now (its first call), as a service's idempotency
+    /// store decides.
+    fn first_application(state: &mut State, key: &str) -> bool {
+        let first = !state.applied.contains_key(key);
+        if first {
+            state.applied.insert(key.to_string(), 1);
+        }
+        first
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
@@ -76,10 +86,7 @@ impl Effects for MemoryEffects {
     fn sync<'a>(&'a self, request: SyncRequest<'a>) -> BoxFuture<'a, SyncOutcome> {
         let mut state = self.lock();
         let key = request.action.idempotency_key.clone();
-        let first = !state.applied.contains_key(&key);
-        if first {
-            state.applied.insert(key.clone(), 1);
-        }
+        let first = Self::first_application(&mut state, &key);
         state.sync_calls.push(SyncCall {
             namespace: request.user.metadata.namespace.clone().unwrap_or_default(),
             employee_id: request.user.spec.employee_id.clone(),
@@ -93,10 +100,7 @@ impl Effects for MemoryEffects {
     fn run<'a>(&'a self, request: EffectRequest<'a>) -> BoxFuture<'a, Outcome> {
         let mut state = self.lock();
         let key = request.action.idempotency_key.clone();
-        let first = !state.applied.contains_key(&key);
-        if first {
-            state.applied.insert(key.clone(), 1);
-        }
+        let first = Self::first_application(&mut state, &key);
         state.calls.push(Call {
             namespace: request.user.metadata.namespace.clone().unwrap_or_default(),
             employee_id: request.user.spec.employee_id.clone(),

@@ -469,21 +469,25 @@ async fn fifty_leavers_complete_through_thirty_percent_failures() {
     }
 }
 
-#[tokio::test]
-async fn kill_9_at_twenty_random_moments_neither_repeats_nor_skips_work() {
-    let env = TestEnv::new("deprov-kill9").await;
-    let (seed, ids) = small_company(100);
+/// The stand-in with `leavers` deactivated people and their manager M000 (with 20 ms of
+/// latency, so that kills land in the middle of calls), the Tenant and policy.
+async fn deactivated_company(
+    env: &TestEnv,
+    leavers: usize,
+    quarantine: &str,
+    purge: &str,
+) -> (LmsStandIn, Vec<String>) {
+    let (seed, ids) = small_company(leavers);
     let lms = LmsStandIn::start(LmsState::with_seed(LMS_TOKEN, seed).unwrap())
         .await
         .unwrap();
-    // Some latency so that kills land in the middle of calls, not only between them.
     lms.state()
         .add_fault(Fault::on("*").latency(Duration::from_millis(20)));
-    tenant(&env, &lms, None, "M000", "0s", "3s").await;
-    create_user(&env, person("M000", None)).await;
+    tenant(env, &lms, None, "M000", quarantine, purge).await;
+    create_user(env, person("M000", None)).await;
     for id in &ids {
         create_user(
-            &env,
+            env,
             DirectoryUserSpec {
                 active: false,
                 ..person(id, Some("M000"))
@@ -491,6 +495,13 @@ async fn kill_9_at_twenty_random_moments_neither_repeats_nor_skips_work() {
         )
         .await;
     }
+    (lms, ids)
+}
+
+#[tokio::test]
+async fn kill_9_at_twenty_random_moments_neither_repeats_nor_skips_work() {
+    let env = TestEnv::new("deprov-kill9").await;
+    let (lms, ids) = deactivated_company(&env, 100, "0s", "3s").await;
     let plane = crate::support::control_plane().await;
     let log = std::env::temp_dir().join(format!("roster-kill9-{}.log", env.namespace));
     let mut operator = OperatorProcess::start(&env.namespace, plane.kubeconfig_path(), &log);
@@ -1117,24 +1128,7 @@ events:
 async fn killing_the_leader_hands_over_within_the_lease() {
     use k8s_openapi::api::coordination::v1::Lease;
     let env = TestEnv::new("deprov-failover").await;
-    let (seed, ids) = small_company(30);
-    let lms = LmsStandIn::start(LmsState::with_seed(LMS_TOKEN, seed).unwrap())
-        .await
-        .unwrap();
-    lms.state()
-        .add_fault(Fault::on("*").latency(Duration::from_millis(20)));
-    tenant(&env, &lms, None, "M000", "12s", "20s").await;
-    create_user(&env, person("M000", None)).await;
-    for id in &ids {
-        create_user(
-            &env,
-            DirectoryUserSpec {
-                active: false,
-                ..person(id, Some("M000"))
-            },
-        )
-        .await;
-    }
+    let (lms, ids) = deactivated_company(&env, 30, "12s", "20s").await;
     let plane = crate::support::control_plane().await;
     let log = |who: &str| {
         std::env::temp_dir().join(format!("roster-failover-{}-{who}.log", env.namespace))

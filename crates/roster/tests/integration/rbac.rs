@@ -519,6 +519,21 @@ async fn namespaced_roles_from_the_chart_are_enough_and_nothing_is_cluster_wide(
             |d| d.is_none(),
         )
         .await;
+        // That no Departure is left proves nothing by itself: the hand-over's Event
+        // shows one was written (create, status, then deleted by the same rules).
+        let events = tenant_env
+            .api::<k8s_openapi::api::events::v1::Event>()
+            .list(&Default::default())
+            .await
+            .unwrap();
+        let handed_over = events.items.iter().any(|e| {
+            e.reason.as_deref() == Some("HandedOver")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("e-00043")
+        });
+        assert!(
+            handed_over,
+            "no HandedOver Event in {namespace}: the deletion did not go through a Departure"
+        );
     }
     let events =
         crate::support::kubectl(&["get", "events.events.k8s.io", "-n", &a, "-o", "name"]).await;

@@ -12,7 +12,7 @@ use roster_lifecycle::Policy;
 use tracing::info;
 
 use super::{announce, persist};
-use crate::controller::{Context, MANAGER, Result, patch};
+use crate::controller::{Context, MANAGER, Result};
 
 /// Whether a deleted user's lifecycle moves to a Departure now: the policy treats a
 /// deletion as a removal with a quarantine, and the quarantine (or the guard's hold)
@@ -48,7 +48,9 @@ pub async fn hand_over(
             &Patch::Apply(&departure),
         )
         .await?;
-    patch::status(&departures, &name, "Departure", status).await?;
+    persist::Home::Departure(departures)
+        .write_status(&name, status)
+        .await?;
     announce::handed_over(context, user, status).await;
     persist::finalizer(api, &name, false).await?;
     info!("deleted user handed over to its Departure");
@@ -134,16 +136,8 @@ pub async fn take_back(
     }
     // The status first, then the Departure goes, and only if it did not move meanwhile:
     // a crash in between takes it back again; a Departure that moved on is not lost.
-    api.patch_status(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(serde_json::json!({
-            "apiVersion": "roster.dev/v1alpha1",
-            "kind": "DirectoryUser",
-            "status": status,
-        })),
-    )
-    .await?;
+    let home = persist::Home::User(api.clone());
+    home.write_status(&name, &status).await?;
     let preconditions = Preconditions {
         uid: departure.uid(),
         resource_version: departure.resource_version(),

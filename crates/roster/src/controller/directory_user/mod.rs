@@ -65,13 +65,8 @@ pub async fn controller(
         })
         // A policy change wakes the users of every tenant that uses it.
         .watches_stream(policy_stream, move |policy: DeprovisionPolicy| {
-            let namespace = policy.namespace();
-            tenants
-                .state()
+            super::tenants_using(&tenants, &policy)
                 .into_iter()
-                .filter(|t| {
-                    t.namespace() == namespace && t.spec.policy_ref.name == policy.name_any()
-                })
                 .flat_map(|t| users_of_tenant(&by_policy, &t))
                 .collect::<Vec<_>>()
         })
