@@ -488,3 +488,44 @@ pub struct DirectoryUserStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
+
+/// The DirectoryUser object name of an employee ID, for every people source (never a
+/// name or an email): `e-<id>` when the ID is already a valid lower-case name; otherwise the ID folded
+/// to one and a digest of the original, so that `A1` and `a1` stay two objects.
+pub fn object_name(employee_id: &str) -> String {
+    let dns_safe = employee_id
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let ends_ok = employee_id
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if dns_safe && ends_ok && !employee_id.contains("..") && employee_id.len() <= 60 {
+        return format!("e-{employee_id}");
+    }
+    let folded: String = employee_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    format!(
+        "e-{}-{}",
+        folded.trim_matches('-'),
+        short_digest(employee_id)
+    )
+}
+
+/// 8 hex digits of SHA-256: tells apart IDs that fold to the same name.
+fn short_digest(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

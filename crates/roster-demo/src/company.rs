@@ -21,10 +21,8 @@ use roster_standins::lms::{LmsSeed, LmsState};
 pub const LMS_SEED: &str = "demo-lms-seed.yaml";
 pub const CALENDAR_SEED: &str = "demo-calendar-seed.yaml";
 
-/// The DirectoryUser name of an employee ID: never the person's name.
-pub fn object_name(employee_id: &str) -> String {
-    format!("e-{}", employee_id.to_ascii_lowercase())
-}
+/// The DirectoryUser name of an employee ID (the rule every people source uses).
+pub use roster_api::directory_user::object_name;
 
 /// The two seeds, loaded and checked against each other.
 #[derive(Clone, Debug)]

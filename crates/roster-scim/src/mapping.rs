@@ -111,33 +111,7 @@ pub fn employee_id(
     }
 }
 
-/// The DirectoryUser object name of an employee ID: `e-<id>` as the other importers
-/// name users, when the ID is already a valid lower-case name; otherwise the ID folded
-/// to one and a digest of the original, so that `A1` and `a1` stay two objects.
-pub fn object_name(employee_id: &str) -> String {
-    let dns_safe = employee_id
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-    let ends_ok = employee_id
-        .chars()
-        .last()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    if dns_safe && ends_ok && !employee_id.contains("..") && employee_id.len() <= 60 {
-        return format!("e-{employee_id}");
-    }
-    let folded: String = employee_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(40)
-        .collect();
-    format!("e-{}-{}", folded.trim_matches('-'), digest(employee_id, 8))
-}
+pub use roster_api::directory_user::object_name;
 
 fn looks_like_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else {
