@@ -776,6 +776,17 @@ fn gate<'a>(state: &'a GoogleState, headers: &'a HeaderMap, calendar: &'a str) -
 
 /// Records the call and turns the outcome into a response (or into the deferred
 /// injected failure, once the request took effect).
+/// The gate every API request passes (faults, length, token, rate limit), for
+/// `owner`'s mailbox; `Err` is the response that refuses it.
+async fn admitted(
+    state: &GoogleState,
+    call: &Call,
+    headers: &HeaderMap,
+    owner: &str,
+) -> Result<Option<Failure>, Response> {
+    admit(&state.control, call, headers, gate(state, headers, owner)).await
+}
+
 fn finish(
     state: &GoogleState,
     call: Call,
@@ -833,21 +844,11 @@ async fn list_events(
     Path(calendar): Path<String>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("GET", routes::LIST_EVENTS, &headers).owner(&calendar);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &calendar),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &calendar).await?;
     let outcome = list(&state, &calendar, &params).map(|body| (body, Disposition::Read));
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn list(state: &GoogleState, calendar: &str, params: &[(String, String)]) -> Result<Value, GError> {
@@ -999,21 +1000,11 @@ async fn get_event(
     State(state): State<Arc<GoogleState>>,
     Path((calendar, event_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("GET", routes::GET_EVENT, &headers)
         .owner(&calendar)
         .event(&event_id);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &calendar),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &calendar).await?;
     let outcome = {
         let store = lock(&state.store);
         match store.lookup(&calendar, &event_id) {
@@ -1027,7 +1018,7 @@ async fn get_event(
             )),
         }
     };
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn send_updates(params: &[(String, String)]) -> Result<&str, GError> {
@@ -1065,24 +1056,14 @@ async fn move_event(
     Path((calendar, event_id)): Path<(String, String)>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Response> {
     let mut call = Call::new("POST", routes::MOVE_EVENT, &headers)
         .owner(&calendar)
         .event(&event_id);
     call.destination = param(&params, "destination").map(str::to_string);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &calendar),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &calendar).await?;
     let outcome = move_in_store(&state, &calendar, &event_id, &params);
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn move_in_store(
@@ -1169,23 +1150,13 @@ async fn patch_event(
     Query(params): Params,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("PATCH", routes::PATCH_EVENT, &headers)
         .owner(&calendar)
         .event(&event_id);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &calendar),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &calendar).await?;
     let outcome = patch_in_store(&state, &calendar, &event_id, &params, &body);
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn parse_attendees(value: &Value) -> Result<Vec<StandinAttendee>, GError> {
@@ -1363,21 +1334,11 @@ async fn delete_event(
     Path((calendar, event_id)): Path<(String, String)>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("DELETE", routes::DELETE_EVENT, &headers)
         .owner(&calendar)
         .event(&event_id);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &calendar),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &calendar).await?;
     let outcome = delete_in_store(&state, &calendar, &event_id, &params);
     let (response, disposition) = match outcome {
         Ok(()) => (StatusCode::NO_CONTENT.into_response(), Disposition::Applied),
@@ -1390,7 +1351,7 @@ async fn delete_event(
     state
         .control
         .record(call, response.status().as_u16(), disposition);
-    response
+    Ok(response)
 }
 
 fn delete_in_store(
@@ -1442,24 +1403,14 @@ async fn list_instances(
     Path((calendar, event_id)): Path<(String, String)>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("GET", routes::INSTANCES, &headers)
         .owner(&calendar)
         .event(&event_id);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &calendar),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &calendar).await?;
     let outcome =
         instances(&state, &calendar, &event_id, &params).map(|body| (body, Disposition::Read));
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn instances(

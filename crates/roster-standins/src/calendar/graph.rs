@@ -957,6 +957,17 @@ fn gate<'a>(state: &'a GraphState, headers: &'a HeaderMap, mailbox: &'a str) -> 
 
 /// Records the call and turns the outcome into a response (or into the deferred
 /// injected failure, once the request took effect).
+/// The gate every API request passes (faults, length, token, rate limit), for
+/// `owner`'s mailbox; `Err` is the response that refuses it.
+async fn admitted(
+    state: &GraphState,
+    call: &Call,
+    headers: &HeaderMap,
+    owner: &str,
+) -> Result<Option<Failure>, Response> {
+    admit(&state.control, call, headers, gate(state, headers, owner)).await
+}
+
 fn finish(
     state: &GraphState,
     call: Call,
@@ -1305,23 +1316,13 @@ async fn list_events(
     Path(user): Path<String>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("GET", routes::LIST_EVENTS, &headers).owner(&user);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &user),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &user).await?;
     let zone = preferred_zone(&headers);
     let outcome = list(&state, &user, &params, &zone)
         .map(|body| (StatusCode::OK, Some(body), Disposition::Read));
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn list(
@@ -1383,23 +1384,13 @@ async fn calendar_view(
     Path(user): Path<String>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("GET", routes::CALENDAR_VIEW, &headers).owner(&user);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &user),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &user).await?;
     let zone = preferred_zone(&headers);
     let outcome = view_window(&state, &user, &params, &zone)
         .map(|body| (StatusCode::OK, Some(body), Disposition::Read));
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn view_window(
@@ -1466,21 +1457,11 @@ async fn get_event(
     Path((user, event_id)): Path<(String, String)>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("GET", routes::GET_EVENT, &headers)
         .owner(&user)
         .event(&event_id);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &user),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &user).await?;
     let zone = preferred_zone(&headers);
     let outcome = (|| {
         let paging = paging(&params)?;
@@ -1517,7 +1498,7 @@ async fn get_event(
         }
         Ok((StatusCode::OK, Some(body), Disposition::Read))
     })();
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 async fn create_event(
@@ -1525,7 +1506,7 @@ async fn create_event(
     Path(user): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Response> {
     let mut call = Call::new("POST", routes::CREATE_EVENT, &headers).owner(&user);
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
     call.transaction_id = parsed
@@ -1534,17 +1515,7 @@ async fn create_event(
         .and_then(|b| b.get("transactionId"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &user),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &user).await?;
     let zone = preferred_zone(&headers);
     let outcome = match parsed {
         Err(_) => Err(GError::bad_request(
@@ -1559,7 +1530,7 @@ async fn create_event(
             .and_then(Value::as_str)
             .map(str::to_string);
     }
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn text<'a>(body: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -1791,27 +1762,17 @@ async fn cancel_event(
     Path((user, event_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("POST", routes::CANCEL_EVENT, &headers)
         .owner(&user)
         .event(&event_id);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &user),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &user).await?;
     let comment = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|b| b.get("comment").and_then(Value::as_str).map(str::to_string))
         .filter(|c| !c.is_empty());
     let outcome = cancel(&state, &user, &event_id, comment);
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn cancel(
@@ -1895,25 +1856,15 @@ async fn list_instances(
     Path((user, event_id)): Path<(String, String)>,
     Query(params): Params,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("GET", routes::INSTANCES, &headers)
         .owner(&user)
         .event(&event_id);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &user),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &user).await?;
     let zone = preferred_zone(&headers);
     let outcome = instances(&state, &user, &event_id, &params, &zone)
         .map(|body| (StatusCode::OK, Some(body), Disposition::Read));
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn instances(
@@ -1971,21 +1922,11 @@ async fn patch_event(
     Path((user, event_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Response> {
     let call = Call::new("PATCH", routes::PATCH_EVENT, &headers)
         .owner(&user)
         .event(&event_id);
-    let deferred = match admit(
-        &state.control,
-        &call,
-        &headers,
-        gate(&state, &headers, &user),
-    )
-    .await
-    {
-        Ok(deferred) => deferred,
-        Err(response) => return response,
-    };
+    let deferred = admitted(&state, &call, &headers, &user).await?;
     let zone = preferred_zone(&headers);
     let outcome = match serde_json::from_slice::<Value>(&body) {
         Ok(patch) if patch.is_object() => update(&state, &user, &event_id, &patch, &zone),
@@ -1994,7 +1935,7 @@ async fn patch_event(
             "Invalid JSON in the request body.",
         )),
     };
-    finish(&state, call, outcome, deferred)
+    Ok(finish(&state, call, outcome, deferred))
 }
 
 fn update(
