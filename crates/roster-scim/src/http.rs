@@ -138,6 +138,11 @@ impl IntoResponse for Failure {
             self.0.body().to_string(),
         )
             .into_response();
+        if let Some(seconds) = self.0.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -158,12 +163,11 @@ fn scim(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// Checks the bearer token against the tenant's, in constant time (digests of both,
-/// so not even the length is compared in variable time).
 /// Finds the Tenant of the namespace whose token was presented. Each candidate's
 /// token is compared in constant time (digests of both, so not even the length is
 /// compared in variable time), and all candidates are compared.
 fn authorize<S: Store>(app: &App<S>, namespace: &str, headers: &HeaderMap) -> Result<Scope> {
+    app.store.serving()?;
     let unauthorized = || {
         Failure(ScimError::new(
             401,
@@ -187,12 +191,14 @@ fn authorize<S: Store>(app: &App<S>, namespace: &str, headers: &HeaderMap) -> Re
             found = Some(tenant.name);
         }
     }
-    found
+    let scope = found
         .map(|tenant| Scope {
             namespace: namespace.to_string(),
             tenant,
         })
-        .ok_or_else(unauthorized)
+        .ok_or_else(unauthorized)?;
+    app.store.admit(&scope)?;
+    Ok(scope)
 }
 
 fn base<S: Store>(app: &App<S>, tenant: &str, headers: &HeaderMap) -> String {

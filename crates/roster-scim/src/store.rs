@@ -61,6 +61,17 @@ pub enum Index {
 pub trait Store: Send + Sync + 'static {
     /// The Tenants of a namespace that serve SCIM, with their tokens.
     fn tenants(&self, namespace: &str) -> Vec<ScimTenant>;
+    /// Whether the store can answer at all (`503` with `Retry-After` while the
+    /// operator's caches are still filling, before any token is checked).
+    fn serving(&self) -> Result<(), ScimError> {
+        Ok(())
+    }
+    /// Whether an authenticated request of this tenant may go on now: the operator's
+    /// per-tenant rate limit answers `429` with `Retry-After` here (and `503` while its
+    /// caches are filling). Admits everything by default.
+    fn admit(&self, _scope: &Scope) -> Result<(), ScimError> {
+        Ok(())
+    }
     /// The time, for `meta.created`/`lastModified` (the operator's one clock).
     fn now(&self) -> DateTime<Utc>;
     /// A fresh, unguessable seed for the employee ID of a User that has neither an

@@ -20,4 +20,5 @@ pub mod effects;
 pub mod metrics;
 pub mod operator;
 pub mod probes;
+pub mod scim;
 pub mod telemetry;

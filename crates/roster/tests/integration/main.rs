@@ -15,6 +15,7 @@ mod joiners;
 mod kubectl;
 mod lifecycle;
 mod rbac;
+mod scim;
 mod standin_calendar;
 mod standin_lms;
 mod support;
