@@ -23,6 +23,9 @@ use crate::controller::watches::{Change, Watched};
 
 type Limiter = governor::DefaultKeyedRateLimiter<Scope>;
 
+/// Fresh reads and writes a replace tries before it gives up with 503 (about 0.5 s).
+const CONFLICT_RETRIES: u32 = 10;
+
 /// Where each object is in the index, and the version the index holds.
 struct Seen {
     scope: Scope,
@@ -314,10 +317,13 @@ impl Store for KubeStore {
         record: Record,
         version: &str,
     ) -> Result<Record, ScimError> {
-        // The operator's own status writes move the object's resourceVersion too, so a
-        // conflict is checked again on a fresh read: only a change of the SCIM record
-        // itself is a 412.
-        for _ in 0..3 {
+        // The operator's own status writes move the object's resourceVersion too (a
+        // joiner's first seconds see several), so a conflict is checked again on a
+        // fresh read: only a change of the SCIM record itself is a 412.
+        for attempt in 0..CONFLICT_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;
+            }
             let current = self
                 .get(scope, &record.id)
                 .ok_or_else(|| ScimError::not_found("no such User"))?;

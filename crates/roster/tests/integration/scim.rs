@@ -22,8 +22,8 @@ const EXT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// The operator's SCIM endpoint (and, unless `standby`, its controllers) in-process.
-struct Scim {
-    base: String,
+pub(crate) struct Scim {
+    pub(crate) base: String,
     http: reqwest::Client,
     token: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -44,7 +44,12 @@ struct Reply {
 }
 
 impl Scim {
-    async fn start(env: &TestEnv, token: &str, controllers: bool, settings: Settings) -> Self {
+    pub(crate) async fn start(
+        env: &TestEnv,
+        token: &str,
+        controllers: bool,
+        settings: Settings,
+    ) -> Self {
         let mut namespaces = vec![env.namespace.clone()];
         namespaces.extend(settings.also.iter().cloned());
         let watches = Watches::start(&env.client, &namespaces);
@@ -158,7 +163,7 @@ impl Scim {
 }
 
 #[derive(Clone, Default)]
-struct Settings {
+pub(crate) struct Settings {
     /// Requests per second and burst per tenant.
     rate: Option<(u32, u32)>,
     /// More namespaces the same endpoint serves.
@@ -182,7 +187,7 @@ fn patch(ops: Value) -> Value {
 
 /// The tenant of `joiners::setup` (learning platform stand-in, policy "standard"),
 /// serving SCIM with `token`.
-async fn tenant(env: &TestEnv, lms: &LmsStandIn, token: &str) {
+pub(crate) async fn tenant(env: &TestEnv, lms: &LmsStandIn, token: &str) {
     crate::joiners::setup(env, lms).await;
     scim_token(env, token).await;
     let sources = PeopleSources {
