@@ -49,7 +49,7 @@ pub async fn refresh(client: Client, store: Arc<KubeStore>, watches: Watches) {
         let wait = if listed {
             REFRESH
         } else {
-            Duration::from_millis(200)
+            Duration::from_millis(50)
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
