@@ -20,7 +20,11 @@ use super::tenant::LocalObjectRef;
     shortname = "dg",
     category = "roster",
     printcolumn(json_path = ".spec.tenantRef.name", name = "Tenant", type_ = "string"),
-    printcolumn(json_path = ".spec.displayName", name = "Display-Name", type_ = "string"),
+    printcolumn(
+        json_path = ".spec.displayName",
+        name = "Display-Name",
+        type_ = "string"
+    ),
     printcolumn(
         json_path = ".metadata.creationTimestamp",
         name = "Age",

@@ -127,7 +127,12 @@ mod tests {
     #[test]
     fn a_source_group_maps_to_a_platform_group_when_any_membership_is_listed() {
         // An identity provider's pushed group "Engineering Team" → platform "engineers".
-        let rules = [rule("engineers", ProfileField::Groups, &["engineering team"], true)];
+        let rules = [rule(
+            "engineers",
+            ProfileField::Groups,
+            &["engineering team"],
+            true,
+        )];
         let member = DirectoryUserSpec {
             groups: vec!["All Staff".into(), "Engineering Team".into()],
             ..Default::default()

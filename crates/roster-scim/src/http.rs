@@ -104,11 +104,18 @@ pub fn router<S: Store>(store: Arc<S>, config: Config) -> Router {
                 .patch(patch_user::<S>)
                 .delete(delete_user::<S>),
         )
-        .fallback(|| async {
-            Failure(ScimError::not_found(
-                "no such endpoint (Groups are not served yet)",
-            ))
-        })
+        .route(
+            "/scim/v2/{tenant}/Groups",
+            get(groups::list::<S>).post(groups::create::<S>),
+        )
+        .route(
+            "/scim/v2/{tenant}/Groups/{id}",
+            get(groups::get::<S>)
+                .put(groups::replace::<S>)
+                .patch(groups::patch::<S>)
+                .delete(groups::delete::<S>),
+        )
+        .fallback(|| async { Failure(ScimError::not_found("no such endpoint")) })
         .method_not_allowed_fallback(|| async {
             Failure(ScimError::new(
                 405,
@@ -594,7 +601,9 @@ async fn store_update<S: Store>(
         return Ok(existing);
     }
     stamp(&mut res, &existing.id, created, app.store.now());
-    let record = build(app, scope, &existing.id, res, employee_id)?;
+    let mut record = build(app, scope, &existing.id, res, employee_id)?;
+    // Memberships are the Groups' to change, never a User's PUT or PATCH.
+    record.spec.groups = existing.spec.groups.clone();
     let version = resource::version(&existing.resource);
     let record = app.store.replace(scope, record, &version).await?;
     if record.spec.email != existing.spec.email {
@@ -657,5 +666,6 @@ async fn delete_user<S: Store>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+mod groups;
 #[cfg(test)]
 mod tests;

@@ -96,20 +96,26 @@ pub struct UserIndex {
     by_user_name: HashMap<String, BTreeSet<String>>,
     by_external_id: HashMap<String, BTreeSet<String>>,
     by_manager: HashMap<String, BTreeSet<String>>,
+    by_group: HashMap<String, BTreeSet<String>>,
 }
 
-fn keys(r: &Record) -> [(Index, Option<String>); 3] {
+fn keys(r: &Record) -> Vec<(Index, String)> {
     let text = |k: &str| {
         r.resource
             .get(k)
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    [
+    let mut keys: Vec<(Index, String)> = [
         (Index::UserName, text("userName").map(|u| u.to_lowercase())),
         (Index::ExternalId, text("externalId")),
         (Index::ManagerId, r.manager_id.clone()),
     ]
+    .into_iter()
+    .filter_map(|(i, k)| k.map(|k| (i, k)))
+    .collect();
+    keys.extend(r.spec.groups.iter().map(|g| (Index::Group, g.clone())));
+    keys
 }
 
 impl UserIndex {
@@ -118,6 +124,7 @@ impl UserIndex {
             Index::UserName => &mut self.by_user_name,
             Index::ExternalId => &mut self.by_external_id,
             Index::ManagerId => &mut self.by_manager,
+            Index::Group => &mut self.by_group,
         }
     }
 
@@ -125,12 +132,10 @@ impl UserIndex {
     pub fn upsert(&mut self, record: Record) {
         self.remove(&record.id);
         for (index, key) in keys(&record) {
-            if let Some(key) = key {
-                self.map(index)
-                    .entry(key)
-                    .or_default()
-                    .insert(record.id.clone());
-            }
+            self.map(index)
+                .entry(key)
+                .or_default()
+                .insert(record.id.clone());
         }
         self.records.insert(record.id.clone(), record);
     }
@@ -139,13 +144,11 @@ impl UserIndex {
     pub fn remove(&mut self, id: &str) -> Option<Record> {
         let old = self.records.remove(id)?;
         for (index, key) in keys(&old) {
-            if let Some(key) = key {
-                let map = self.map(index);
-                if let Some(ids) = map.get_mut(&key) {
-                    ids.remove(id);
-                    if ids.is_empty() {
-                        map.remove(&key);
-                    }
+            let map = self.map(index);
+            if let Some(ids) = map.get_mut(&key) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    map.remove(&key);
                 }
             }
         }
@@ -162,6 +165,7 @@ impl UserIndex {
             Index::UserName => (&self.by_user_name, value.to_lowercase()),
             Index::ExternalId => (&self.by_external_id, value.to_string()),
             Index::ManagerId => (&self.by_manager, value.to_string()),
+            Index::Group => (&self.by_group, value.to_string()),
         };
         map.get(&key)
             .map(|ids| {
