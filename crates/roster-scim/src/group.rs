@@ -11,7 +11,7 @@
 //! `displayName`; Entra ID's `Remove` of `members` with a `value` list, and
 //! `members[value eq "…"]` paths; `type: "User"` on members (nested Groups are refused:
 //! roster's members are people).
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
@@ -24,6 +24,10 @@ use crate::schema::{self, GROUP_SCHEMA, PATCH_OP_SCHEMA};
 pub const MAX_DISPLAY_NAME: usize = 256;
 /// Most members one request may name.
 pub const MAX_MEMBERS: usize = 10_000;
+
+/// A Group's members by id, each as its element (`value`, and `$ref`, `type`,
+/// `display` as the client sent them).
+pub type Members = BTreeMap<String, Value>;
 
 /// One SCIM Group as stored: its canonical resource (with `id` and `meta`, without
 /// `members`).
@@ -43,19 +47,19 @@ impl GroupRecord {
 }
 
 /// A Group body (POST, PUT) in canonical form, and the member ids it names.
-pub fn normalize(body: &Value) -> Result<(Resource, BTreeSet<String>), ScimError> {
+pub fn normalize(body: &Value) -> Result<(Resource, Members), ScimError> {
     let Value::Object(body) = body else {
         return Err(ScimError::invalid_syntax("a Group must be a JSON object"));
     };
     let mut res = Resource::new();
-    let mut members = BTreeSet::new();
+    let mut members = Members::new();
     for (key, value) in body {
         match key.to_ascii_lowercase().as_str() {
             // Read-only (RFC 7644 §3.5.1: ignored in a PUT, and in a POST).
             "schemas" | "id" | "meta" => {}
             "displayname" => set_text(&mut res, "displayName", value)?,
             "externalid" => set_text(&mut res, "externalId", value)?,
-            "members" => members = member_ids(value)?,
+            "members" => members = members_in(value)?,
             _ => {
                 return Err(ScimError::invalid_syntax(format!(
                     "unknown Group attribute '{key}'"
@@ -93,8 +97,9 @@ fn set_text(res: &mut Resource, name: &str, value: &Value) -> Result<(), ScimErr
     }
 }
 
-/// The ids of a `members` value: a list of `{"value": id}` (or one such object).
-fn member_ids(value: &Value) -> Result<BTreeSet<String>, ScimError> {
+/// The elements of a `members` value (a list of `{"value": id, ...}`, or one such
+/// object), by id, in canonical spelling.
+fn members_in(value: &Value) -> Result<Members, ScimError> {
     let items: Vec<&Value> = match value {
         Value::Null => vec![],
         Value::Array(items) => items.iter().collect(),
@@ -111,31 +116,54 @@ fn member_ids(value: &Value) -> Result<BTreeSet<String>, ScimError> {
             format!("at most {MAX_MEMBERS} members per request"),
         ));
     }
-    items
-        .into_iter()
-        .map(|item| {
-            let Value::Object(m) = item else {
-                return Err(ScimError::invalid_value("a member must be {\"value\": id}"));
+    let mut members = Members::new();
+    for item in items {
+        let Value::Object(m) = item else {
+            return Err(ScimError::invalid_value("a member must be {\"value\": id}"));
+        };
+        let mut element = Map::new();
+        for (key, v) in m {
+            let canonical = match key.to_ascii_lowercase().as_str() {
+                "value" => "value",
+                "$ref" => "$ref",
+                "type" => "type",
+                "display" => "display",
+                _ => {
+                    return Err(ScimError::invalid_syntax(format!(
+                        "unknown member attribute '{key}'"
+                    )));
+                }
             };
-            let get = |k: &str| {
-                m.iter()
-                    .find(|(key, _)| key.eq_ignore_ascii_case(k))
-                    .map(|(_, v)| v)
-            };
-            if let Some(t) = get("type").and_then(Value::as_str)
-                && !t.eq_ignore_ascii_case("User")
-            {
-                return Err(ScimError::invalid_value(
-                    "only Users can be members (nested Groups are not supported)",
-                ));
+            match v {
+                Value::String(text) => {
+                    element.insert(canonical.into(), Value::String(text.clone()));
+                }
+                Value::Null => {}
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "a member's {canonical} must be a string"
+                    )));
+                }
             }
-            get("value")
-                .and_then(Value::as_str)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-                .ok_or_else(|| ScimError::invalid_value("a member needs a value (the User's id)"))
-        })
-        .collect()
+        }
+        if element
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("Group"))
+        {
+            return Err(ScimError::invalid_value(
+                "only Users can be members (nested Groups are not supported)",
+            ));
+        }
+        let id = element
+            .get("value")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| ScimError::invalid_value("a member needs a value (the User's id)"))?;
+        members.insert(id, Value::Object(element));
+    }
+    Ok(members)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -149,9 +177,9 @@ enum Op {
 /// resource and member ids.
 pub fn patch(
     res: &Resource,
-    members: &BTreeSet<String>,
+    members: &Members,
     body: &Value,
-) -> Result<(Resource, BTreeSet<String>), ScimError> {
+) -> Result<(Resource, Members), ScimError> {
     let Value::Object(body) = body else {
         return Err(ScimError::invalid_syntax("a PatchOp must be a JSON object"));
     };
@@ -235,7 +263,7 @@ pub fn patch(
 
 fn run(
     work: &mut Resource,
-    members: &mut BTreeSet<String>,
+    members: &mut Members,
     kind: Op,
     path: &str,
     value: Option<Value>,
@@ -261,10 +289,10 @@ fn run(
             .map(|(_, a)| a)
             .ok_or_else(|| ScimError::invalid_path("members"))?;
         filter.check(schema::Kind::Group, Some(attr))?;
-        members.retain(|id| {
-            let element = json!({"value": id, "type": "User"});
-            let element = element.as_object().expect("an object");
-            !filter.matches_element(element, attr)
+        members.retain(|_, element| {
+            !element
+                .as_object()
+                .is_some_and(|el| filter.matches_element(el, attr))
         });
         return Ok(());
     }
@@ -283,19 +311,19 @@ fn run(
             Ok(())
         }
         ("members", Op::Add) => {
-            members.extend(member_ids(&value.unwrap_or(Value::Null))?);
+            members.extend(members_in(&value.unwrap_or(Value::Null))?);
             Ok(())
         }
         ("members", Op::Replace) => {
-            *members = member_ids(&value.unwrap_or(Value::Null))?;
+            *members = members_in(&value.unwrap_or(Value::Null))?;
             Ok(())
         }
         ("members", Op::Remove) => {
             match value {
                 // Entra ID: remove these members.
                 Some(v) if !v.is_null() => {
-                    for id in member_ids(&v)? {
-                        members.remove(&id);
+                    for id in members_in(&v)?.keys() {
+                        members.remove(id);
                     }
                 }
                 None | Some(_) => members.clear(),
@@ -311,22 +339,44 @@ fn run(
     }
 }
 
-/// The Group as returned: its members (sorted ids), `meta.location` and
-/// `meta.version`.
-pub fn render(record: &GroupRecord, members: &[String], base: &str) -> Resource {
-    let mut res = record.resource.clone();
-    if !members.is_empty() {
-        res.insert(
-            "members".into(),
-            Value::Array(
-                members
-                    .iter()
-                    .map(|id| json!({"value": id, "type": "User", "$ref": format!("{base}/Users/{id}")}))
-                    .collect(),
-            ),
-        );
+/// The members a Group names that are not Users (yet): kept with the Group, as
+/// `members` of its stored resource, until a User with that id is created (identity
+/// providers may add a member before they create it; RFC 7644 does not ask a server
+/// to refuse that).
+pub fn pending(res: &Resource) -> Members {
+    res.get("members")
+        .and_then(|m| members_in(m).ok())
+        .unwrap_or_default()
+}
+
+/// Sets the pending members of a stored Group resource.
+pub fn set_pending(res: &mut Resource, pending: &Members) {
+    if pending.is_empty() {
+        res.remove("members");
+    } else {
+        res.insert("members".into(), pending.values().cloned().collect());
     }
-    let version = version(&record.resource, members);
+}
+
+/// A User's element in a Group's `members`.
+pub fn user_member(id: &str, base: &str) -> Value {
+    json!({"value": id, "type": "User", "$ref": format!("{base}/Users/{id}")})
+}
+
+/// The Group as returned: its members (the Users in it and the pending ones, sorted
+/// ids), `meta.location` and `meta.version`.
+pub fn render(record: &GroupRecord, users: &[String], base: &str) -> Resource {
+    let mut res = record.resource.clone();
+    let mut members = pending(&record.resource);
+    for id in users {
+        members.insert(id.clone(), user_member(id, base));
+    }
+    if members.is_empty() {
+        res.remove("members");
+    } else {
+        res.insert("members".into(), members.into_values().collect());
+    }
+    let version = version(&record.resource, users);
     if let Some(Value::Object(meta)) = res.get_mut("meta") {
         meta.insert(
             "location".into(),

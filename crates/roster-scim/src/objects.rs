@@ -11,9 +11,11 @@
 //! scrubs the spec (it is not in `roster_lifecycle::pii::PERSONAL_ANNOTATIONS` yet).
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use roster_api::DirectoryUser;
+use roster_api::tenant::LocalObjectRef;
+use roster_api::{DirectoryGroup, DirectoryGroupSpec, DirectoryUser};
 use serde_json::{Value, json};
 
+use crate::group::GroupRecord;
 use crate::mapping;
 use crate::resource::{self, Resource};
 use crate::schema::ENTERPRISE_SCHEMA;
@@ -189,6 +191,61 @@ impl UserIndex {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
+}
+
+/// The DirectoryGroup a Group is applied as (its name is the SCIM id). Members are
+/// not part of it: they are the Users whose `spec.groups` name the Group.
+pub fn to_group_object(scope: &Scope, group: &GroupRecord) -> DirectoryGroup {
+    let mut dg = DirectoryGroup::new(
+        &group.id,
+        DirectoryGroupSpec {
+            tenant_ref: LocalObjectRef {
+                name: scope.tenant.clone(),
+            },
+            display_name: group.display_name().to_string(),
+            external_id: group
+                .resource
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        },
+    );
+    dg.metadata.namespace = Some(scope.namespace.clone());
+    dg.metadata.annotations = Some(BTreeMap::from([(
+        RESOURCE_ANNOTATION.to_string(),
+        Value::Object(group.resource.clone()).to_string(),
+    )]));
+    dg
+}
+
+/// The Group of a DirectoryGroup (`None` for another Tenant's, or one being deleted).
+pub fn from_group_object(scope: &Scope, dg: &DirectoryGroup) -> Option<GroupRecord> {
+    if dg.metadata.deletion_timestamp.is_some() || dg.spec.tenant_ref.name != scope.tenant {
+        return None;
+    }
+    let id = dg.metadata.name.clone()?;
+    let stored = dg
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RESOURCE_ANNOTATION))
+        .and_then(|json| serde_json::from_str::<Value>(json).ok())
+        .and_then(|v| v.as_object().cloned());
+    let resource = stored.unwrap_or_else(|| {
+        let mut r = Resource::new();
+        r.insert("schemas".into(), json!([crate::schema::GROUP_SCHEMA]));
+        r.insert("id".into(), Value::String(id.clone()));
+        r.insert(
+            "displayName".into(),
+            Value::String(dg.spec.display_name.clone()),
+        );
+        if let Some(e) = &dg.spec.external_id {
+            r.insert("externalId".into(), Value::String(e.clone()));
+        }
+        r.insert("meta".into(), json!({"resourceType": "Group"}));
+        r
+    });
+    Some(GroupRecord { id, resource })
 }
 
 /// The version a store compares `If-Match` and concurrent writes with.

@@ -1,6 +1,10 @@
 //! Group bodies and PATCHes as Okta, Entra ID and the RFC send them.
 use std::collections::BTreeSet;
 
+fn keys(m: &Members) -> BTreeSet<String> {
+    m.keys().cloned().collect()
+}
+
 use serde_json::json;
 
 use super::*;
@@ -9,7 +13,7 @@ fn ids(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-fn group() -> (Resource, BTreeSet<String>) {
+fn group() -> (Resource, Members) {
     normalize(&json!({
         "schemas": [GROUP_SCHEMA],
         "displayName": "Engineering Team",
@@ -32,7 +36,7 @@ fn a_body_becomes_a_canonical_group_and_its_members() {
         res.get("members").is_none(),
         "members are not stored with the Group"
     );
-    assert_eq!(members, ids(&["e-1", "e-2"]));
+    assert_eq!(keys(&members), ids(&["e-1", "e-2"]));
     let refused: &[(&str, serde_json::Value, &str)] = &[
         ("no displayName", json!({"members": []}), "invalidValue"),
         (
@@ -127,7 +131,7 @@ fn patches_as_the_clients_send_them() {
     for (what, body, name, want) in cases {
         let (got, m) = patch(&res, &members, body).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(got["displayName"], *name, "{what}");
-        assert_eq!(m, ids(want), "{what}");
+        assert_eq!(keys(&m), ids(want), "{what}");
     }
     let refused: &[(&str, serde_json::Value, &str)] = &[
         (

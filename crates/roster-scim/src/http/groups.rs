@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{App, Result, authorize, base, query, read_json, scim};
 use crate::error::ScimError;
 use crate::filter::Filter;
-use crate::group::{self, GroupRecord};
+use crate::group::{self, GroupRecord, Members};
 use crate::list::{Page, list_response};
 use crate::resource::{self, Resource};
 use crate::schema::{GROUP_SCHEMA, Kind};
@@ -103,20 +103,53 @@ fn check_unique<S: Store>(
     Ok(())
 }
 
-/// New members must be Users of this tenant.
-fn check_members<S: Store>(
-    app: &App<S>,
-    scope: &Scope,
-    before: &BTreeSet<String>,
-    after: &BTreeSet<String>,
-) -> Result<()> {
-    for id in after.difference(before) {
-        if app.store.get(scope, id).is_none() {
-            return Err(ScimError::invalid_value(format!(
-                "member '{id}' is not a User of this tenant"
-            ))
-            .into());
+/// Every member of a Group: its Users and its pending members.
+fn all_members<S: Store>(app: &App<S>, scope: &Scope, record: &GroupRecord) -> Members {
+    let base = ""; // only `value` and `type` matter to a PATCH
+    let mut all = group::pending(&record.resource);
+    for id in members_of(app, scope, record.display_name()) {
+        all.insert(id.clone(), group::user_member(&id, base));
+    }
+    all
+}
+
+/// Splits members into the Users of this tenant and the pending ids.
+fn split<S: Store>(app: &App<S>, scope: &Scope, members: &Members) -> (BTreeSet<String>, Members) {
+    let mut users = BTreeSet::new();
+    let mut pending = Members::new();
+    for (id, element) in members {
+        if app.store.get(scope, id).is_some() {
+            users.insert(id.clone());
+        } else {
+            pending.insert(id.clone(), element.clone());
         }
+    }
+    (users, pending)
+}
+
+/// A User that was a pending member of Groups joins them (called when it is created).
+pub(super) async fn join_pending<S: Store>(app: &App<S>, scope: &Scope, user: &str) -> Result<()> {
+    for g in app.store.groups(scope) {
+        let mut pending = group::pending(&g.resource);
+        if pending.remove(user).is_none() {
+            continue;
+        }
+        let name = g.display_name().to_string();
+        let joined = BTreeSet::from([user.to_string()]);
+        set_memberships(app, scope, None, Some(&name), &BTreeSet::new(), &joined).await?;
+        let version = resource::version(&g.resource);
+        let mut res = g.resource.clone();
+        group::set_pending(&mut res, &pending);
+        app.store
+            .replace_group(
+                scope,
+                GroupRecord {
+                    id: g.id.clone(),
+                    resource: res,
+                },
+                &version,
+            )
+            .await?;
     }
     Ok(())
 }
@@ -168,6 +201,24 @@ async fn set_memberships<S: Store>(
     Ok(())
 }
 
+/// The tenant's Groups that match, rendered, ordered by id.
+pub(super) fn matching<S: Store>(
+    app: &App<S>,
+    scope: &Scope,
+    filter: Option<&Filter>,
+    base: &str,
+) -> Vec<Resource> {
+    let mut matches = Vec::new();
+    for g in app.store.groups(scope) {
+        let members = members_of(app, scope, g.display_name());
+        let rendered = group::render(&g, &members, base);
+        if filter.is_none_or(|f| f.matches_in(Kind::Group, &rendered)) {
+            matches.push(rendered);
+        }
+    }
+    matches
+}
+
 pub(super) async fn list<S: Store>(
     State(app): State<App<S>>,
     Path(tenant): Path<String>,
@@ -175,34 +226,45 @@ pub(super) async fn list<S: Store>(
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Response> {
     let scope = authorize(&app, &tenant, &headers)?;
+    respond_list(&app, &scope, &headers, &q)
+}
+
+/// `POST /Groups/.search`.
+pub(super) async fn search<S: Store>(
+    State(app): State<App<S>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let scope = authorize(&app, &tenant, &headers)?;
+    let q = super::search_request(&app, body).await?;
+    respond_list(&app, &scope, &headers, &q)
+}
+
+fn respond_list<S: Store>(
+    app: &App<S>,
+    scope: &Scope,
+    headers: &HeaderMap,
+    q: &[(String, String)],
+) -> Result<Response> {
     let page = Page::parse(
-        query(&q, "startIndex"),
-        query(&q, "count"),
+        query(q, "startIndex"),
+        query(q, "count"),
         app.config.max_results,
     )?;
-    let filter = query(&q, "filter")
+    let filter = query(q, "filter")
         .filter(|f| !f.trim().is_empty())
         .map(|f| Filter::parse_for(Kind::Group, f))
         .transpose()?;
-    let base = base(&app, &scope.namespace, &headers);
-    let mut matches = Vec::new();
-    for g in app.store.groups(&scope) {
-        let members = members_of(&app, &scope, g.display_name());
-        let rendered = group::render(&g, &members, &base);
-        if filter
-            .as_ref()
-            .is_none_or(|f| f.matches_in(Kind::Group, &rendered))
-        {
-            matches.push(rendered);
-        }
-    }
+    let base = base(app, &scope.namespace, headers);
+    let matches = matching(app, scope, filter.as_ref(), &base);
     let mut resources = Vec::new();
     for r in &matches[page.range(matches.len())] {
         resources.push(Value::Object(resource::project_in(
             Kind::Group,
             r,
-            query(&q, "attributes"),
-            query(&q, "excludedAttributes"),
+            query(q, "attributes"),
+            query(q, "excludedAttributes"),
         )?));
     }
     Ok(scim(
@@ -233,7 +295,8 @@ pub(super) async fn create<S: Store>(
     let body = read_json(&app, body).await?;
     let (mut res, members) = group::normalize(&body)?;
     check_unique(&app, &scope, &res, None)?;
-    check_members(&app, &scope, &BTreeSet::new(), &members)?;
+    let (users, pending) = split(&app, &scope, &members);
+    group::set_pending(&mut res, &pending);
     // Named from a digest of an unguessable seed: never from the group's name.
     let digest = Sha256::digest(app.store.new_seed().as_bytes());
     let id: String = format!(
@@ -250,7 +313,7 @@ pub(super) async fn create<S: Store>(
         .create_group(&scope, GroupRecord { id, resource: res })
         .await?;
     let name = record.display_name().to_string();
-    set_memberships(&app, &scope, None, Some(&name), &BTreeSet::new(), &members).await?;
+    set_memberships(&app, &scope, None, Some(&name), &BTreeSet::new(), &users).await?;
     respond(&app, &scope, StatusCode::CREATED, &record, &headers, &q)
 }
 
@@ -260,13 +323,14 @@ async fn update<S: Store>(
     scope: &Scope,
     current: GroupRecord,
     mut res: Resource,
-    members: BTreeSet<String>,
+    members: Members,
 ) -> Result<GroupRecord> {
     check_unique(app, scope, &res, Some(&current.id))?;
     let before: BTreeSet<String> = members_of(app, scope, current.display_name())
         .into_iter()
         .collect();
-    check_members(app, scope, &before, &members)?;
+    let (users, pending) = split(app, scope, &members);
+    group::set_pending(&mut res, &pending);
     let created = current
         .resource
         .get("meta")
@@ -279,7 +343,7 @@ async fn update<S: Store>(
     candidate.remove("meta");
     candidate.insert("id".into(), Value::String(current.id.clone()));
     candidate.insert("schemas".into(), json!([GROUP_SCHEMA]));
-    let record = if candidate == unchanged && members == before {
+    let record = if candidate == unchanged && users == before {
         current
     } else {
         stamp(&mut res, &current.id, created, app.store.now());
@@ -296,7 +360,7 @@ async fn update<S: Store>(
             .await?
     };
     let new = record.display_name().to_string();
-    set_memberships(app, scope, Some(&old), Some(&new), &before, &members).await?;
+    set_memberships(app, scope, Some(&old), Some(&new), &before, &users).await?;
     Ok(record)
 }
 
@@ -327,9 +391,7 @@ pub(super) async fn patch<S: Store>(
     let body = read_json(&app, body).await?;
     let current = existing(&app, &scope, &id)?;
     check_if_match(&app, &scope, &headers, &current)?;
-    let before: BTreeSet<String> = members_of(&app, &scope, current.display_name())
-        .into_iter()
-        .collect();
+    let before = all_members(&app, &scope, &current);
     let (res, members) = group::patch(&current.resource, &before, &body)?;
     let record = update(&app, &scope, current, res, members).await?;
     respond(&app, &scope, StatusCode::OK, &record, &headers, &q)

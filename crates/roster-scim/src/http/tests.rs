@@ -782,11 +782,14 @@ async fn refusals_say_why_and_write_nothing() {
             Some("invalidValue"),
         ),
         (
-            "a Group with an unknown member",
+            "a Group with a Group as member",
             "POST",
             &groups,
             Some(TOKEN_A),
-            Some(json!({"displayName": "G", "members": [{"value": "nobody"}]}).to_string()),
+            Some(
+                json!({"displayName": "G", "members": [{"value": "g-1", "type": "Group"}]})
+                    .to_string(),
+            ),
             StatusCode::BAD_REQUEST,
             Some("invalidValue"),
         ),
@@ -1073,6 +1076,41 @@ async fn groups_as_okta_and_entra_push_them() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A member the identity provider adds before it creates the User is pending, and
+    // joins when the User arrives.
+    let r = h
+        .call(
+            "PATCH",
+            &format!("{A}/Groups/{gid}"),
+            Some(json!({"schemas": [schema::PATCH_OP_SCHEMA], "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": "e-4"}]}
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["value"] == "e-4")
+    );
+    let body = json!({"userName": "u4@example.com", EXT: {"employeeNumber": "4"}});
+    assert_eq!(
+        h.call("POST", &format!("{A}/Users"), Some(body))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(groups_of("e-4"), vec!["Platform"]);
+    let r = h.call("GET", &format!("{A}/Groups/{gid}"), None).await;
+    let members: Vec<&str> = r.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["value"].as_str())
+        .collect();
+    assert_eq!(members, ["e-2", "e-4"]);
     // DELETE takes the memberships with it.
     assert_eq!(
         h.call("DELETE", &format!("{A}/Groups/{gid}"), None)

@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
-use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Tenant};
+use roster_api::{Departure, DeprovisionPolicy, DirectoryGroup, DirectoryUser, Tenant};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tracing::warn;
@@ -153,6 +153,9 @@ pub struct ScopeWatches {
     pub policies: Watched<DeprovisionPolicy>,
     pub users: Watched<DirectoryUser>,
     pub departures: Watched<Departure>,
+    /// Pushed groups (read by the SCIM endpoint; the lifecycle reads memberships
+    /// from the users).
+    pub groups: Watched<DirectoryGroup>,
 }
 
 impl ScopeWatches {
@@ -163,6 +166,7 @@ impl ScopeWatches {
             policies: Watched::start(super::api(client, ns), "DeprovisionPolicy"),
             users: Watched::start(super::api(client, ns), "DirectoryUser"),
             departures: Watched::start(super::api(client, ns), "Departure"),
+            groups: Watched::start(super::api(client, ns), "DirectoryGroup"),
             namespace,
         }
     }

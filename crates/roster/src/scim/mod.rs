@@ -76,6 +76,7 @@ pub async fn start(
     ));
     for scope in &watches.scopes {
         tokio::spawn(store.clone().follow(scope.users.clone()));
+        tokio::spawn(store.clone().follow_groups(scope.groups.clone()));
     }
     tokio::spawn(tokens::refresh(client, store.clone(), watches.clone()));
     let config = roster_scim::http::Config {

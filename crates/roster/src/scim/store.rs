@@ -6,14 +6,15 @@
 //! it at once, so that an identity provider that creates a User and looks it up in the
 //! next request finds it. Each object's `resourceVersion` is remembered, so an older
 //! watch event that arrives after a write's answer cannot roll the index back.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
-use roster_api::DirectoryUser;
+use roster_api::{DirectoryGroup, DirectoryUser};
+use roster_scim::group::GroupRecord;
 use roster_scim::objects::{self, FIELD_MANAGER, UserIndex};
 use roster_scim::store::{Index, Record, ScimTenant, Scope, Store};
 use roster_scim::{ScimError, ScimType};
@@ -39,6 +40,14 @@ struct Indexed {
     /// (namespace, name) → what the index holds of it (also for objects SCIM does not
     /// read, so that a stale event cannot bring them back).
     seen: HashMap<(String, String), Seen>,
+    groups: HashMap<Scope, BTreeMap<String, GroupRecord>>,
+    groups_seen: HashMap<(String, String), Seen>,
+}
+
+fn version_of(resource_version: &str) -> u64 {
+    // resourceVersions are opaque, but etcd's are increasing integers; one that does
+    // not parse is taken as the newest.
+    resource_version.parse::<u64>().unwrap_or(u64::MAX)
 }
 
 impl Indexed {
@@ -58,9 +67,7 @@ impl Indexed {
             return;
         };
         let key = (namespace.clone(), du.name_any());
-        // resourceVersions are opaque, but etcd's are increasing integers; one that
-        // does not parse is taken as the newest.
-        let version = resource_version.parse::<u64>().unwrap_or(u64::MAX);
+        let version = version_of(&resource_version);
         if self.seen.get(&key).is_some_and(|s| s.version > version) {
             return;
         }
@@ -73,6 +80,51 @@ impl Indexed {
             self.scopes.entry(scope.clone()).or_default().upsert(record);
         }
         self.seen.insert(
+            key,
+            Seen {
+                scope,
+                version,
+                resource_version,
+            },
+        );
+    }
+}
+
+impl Indexed {
+    fn forget_group(&mut self, key: &(String, String)) {
+        if let Some(seen) = self.groups_seen.remove(key)
+            && let Some(groups) = self.groups.get_mut(&seen.scope)
+        {
+            groups.remove(&key.1);
+        }
+    }
+
+    fn observe_group(&mut self, dg: &DirectoryGroup) {
+        let (Some(namespace), Some(resource_version)) = (dg.namespace(), dg.resource_version())
+        else {
+            return;
+        };
+        let key = (namespace.clone(), dg.name_any());
+        let version = version_of(&resource_version);
+        if self
+            .groups_seen
+            .get(&key)
+            .is_some_and(|s| s.version > version)
+        {
+            return;
+        }
+        self.forget_group(&key);
+        let scope = Scope {
+            namespace,
+            tenant: dg.spec.tenant_ref.name.clone(),
+        };
+        if let Some(group) = objects::from_group_object(&scope, dg) {
+            self.groups
+                .entry(scope.clone())
+                .or_default()
+                .insert(group.id.clone(), group);
+        }
+        self.groups_seen.insert(
             key,
             Seen {
                 scope,
@@ -122,6 +174,47 @@ impl KubeStore {
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
+        }
+    }
+
+    /// Keeps the Group index in step with one watch of DirectoryGroups.
+    pub async fn follow_groups(self: Arc<Self>, groups: Watched<DirectoryGroup>) {
+        let mut changes = groups.changes();
+        self.rebuild_groups(&groups);
+        loop {
+            match changes.recv().await {
+                Ok(Change::Applied(dg)) => self.write().observe_group(&dg),
+                Ok(Change::Deleted(dg)) => {
+                    let key = (dg.namespace().unwrap_or_default(), dg.name_any());
+                    self.write().forget_group(&key);
+                }
+                Ok(Change::Listed) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    self.rebuild_groups(&groups)
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    fn rebuild_groups(&self, groups: &Watched<DirectoryGroup>) {
+        let objects = groups.store.state();
+        let mut index = self.write();
+        let present: std::collections::HashSet<(String, String)> = objects
+            .iter()
+            .map(|dg| (dg.namespace().unwrap_or_default(), dg.name_any()))
+            .collect();
+        let namespaces: std::collections::HashSet<&String> = present.iter().map(|k| &k.0).collect();
+        let gone: Vec<_> = index
+            .groups_seen
+            .keys()
+            .filter(|k| namespaces.contains(&k.0) && !present.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            index.forget_group(&key);
+        }
+        for dg in &objects {
+            index.observe_group(dg);
         }
     }
 
@@ -194,6 +287,27 @@ impl KubeStore {
             )
             .await?;
         self.write().observe(&written);
+        Ok(written)
+    }
+
+    /// Applies a Group as its DirectoryGroup, at `resource_version` when given.
+    async fn apply_group(
+        &self,
+        scope: &Scope,
+        group: &GroupRecord,
+        resource_version: Option<String>,
+    ) -> Result<DirectoryGroup, kube::Error> {
+        let mut object = objects::to_group_object(scope, group);
+        object.metadata.resource_version = resource_version;
+        let api: Api<DirectoryGroup> = Api::namespaced(self.client.clone(), &scope.namespace);
+        let written = api
+            .patch(
+                &group.id,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await?;
+        self.write().observe_group(&written);
         Ok(written)
     }
 
@@ -367,6 +481,83 @@ impl Store for KubeStore {
             Some(terminating) => self.write().observe(&terminating),
             None => self.write().forget(&key),
         }
+        Ok(())
+    }
+
+    fn get_group(&self, scope: &Scope, id: &str) -> Option<GroupRecord> {
+        self.read().groups.get(scope)?.get(id).cloned()
+    }
+
+    fn groups(&self, scope: &Scope) -> Vec<GroupRecord> {
+        self.read()
+            .groups
+            .get(scope)
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    async fn create_group(
+        &self,
+        scope: &Scope,
+        group: GroupRecord,
+    ) -> Result<GroupRecord, ScimError> {
+        let written = self
+            .apply_group(scope, &group, None)
+            .await
+            .map_err(refused)?;
+        Ok(objects::from_group_object(scope, &written).unwrap_or(group))
+    }
+
+    async fn replace_group(
+        &self,
+        scope: &Scope,
+        group: GroupRecord,
+        version: &str,
+    ) -> Result<GroupRecord, ScimError> {
+        for attempt in 0..CONFLICT_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;
+            }
+            let current = self
+                .get_group(scope, &group.id)
+                .ok_or_else(|| ScimError::not_found("no such Group"))?;
+            if roster_scim::resource::version(&current.resource) != version {
+                return Err(ScimError::precondition_failed());
+            }
+            let resource_version = self
+                .read()
+                .groups_seen
+                .get(&(scope.namespace.clone(), group.id.clone()))
+                .map(|s| s.resource_version.clone());
+            match self.apply_group(scope, &group, resource_version).await {
+                Ok(written) => {
+                    return Ok(objects::from_group_object(scope, &written).unwrap_or(group));
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    let api: Api<DirectoryGroup> =
+                        Api::namespaced(self.client.clone(), &scope.namespace);
+                    match api.get_opt(&group.id).await.map_err(refused)? {
+                        Some(dg) => self.write().observe_group(&dg),
+                        None => return Err(ScimError::not_found("no such Group")),
+                    }
+                }
+                Err(error) => return Err(refused(error)),
+            }
+        }
+        Err(ScimError::new(
+            503,
+            None,
+            "the Group is changing too often to write; try again",
+        ))
+    }
+
+    async fn delete_group(&self, scope: &Scope, id: &str) -> Result<(), ScimError> {
+        let api: Api<DirectoryGroup> = Api::namespaced(self.client.clone(), &scope.namespace);
+        api.delete(id, &DeleteParams::default())
+            .await
+            .map_err(refused)?;
+        self.write()
+            .forget_group(&(scope.namespace.clone(), id.to_string()));
         Ok(())
     }
 }

@@ -40,7 +40,9 @@ pub async fn refresh(client: Client, store: Arc<KubeStore>, watches: Watches) {
     let mut unreadable = HashSet::new();
     loop {
         let listed = watches.scopes.iter().all(|s| {
-            crate::controller::ready(&s.users.store) && crate::controller::ready(&s.tenants.store)
+            crate::controller::ready(&s.users.store)
+                && crate::controller::ready(&s.tenants.store)
+                && crate::controller::ready(&s.groups.store)
         });
         if listed {
             store.set_tokens(read_all(&client, &tenants, &mut unreadable).await);

@@ -165,9 +165,9 @@ impl Scim {
 #[derive(Clone, Default)]
 pub(crate) struct Settings {
     /// Requests per second and burst per tenant.
-    rate: Option<(u32, u32)>,
+    pub(crate) rate: Option<(u32, u32)>,
     /// More namespaces the same endpoint serves.
-    also: Vec<String>,
+    pub(crate) also: Vec<String>,
 }
 
 fn url_escape(s: &str) -> String {
@@ -650,4 +650,101 @@ async fn rate_limit_and_token_rotation() {
         )
         .await;
     assert_eq!(new.status, 200);
+}
+
+/// Okta's Push Groups and Entra's group provisioning: a pushed Group becomes a
+/// DirectoryGroup, its members' `spec.groups` name it, and a Tenant group rule on the
+/// field `groups` puts them into a learning-platform group; leaving the pushed Group
+/// leaves the platform group (the rule removes); deleting the Group ends every
+/// membership.
+#[tokio::test]
+async fn pushed_groups_reach_the_learning_platform_through_group_rules() {
+    use roster_api::tenant::ProfileField;
+    let env = TestEnv::new("scim-groups").await;
+    let lms = crate::joiners::standin(false).await;
+    tenant(&env, &lms, "groups-token").await;
+    let mut rules = crate::joiners::rules();
+    rules.push(crate::joiners::rule(
+        "sales",
+        ProfileField::Groups,
+        &["Sales Team"],
+        true,
+    ));
+    env.api::<Tenant>()
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"groupRules": rules}})),
+        )
+        .await
+        .unwrap();
+    let scim = Scim::start(&env, "groups-token", true, Settings::default()).await;
+    for n in 1..=2 {
+        let body = json!({"userName": format!("g{n}@example.com"), "active": true,
+            "emails": [{"value": format!("g{n}@example.com")}], EXT: {"employeeNumber": format!("500{n}")}});
+        assert_eq!(scim.call("POST", "/Users", Some(body)).await.status, 201);
+    }
+    let r = scim
+        .call(
+            "POST",
+            "/Groups",
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Sales Team", "members": [{"value": "e-5001"}, {"value": "e-5002"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let gid = r.body["id"].as_str().unwrap().to_string();
+    let dg = env
+        .api::<roster_api::DirectoryGroup>()
+        .get(&gid)
+        .await
+        .expect("the Group is a DirectoryGroup");
+    assert_eq!(dg.spec.display_name, "Sales Team");
+    for id in ["e-5001", "e-5002"] {
+        let du = wait_status(&env, id, "in the platform group", |s| {
+            s.account.groups.iter().any(|g| g == "sales")
+        })
+        .await;
+        assert_eq!(du.spec.groups, vec!["Sales Team"]);
+    }
+    // The Group reads back with its members, from any request on.
+    let r = scim.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(
+        r.body["members"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        r.body
+    );
+
+    // Entra removes a member.
+    let remove =
+        patch(json!([{"op": "Remove", "path": "members", "value": [{"value": "e-5001"}]}]));
+    assert_eq!(
+        scim.call("PATCH", &format!("/Groups/{gid}"), Some(remove))
+            .await
+            .status,
+        200
+    );
+    wait_status(&env, "e-5001", "out of the platform group", |s| {
+        !s.account.groups.iter().any(|g| g == "sales")
+    })
+    .await;
+    // Deleting the Group ends the other membership.
+    assert_eq!(
+        scim.call("DELETE", &format!("/Groups/{gid}"), None)
+            .await
+            .status,
+        204
+    );
+    wait_status(&env, "e-5002", "out of the platform group", |s| {
+        !s.account.groups.iter().any(|g| g == "sales")
+    })
+    .await;
+    assert_eq!(scim.get(&format!("/Groups/{gid}")).await.status, 404);
+    let calls = lms.state().calls();
+    let removals = calls
+        .iter()
+        .filter(|c| c.operation == "removeGroupMember")
+        .count();
+    assert_eq!(removals, 2, "each membership removed once at the platform");
 }

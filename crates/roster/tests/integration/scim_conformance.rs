@@ -11,6 +11,13 @@ use crate::support::TestEnv;
 
 const TOKEN: &str = "conformance-token";
 
+fn unlimited() -> Settings {
+    Settings {
+        rate: Some((100_000, 100_000)),
+        ..Default::default()
+    }
+}
+
 fn report_dir() -> PathBuf {
     let dir = roster_testkit::repo_path("target/conformance");
     std::fs::create_dir_all(&dir).expect("create target/conformance");
@@ -46,7 +53,9 @@ async fn scim2_tester_passes_in_full() {
     let env = TestEnv::new("scim-conformance").await;
     let lms = crate::joiners::standin(false).await;
     tenant(&env, &lms, TOKEN).await;
-    let scim = Scim::start(&env, TOKEN, true, Settings::default()).await;
+    // The suites send requests as fast as they can; the tenant's rate limit is not
+    // what they test.
+    let scim = Scim::start(&env, TOKEN, true, unlimited()).await;
     let bin = tools().await;
     let mut command = Command::new(bin.join("scim2"));
     command
@@ -82,7 +91,9 @@ async fn scim_sanity_passes_in_full() {
     let env = TestEnv::new("scim-sanity").await;
     let lms = crate::joiners::standin(false).await;
     tenant(&env, &lms, TOKEN).await;
-    let scim = Scim::start(&env, TOKEN, true, Settings::default()).await;
+    // The suites send requests as fast as they can; the tenant's rate limit is not
+    // what they test.
+    let scim = Scim::start(&env, TOKEN, true, unlimited()).await;
     let bin = tools().await;
     let mut command = Command::new(bin.join("scim-sanity"));
     command
