@@ -175,7 +175,7 @@ pub(crate) fn jitter() -> Duration {
     Duration::from_millis(rand::rng().random_range(0..200))
 }
 
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+pub(crate) fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
 {

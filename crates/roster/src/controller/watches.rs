@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
-use roster_api::{Departure, DeprovisionPolicy, DirectoryGroup, DirectoryUser, Tenant};
+use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Tenant};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tracing::warn;
@@ -170,9 +170,6 @@ pub struct ScopeWatches {
     /// Indexes over `users`, kept by its watch.
     pub directory: Arc<super::directory::Directory>,
     pub departures: Watched<Departure>,
-    /// Pushed groups (read by the SCIM endpoint; the lifecycle reads memberships
-    /// from the users).
-    pub groups: Watched<DirectoryGroup>,
 }
 
 impl ScopeWatches {
@@ -190,7 +187,6 @@ impl ScopeWatches {
             ),
             directory,
             departures: Watched::start(super::api(client, ns), "Departure"),
-            groups: Watched::start(super::api(client, ns), "DirectoryGroup"),
             namespace,
         }
     }

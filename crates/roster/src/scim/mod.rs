@@ -23,7 +23,9 @@ use tracing::warn;
 
 use crate::clock::Clock;
 use crate::controller::Watches;
+use crate::controller::watches::Watched;
 use crate::metrics::{Metrics, ScimLabels};
+use roster_api::DirectoryGroup;
 use store::KubeStore;
 
 /// `roster run`'s SCIM settings.
@@ -74,11 +76,24 @@ pub async fn start(
         clock,
         RateLimiter::keyed(quota),
     ));
+    // Pushed groups are SCIM's alone (the lifecycle reads memberships from the users),
+    // so SCIM watches them, and only when it is served.
+    let mut groups = Vec::new();
     for scope in &watches.scopes {
+        let watched = Watched::<DirectoryGroup>::start(
+            crate::controller::api(&client, scope.namespace.as_deref()),
+            "DirectoryGroup",
+        );
         tokio::spawn(store.clone().follow(scope.users.clone()));
-        tokio::spawn(store.clone().follow_groups(scope.groups.clone()));
+        tokio::spawn(store.clone().follow_groups(watched.clone()));
+        groups.push(watched);
     }
-    tokio::spawn(tokens::refresh(client, store.clone(), watches.clone()));
+    tokio::spawn(tokens::refresh(
+        client,
+        store.clone(),
+        watches.clone(),
+        groups,
+    ));
     let config = roster_scim::http::Config {
         max_body: settings.max_body,
         public_origin: settings.public_origin.clone(),

@@ -23,7 +23,12 @@ pub const REFRESH: Duration = Duration::from_secs(10);
 
 /// Reads the tokens now and then on every Tenant change and every [`REFRESH`]; marks
 /// the store ready once every watch has listed and the tokens were read once.
-pub async fn refresh(client: Client, store: Arc<KubeStore>, watches: Watches) {
+pub async fn refresh(
+    client: Client,
+    store: Arc<KubeStore>,
+    watches: Watches,
+    groups: Vec<Watched<roster_api::DirectoryGroup>>,
+) {
     let tenants: Vec<Watched<Tenant>> = watches.scopes.iter().map(|s| s.tenants.clone()).collect();
     let (changed_tx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
     for watched in &tenants {
@@ -40,10 +45,8 @@ pub async fn refresh(client: Client, store: Arc<KubeStore>, watches: Watches) {
     let mut unreadable = HashSet::new();
     loop {
         let listed = watches.scopes.iter().all(|s| {
-            crate::controller::ready(&s.users.store)
-                && crate::controller::ready(&s.tenants.store)
-                && crate::controller::ready(&s.groups.store)
-        });
+            crate::controller::ready(&s.users.store) && crate::controller::ready(&s.tenants.store)
+        }) && groups.iter().all(|g| crate::controller::ready(&g.store));
         if listed {
             store.set_tokens(read_all(&client, &tenants, &mut unreadable).await);
             store.set_ready();
