@@ -20,39 +20,8 @@ use roster_api::{
     Phase, Tenant, TenantSpec,
 };
 
+use crate::chart::render;
 use crate::support::{Operator, TestEnv, WAIT_TIMEOUT, apply, control_plane, wait_phase};
-
-/// The chart as `helm template` renders it (Helm built by the harness from
-/// `controlplane/helm`), release "roster" in `namespace`, one JSON value per document.
-async fn render(namespace: &str, args: &[&str]) -> Vec<serde_json::Value> {
-    let chart = roster_testkit::repo_path("charts/roster");
-    let mut command = std::process::Command::new(
-        tokio::task::spawn_blocking(roster_testkit::binaries::ensure_helm)
-            .await
-            .unwrap()
-            .expect("build helm"),
-    );
-    command
-        .arg("template")
-        .arg("roster")
-        .arg(&chart)
-        .args(["--kube-version", "1.37.2", "--namespace", namespace])
-        .args(args);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("run helm");
-    assert!(
-        output.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).expect("helm prints UTF-8");
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| serde::Deserialize::deserialize(doc).expect("the chart renders YAML"))
-        .filter(|doc: &serde_json::Value| !doc.is_null())
-        .collect()
-}
 
 /// The rendered documents of `kind`.
 fn of_kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
