@@ -265,7 +265,8 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 
 /// The figures behind the chart's memory request and limit (`values.yaml`,
 /// docs/operations.md): the resident memory of the operator binary the image ships
-/// (`.ci/image`'s static release build; the debug build when it is missing), idle,
+/// (`.ci/image`'s static release build; the debug build when it is missing; another
+/// with `ROSTER_RSS_BINARY`), idle,
 /// then with each number of users in `ROSTER_RSS_USERS` (default 1000,10000) applied
 /// and settled (each provisioned, `--effects memory`). Minutes, so not in `.ci/run`:
 /// `cargo test -p roster --test integration operator_memory -- --ignored --nocapture`.
@@ -278,7 +279,9 @@ async fn operator_memory_idle_and_with_users() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| roster_testkit::repo_path("target"))
         .join("x86_64-unknown-linux-musl/release/roster");
-    let binary = if shipped.is_file() {
+    let binary = if let Some(binary) = std::env::var_os("ROSTER_RSS_BINARY") {
+        std::path::PathBuf::from(binary)
+    } else if shipped.is_file() {
         shipped
     } else {
         std::path::PathBuf::from(env!("CARGO_BIN_EXE_roster"))

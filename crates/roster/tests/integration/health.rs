@@ -618,6 +618,8 @@ async fn kubectl_wait_for_ready_works_for_each_kind() {
     user(&env, "e-1", person("acme", "1", true)).await;
     user(&env, "e-2", person("acme", "2", true)).await;
     user(&env, "e-3", person("nowhere", "3", true)).await;
+    tenant(&env, "fast", policy("0s", "1s"), |_| {}).await;
+    user(&env, "e-4", person("fast", "4", false)).await;
     let ns = env.namespace.as_str();
     let wait = |args: &[&str]| {
         let mut all = vec!["wait", "-n", ns, "--timeout=60s"];
@@ -652,6 +654,9 @@ async fn kubectl_wait_for_ready_works_for_each_kind() {
     run(wait(&["--for=condition=Ready", "du/e-1"]))
         .await
         .assert_success("Ready in quarantine");
+    run(wait(&["--for=condition=Purged", "du/e-4"]))
+        .await
+        .assert_success("wait for the purge");
     // A deleted user (onObjectDeletion: Quarantine): its Departure.
     env.api::<DirectoryUser>()
         .delete("e-2", &Default::default())

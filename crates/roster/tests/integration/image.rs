@@ -7,8 +7,8 @@
 //! against the real API server. It answers `/readyz`, and its operator checks a Tenant
 //! with only the chart's RBAC.
 //!
-//! Without the layout the test builds it (`bash .ci/image`: a release build, minutes
-//! the first time); `.ci/run` builds it before the tests.
+//! The test runs `.ci/image` first (a release build, minutes the first time; `.ci/run`
+//! has built it by then, so only the 2 s pack remains).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -145,25 +145,17 @@ fn unpack(layout: &Path, tag: &str, into: &Path) -> Unpacked {
     }
 }
 
-/// The OCI layout, built by `.ci/image` when it is missing.
-fn layout(tag: &str) -> PathBuf {
-    let layout = target_dir().join("image/roster-oci");
-    let index = layout.join("index.json");
-    let tagged = std::fs::read_to_string(&index).is_ok_and(|text| text.contains(tag));
-    if !tagged {
-        eprintln!(
-            "no image in {}: building it with .ci/image",
-            layout.display()
-        );
-        let started = Instant::now();
-        let status = Command::new("bash")
-            .arg(roster_testkit::repo_path(".ci/image"))
-            .status()
-            .expect("run .ci/image");
-        assert!(status.success(), ".ci/image failed");
-        eprintln!("built the image in {:.0?}", started.elapsed());
-    }
-    layout
+/// The OCI layout, (re)built by `.ci/image` first: a no-op build and a 2 s pack when
+/// `.ci/run` has just built it, and never a stale image of an older tree.
+fn layout() -> PathBuf {
+    let started = Instant::now();
+    let status = Command::new("bash")
+        .arg(roster_testkit::repo_path(".ci/image"))
+        .status()
+        .expect("run .ci/image");
+    assert!(status.success(), ".ci/image failed");
+    eprintln!(".ci/image took {:.0?}", started.elapsed());
+    target_dir().join("image/roster-oci")
 }
 
 /// The size of a directory tree's files, in bytes.
@@ -197,12 +189,7 @@ async fn the_image_starts_as_the_chart_runs_it_and_answers_readyz() {
     let env = TestEnv::new("image").await;
     let tenants = crate::support::namespace(&env.client, "image-tenant").await;
     let tag = app_version();
-    let layout = tokio::task::spawn_blocking({
-        let tag = tag.clone();
-        move || layout(&tag)
-    })
-    .await
-    .unwrap();
+    let layout = tokio::task::spawn_blocking(layout).await.unwrap();
     let work = std::env::temp_dir().join(format!("roster-image-{}", env.namespace));
     let _ = std::fs::remove_dir_all(&work);
     roster_testkit::process::remove_at_exit(work.clone());
