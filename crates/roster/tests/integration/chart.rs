@@ -87,6 +87,35 @@ pub async fn apply_rendered(docs: &[Value], namespace: &str, dry_run: bool) -> S
     output.stdout
 }
 
+/// A token for the ServiceAccount `account` in `namespace`, issued by the API server
+/// (TokenRequest), as the kubelet mounts one into the chart's pod.
+pub async fn service_account_token(
+    client: &kube::Client,
+    namespace: &str,
+    account: &str,
+) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    kube::Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_token_request(
+            account,
+            &Default::default(),
+            &TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    audiences: Some(vec![]),
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a token for the chart's ServiceAccount")
+        .status
+        .and_then(|status| status.token)
+        .expect("the token")
+}
+
 /// The value sets of `charts/roster/ci/`, by name.
 fn value_sets() -> Vec<(String, std::path::PathBuf)> {
     let dir = roster_testkit::repo_path("charts/roster/ci");

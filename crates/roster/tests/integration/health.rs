@@ -5,13 +5,10 @@
 //! `argocd-cm` snippet carries the same scripts; and `kubectl wait
 //! --for=condition=Ready` (the harness's kubectl) returns for each kind that has one.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
 use roster::effects::memory::MemoryEffects;
 use roster_api::{
     Departure, DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec, Phase,
@@ -186,26 +183,10 @@ where
     serde_json::to_value(api.get(name).await.expect("get the object")).unwrap()
 }
 
-async fn secret(env: &TestEnv) {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("lms".into()),
-            labels: Some(crate::support::credentials_labels()),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([("token".into(), "t".into())])),
-        ..Default::default()
-    };
-    env.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn argo_cd_health_checks_read_real_statuses() {
     let env = TestEnv::new("health").await;
-    secret(&env).await;
+    crate::support::credentials_secret(&env).await;
     let mut cases: Vec<(String, &str, Value, &str)> = Vec::new();
     let users = env.api::<DirectoryUser>();
     let tenants = env.api::<Tenant>();
@@ -304,39 +285,28 @@ async fn argo_cd_health_checks_read_real_statuses() {
         ));
     }
     let quarantined = live(&users, "e-quarantined").await;
-    wait_status(&env, "e-paused", "Suspended", |s| {
-        crate::support::condition(s, "Suspended")
-            .is_some_and(|c| c.status == roster_api::ConditionStatus::True)
-    })
-    .await;
-    cases.push((
-        "tenant suspended".into(),
-        "health-directoryuser.lua",
-        live(&users, "e-paused").await,
-        "Suspended",
-    ));
-    wait_status(&env, "e-dry", "DryRun", |s| {
-        crate::support::condition(s, "DryRun")
-            .is_some_and(|c| c.status == roster_api::ConditionStatus::True)
-    })
-    .await;
-    cases.push((
-        "policy in dry-run".into(),
-        "health-directoryuser.lua",
-        live(&users, "e-dry").await,
-        "Healthy",
-    ));
-    wait_status(&env, "e-orphan", "Stalled", |s| {
-        crate::support::condition(s, "Stalled")
-            .is_some_and(|c| c.status == roster_api::ConditionStatus::True)
-    })
-    .await;
-    cases.push((
-        "Stalled (no such Tenant)".into(),
-        "health-directoryuser.lua",
-        live(&users, "e-orphan").await,
-        "Degraded",
-    ));
+    for (case, name, condition, expected) in [
+        ("tenant suspended", "e-paused", "Suspended", "Suspended"),
+        ("policy in dry-run", "e-dry", "DryRun", "Healthy"),
+        (
+            "Stalled (no such Tenant)",
+            "e-orphan",
+            "Stalled",
+            "Degraded",
+        ),
+    ] {
+        wait_status(&env, name, condition, move |s| {
+            crate::support::condition(s, condition)
+                .is_some_and(|c| c.status == roster_api::ConditionStatus::True)
+        })
+        .await;
+        cases.push((
+            case.into(),
+            "health-directoryuser.lua",
+            live(&users, name).await,
+            expected,
+        ));
+    }
 
     // A deleted user under onObjectDeletion: Quarantine carries on as a Departure.
     wait_status(
@@ -377,33 +347,27 @@ async fn argo_cd_health_checks_read_real_statuses() {
                 .any(|c| c.r#type == "Ready" && format!("{:?}", c.status) == want)
         })
     };
-    wait_object(tenants.clone(), "acme", "Ready", move |t| ready(t, "True")).await;
-    cases.push((
-        "Tenant Ready".into(),
-        "health-tenant.lua",
-        live(&tenants, "acme").await,
-        "Healthy",
-    ));
-    wait_object(tenants.clone(), "broken", "not Ready", move |t| {
-        ready(t, "False")
-    })
-    .await;
-    cases.push((
-        "Tenant with a missing Secret".into(),
-        "health-tenant.lua",
-        live(&tenants, "broken").await,
-        "Degraded",
-    ));
-    wait_object(tenants.clone(), "paused", "checked", move |t| {
-        ready(t, "True")
-    })
-    .await;
-    cases.push((
-        "Tenant suspended".into(),
-        "health-tenant.lua",
-        live(&tenants, "paused").await,
-        "Suspended",
-    ));
+    for (case, name, ready_status, expected) in [
+        ("Tenant Ready", "acme", "True", "Healthy"),
+        (
+            "Tenant with a missing Secret",
+            "broken",
+            "False",
+            "Degraded",
+        ),
+        ("Tenant suspended", "paused", "True", "Suspended"),
+    ] {
+        wait_object(tenants.clone(), name, "checked", move |t| {
+            ready(t, ready_status)
+        })
+        .await;
+        cases.push((
+            case.into(),
+            "health-tenant.lua",
+            live(&tenants, name).await,
+            expected,
+        ));
+    }
     // What the operator writes only for moments (a step running, failing and retried),
     // what needs a deletion or an edit not yet seen, and the Held phase (the guard that
     // holds users is not implemented yet, docs/lifecycle.md): real statuses, edited as
@@ -426,75 +390,78 @@ async fn argo_cd_health_checks_read_real_statuses() {
             }
         }
     };
-    edited(
-        "Deprovisioning",
-        &quarantined,
-        "health-directoryuser.lua",
+    const RUNNING: (&str, &str, &str, &str) = (
+        "Reconciling",
+        "True",
         "Progressing",
-        &|o| {
-            o["status"]["phase"] = "Deprovisioning".into();
-            set(
-                o,
-                "Ready",
-                "False",
-                "Progressing",
-                "full deprovisioning in progress",
-            );
-            set(
-                o,
-                "Reconciling",
-                "True",
-                "Progressing",
-                "lifecycle steps are running or waiting to be retried",
-            );
-        },
+        "lifecycle steps are running or waiting to be retried",
     );
-    edited(
-        "a step failed, retried",
-        &quarantined,
-        "health-directoryuser.lua",
-        "Progressing",
-        &|o| {
-            o["status"]["phase"] = "Deprovisioning".into();
-            set(
-                o,
-                "Ready",
-                "False",
-                "StepFailed",
-                "1 step(s) failed and will be retried; see status.steps",
-            );
-            set(
-                o,
-                "Reconciling",
-                "True",
-                "Progressing",
-                "lifecycle steps are running or waiting to be retried",
-            );
-        },
+    const STEP_FAILED: (&str, &str, &str, &str) = (
+        "Ready",
+        "False",
+        "StepFailed",
+        "1 step(s) failed and will be retried; see status.steps",
     );
-    edited(
-        "a step failing 5 times",
-        &quarantined,
-        "health-directoryuser.lua",
-        "Degraded",
-        &|o| {
-            o["status"]["phase"] = "Deprovisioning".into();
-            set(
-                o,
+    for (case, phase, conditions, expected) in [
+        (
+            "Deprovisioning",
+            "Deprovisioning",
+            vec![
+                (
+                    "Ready",
+                    "False",
+                    "Progressing",
+                    "full deprovisioning in progress",
+                ),
+                RUNNING,
+            ],
+            "Progressing",
+        ),
+        (
+            "a step failed, retried",
+            "Deprovisioning",
+            vec![STEP_FAILED, RUNNING],
+            "Progressing",
+        ),
+        (
+            "a step failing 5 times",
+            "Deprovisioning",
+            vec![
+                STEP_FAILED,
+                (
+                    "Stalled",
+                    "True",
+                    "StepFailing",
+                    "TransferEvents failed 5 times (last error: HTTP 503)",
+                ),
+            ],
+            "Degraded",
+        ),
+        (
+            "Held",
+            "Held",
+            vec![(
                 "Ready",
-                "False",
-                "StepFailed",
-                "1 step(s) failed and will be retried; see status.steps",
-            );
-            set(
-                o,
-                "Stalled",
                 "True",
-                "StepFailing",
-                "TransferEvents failed 5 times (last error: HTTP 503)",
-            );
-        },
-    );
+                "Held",
+                "held by the mass-deprovisioning guard until approved",
+            )],
+            "Suspended",
+        ),
+    ] {
+        edited(
+            case,
+            &quarantined,
+            "health-directoryuser.lua",
+            expected,
+            &|o| {
+                o["status"]["phase"] = phase.into();
+                for (kind, status, reason, message) in &conditions {
+                    set(o, kind, status, reason, message);
+                }
+            },
+        );
+    }
     edited(
         "a spec edit not yet seen",
         &quarantined,
@@ -503,22 +470,6 @@ async fn argo_cd_health_checks_read_real_statuses() {
         &|o| {
             o["metadata"]["generation"] =
                 json!(o["status"]["observedGeneration"].as_i64().unwrap() + 1);
-        },
-    );
-    edited(
-        "Held",
-        &quarantined,
-        "health-directoryuser.lua",
-        "Suspended",
-        &|o| {
-            o["status"]["phase"] = "Held".into();
-            set(
-                o,
-                "Ready",
-                "True",
-                "Held",
-                "held by the mass-deprovisioning guard until approved",
-            );
         },
     );
     let acme = live(&tenants, "acme").await;
@@ -612,7 +563,7 @@ fn the_argocd_cm_snippet_carries_the_tested_scripts() {
 #[tokio::test]
 async fn kubectl_wait_for_ready_works_for_each_kind() {
     let env = TestEnv::new("kubectl-wait").await;
-    secret(&env).await;
+    crate::support::credentials_secret(&env).await;
     tenant(&env, "acme", policy("1h", "2h"), |_| {}).await;
     let _operator = Operator::start(&env.client, &env.namespace, Arc::new(MemoryEffects::new()));
     user(&env, "e-1", person("acme", "1", true)).await;

@@ -15,10 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
 use roster_api::{ConditionStatus, DeprovisionPolicy, DeprovisionPolicySpec, Tenant};
 use serde_json::Value;
 
@@ -288,24 +284,7 @@ async fn the_image_starts_as_the_chart_runs_it_and_answers_readyz() {
         .and_then(|d| d["metadata"]["name"].as_str())
         .expect("the chart renders a ServiceAccount")
         .to_string();
-    let token = Api::<ServiceAccount>::namespaced(env.client.clone(), &env.namespace)
-        .create_token_request(
-            &account,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    audiences: Some(vec![]),
-                    expiration_seconds: Some(3600),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("a token for the chart's ServiceAccount")
-        .status
-        .and_then(|s| s.token)
-        .expect("the token");
+    let token = crate::chart::service_account_token(&env.client, &env.namespace, &account).await;
     let plane = control_plane().await;
     let kubeconfig = kube::config::Kubeconfig::read_from(plane.kubeconfig_path()).unwrap();
     let ca = kubeconfig.clusters[0]
@@ -416,20 +395,7 @@ async fn the_image_starts_as_the_chart_runs_it_and_answers_readyz() {
         client: env.client.clone(),
         namespace: tenants.clone(),
     };
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("lms".into()),
-            labels: Some(crate::support::credentials_labels()),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([("token".into(), "t".into())])),
-        ..Default::default()
-    };
-    tenant_env
-        .api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    crate::support::credentials_secret(&tenant_env).await;
     apply(
         &tenant_env.api::<DeprovisionPolicy>(),
         "standard",

@@ -252,8 +252,6 @@ async fn the_chart_rbac_is_enough_to_run_the_lifecycle() {
 /// each namespace through the whole lifecycle, while a cluster-wide list is refused.
 #[tokio::test]
 async fn namespaced_roles_from_the_chart_are_enough_and_nothing_is_cluster_wide() {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
     use kube::config::{KubeConfigOptions, Kubeconfig};
 
     let env = TestEnv::new("rbac-namespaced").await;
@@ -325,24 +323,7 @@ async fn namespaced_roles_from_the_chart_are_enough_and_nothing_is_cluster_wide(
         .as_str()
         .unwrap()
         .to_string();
-    let token = Api::<ServiceAccount>::namespaced(env.client.clone(), &env.namespace)
-        .create_token_request(
-            &account,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    audiences: Some(vec![]),
-                    expiration_seconds: Some(3600),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("a token for the chart's ServiceAccount")
-        .status
-        .and_then(|status| status.token)
-        .expect("the token");
+    let token = crate::chart::service_account_token(&env.client, &env.namespace, &account).await;
     let plane = control_plane().await;
     let mut kubeconfig = Kubeconfig::read_from(plane.kubeconfig_path()).unwrap();
     for user in &mut kubeconfig.auth_infos {
