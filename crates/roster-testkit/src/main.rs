@@ -1,8 +1,22 @@
 //! `roster-controlplane` (`cargo controlplane`): builds (or reuses) and starts a local
 //! kube-apiserver + etcd on loopback, prints the kubeconfig path, and runs until
 //! interrupted. Test equipment: for poking at the CRDs by hand with kubectl.
+//!
+//! `roster-controlplane helm-path` instead builds (or reuses) Helm from
+//! `controlplane/helm` and prints its path, for `.ci/chart` (`helm lint`, `helm
+//! template`); nothing is started.
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("helm-path") {
+        match roster_testkit::binaries::ensure_helm() {
+            Ok(helm) => println!("{}", helm.display()),
+            Err(error) => {
+                eprintln!("roster-controlplane: {error}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let plane = match roster_testkit::ControlPlane::start() {
         Ok(plane) => plane,
         Err(error) => {

@@ -6,10 +6,13 @@
 //! publishes asynchronously, always with a deadline.
 
 mod api;
+mod chart;
 mod crds;
 mod departures;
 mod deprovisioning;
 mod examples;
+mod health;
+mod image;
 mod invalid;
 mod joiners;
 mod kubectl;

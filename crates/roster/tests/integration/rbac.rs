@@ -20,39 +20,8 @@ use roster_api::{
     Phase, Tenant, TenantSpec,
 };
 
+use crate::chart::render;
 use crate::support::{Operator, TestEnv, WAIT_TIMEOUT, apply, control_plane, wait_phase};
-
-/// The chart as `helm template` renders it (Helm built by the harness from
-/// `controlplane/helm`), release "roster" in `namespace`, one JSON value per document.
-async fn render(namespace: &str, args: &[&str]) -> Vec<serde_json::Value> {
-    let chart = roster_testkit::repo_path("charts/roster");
-    let mut command = std::process::Command::new(
-        tokio::task::spawn_blocking(roster_testkit::binaries::ensure_helm)
-            .await
-            .unwrap()
-            .expect("build helm"),
-    );
-    command
-        .arg("template")
-        .arg("roster")
-        .arg(&chart)
-        .args(["--kube-version", "1.37.2", "--namespace", namespace])
-        .args(args);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("run helm");
-    assert!(
-        output.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).expect("helm prints UTF-8");
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| serde::Deserialize::deserialize(doc).expect("the chart renders YAML"))
-        .filter(|doc: &serde_json::Value| !doc.is_null())
-        .collect()
-}
 
 /// The rendered documents of `kind`.
 fn of_kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
@@ -283,8 +252,6 @@ async fn the_chart_rbac_is_enough_to_run_the_lifecycle() {
 /// each namespace through the whole lifecycle, while a cluster-wide list is refused.
 #[tokio::test]
 async fn namespaced_roles_from_the_chart_are_enough_and_nothing_is_cluster_wide() {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
     use kube::config::{KubeConfigOptions, Kubeconfig};
 
     let env = TestEnv::new("rbac-namespaced").await;
@@ -356,24 +323,7 @@ async fn namespaced_roles_from_the_chart_are_enough_and_nothing_is_cluster_wide(
         .as_str()
         .unwrap()
         .to_string();
-    let token = Api::<ServiceAccount>::namespaced(env.client.clone(), &env.namespace)
-        .create_token_request(
-            &account,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    audiences: Some(vec![]),
-                    expiration_seconds: Some(3600),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("a token for the chart's ServiceAccount")
-        .status
-        .and_then(|status| status.token)
-        .expect("the token");
+    let token = crate::chart::service_account_token(&env.client, &env.namespace, &account).await;
     let plane = control_plane().await;
     let mut kubeconfig = Kubeconfig::read_from(plane.kubeconfig_path()).unwrap();
     for user in &mut kubeconfig.auth_infos {

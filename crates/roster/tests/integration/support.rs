@@ -477,3 +477,24 @@ pub fn credentials_labels() -> std::collections::BTreeMap<String, String> {
         "true".to_string(),
     )])
 }
+
+/// The learning platform's credentials Secret most tests' Tenants name ("lms", key
+/// "token", labelled for roster), in `env`'s namespace.
+pub async fn credentials_secret(env: &TestEnv) {
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            name: Some("lms".into()),
+            labels: Some(credentials_labels()),
+            ..Default::default()
+        },
+        string_data: Some(std::collections::BTreeMap::from([(
+            "token".into(),
+            "t".into(),
+        )])),
+        ..Default::default()
+    };
+    env.api::<k8s_openapi::api::core::v1::Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the credentials Secret");
+}
