@@ -16,6 +16,7 @@
 pub mod binaries;
 mod install;
 pub mod process;
+pub mod sshd;
 
 use std::fmt::Write as _;
 use std::fs;

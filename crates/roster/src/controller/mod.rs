@@ -357,6 +357,18 @@ async fn run_scope(
         policies_for_departures,
         shutdown.clone(),
     );
+    // The HR feeds' scheduler (CSV over SFTP, HR API) for this scope's Tenants.
+    let feeds = crate::feeds::runner::run(
+        Arc::new(crate::feeds::sync::Feeds {
+            client: context.client.clone(),
+            recorder: context.recorder.clone(),
+            clock: context.clock.clone(),
+            endpoints: context.endpoints.clone(),
+            timeout: Duration::from_secs(30),
+        }),
+        context.tenants.clone(),
+        shutdown.clone(),
+    );
     let tenant = tenant::controller(
         &options,
         context,
@@ -370,6 +382,7 @@ async fn run_scope(
         users,
         departure,
         tenant,
+        feeds,
         tenant_driver,
         policy_driver,
         user_driver,

@@ -175,11 +175,21 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
             &Api::<Tenant>::namespaced(client.clone(), &namespace),
             &name,
             KIND,
-            &status,
+            &without_source_syncs(status),
         )
         .await?;
     }
     Ok(Action::requeue(RECHECK))
+}
+
+/// The status as this controller owns it: `sourceSyncs` entries belong to each source's
+/// own field manager (`crate::feeds`), and applying a stale copy of them here would
+/// move a source's last sync back.
+fn without_source_syncs(status: TenantStatus) -> TenantStatus {
+    TenantStatus {
+        source_syncs: Vec::new(),
+        ..status
+    }
 }
 
 /// A Tenant being deleted waits for its users (each of which, once deleted, leaves
@@ -211,7 +221,7 @@ async fn finalize(
         );
         status.user_counts = Some(count(users.iter()));
         if changed || tenant.status.as_ref() != Some(&status) {
-            patch::status(tenants, &name, KIND, &status).await?;
+            patch::status(tenants, &name, KIND, &without_source_syncs(status)).await?;
         }
         // The user store may lag behind the watch event that woke us: look again soon.
         return Ok(Action::requeue(Duration::from_secs(2)));
