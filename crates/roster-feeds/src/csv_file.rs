@@ -30,7 +30,10 @@ impl Default for CsvFormat {
 fn labels(format: &CsvFormat, field: ProfileField) -> Vec<String> {
     match format.columns.iter().find(|c| c.field == field) {
         Some(mapping) => vec![fold_header(&mapping.header)],
-        None => default_headers(field).iter().map(|h| h.to_string()).collect(),
+        None => default_headers(field)
+            .iter()
+            .map(|h| h.to_string())
+            .collect(),
     }
 }
 
@@ -70,7 +73,11 @@ pub fn read_csv(bytes: &[u8], format: &CsvFormat) -> Result<Snapshot, FeedError>
             }
         }
     }
-    for field in [ProfileField::EmployeeId, ProfileField::FullName, ProfileField::Email] {
+    for field in [
+        ProfileField::EmployeeId,
+        ProfileField::FullName,
+        ProfileField::Email,
+    ] {
         if !columns.values().any(|(f, _)| *f == field) {
             return Err(FeedError::MissingColumn {
                 field: field_label(field).into(),
@@ -137,7 +144,10 @@ impl Lines {
     fn advance(&mut self, bytes: &[u8], to: usize) {
         let to = to.min(bytes.len());
         if to > self.offset {
-            self.line += bytes[self.offset..to].iter().filter(|b| **b == b'\n').count() as u64;
+            self.line += bytes[self.offset..to]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
             self.offset = to;
         }
     }
@@ -179,7 +189,11 @@ mod tests {
         let alex = &s.records[0];
         assert_eq!(alex.employee_id, "00042");
         assert_eq!(alex.full_name, "Example, Alex");
-        assert_eq!(alex.title.as_deref(), Some("Engineer II"), "white space folded");
+        assert_eq!(
+            alex.title.as_deref(),
+            Some("Engineer II"),
+            "white space folded"
+        );
         assert_eq!(alex.manager, Some(Manager::EmployeeId("00007".into())));
         assert_eq!(alex.row, 2);
         // The quoted line break makes the next row start on line 4.

@@ -41,9 +41,13 @@ pub enum FeedError {
         "the file has a header but no rows; nothing applied (a complete snapshot without anybody in it would remove everyone)"
     )]
     NoRows,
-    #[error("no column for {field}: expected a header \"{expected}\" (matched ignoring case and surrounding spaces), or map one in spec.sources.csv.columns")]
+    #[error(
+        "no column for {field}: expected a header \"{expected}\" (matched ignoring case and surrounding spaces), or map one in spec.sources.csv.columns"
+    )]
     MissingColumn { field: String, expected: String },
-    #[error("two columns hold {field}: {first:?} and {second:?}; remove one or map the field in spec.sources.csv.columns")]
+    #[error(
+        "two columns hold {field}: {first:?} and {second:?}; remove one or map the field in spec.sources.csv.columns"
+    )]
     DuplicateColumn {
         field: String,
         first: String,
@@ -122,8 +126,10 @@ impl Snapshot {
         for r in &self.records {
             rows.entry(r.employee_id.clone()).or_default().push(r.row);
         }
-        let duplicated: BTreeMap<String, Vec<u64>> =
-            rows.into_iter().filter(|(_, rows)| rows.len() > 1).collect();
+        let duplicated: BTreeMap<String, Vec<u64>> = rows
+            .into_iter()
+            .filter(|(_, rows)| rows.len() > 1)
+            .collect();
         if !duplicated.is_empty() {
             let (dups, keep): (Vec<Record>, Vec<Record>) = std::mem::take(&mut self.records)
                 .into_iter()

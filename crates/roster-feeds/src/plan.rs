@@ -244,7 +244,8 @@ mod tests {
     use super::*;
     use crate::csv_file::{CsvFormat, read_csv};
 
-    const HEADER: &str = "Employee ID,Full Name,Email Address,Hire Date,Termination Date,Title,Manager's Email\n";
+    const HEADER: &str =
+        "Employee ID,Full Name,Email Address,Hire Date,Termination Date,Title,Manager's Email\n";
 
     fn target() -> Target<'static> {
         Target {
@@ -336,9 +337,16 @@ mod tests {
             ],
             "003's row is bad: neither updated nor removed"
         );
-        let removed = p.writes.iter().find(|w| w.spec.employee_id == "002").unwrap();
+        let removed = p
+            .writes
+            .iter()
+            .find(|w| w.spec.employee_id == "002")
+            .unwrap();
         assert!(!removed.spec.active);
-        assert_eq!(removed.spec.full_name, "B Two", "the rest of the spec stays");
+        assert_eq!(
+            removed.spec.full_name, "B Two",
+            "the rest of the spec stays"
+        );
         assert_eq!(p.unchanged, 0);
         // Missing again next time: already inactive, no write.
         let users = applied(&users, &p);
@@ -364,7 +372,9 @@ mod tests {
 
     #[test]
     fn users_of_other_sources_tenants_and_purged_users_are_left_alone() {
-        let s = snapshot("001,A One,a@example.com,,,,\n002,B Two,b@example.com,,,,\n003,C,c@example.com,,,,\n");
+        let s = snapshot(
+            "001,A One,a@example.com,,,,\n002,B Two,b@example.com,,,,\n003,C,c@example.com,,,,\n",
+        );
         let mut users = applied(&[], &plan(&target(), &s, &[]));
         users[0].spec.source = RecordSource::Scim;
         users[1].phase = Phase::Purged;
@@ -382,7 +392,8 @@ mod tests {
 
     #[test]
     fn an_unknown_manager_id_is_left_blank_and_noted() {
-        let s = snapshot("001,A One,a@example.com,,,,777\n002,B,b@example.com,,,,boss@example.com\n");
+        let s =
+            snapshot("001,A One,a@example.com,,,,777\n002,B,b@example.com,,,,boss@example.com\n");
         let p = plan(&target(), &s, &[]);
         assert_eq!(p.writes[0].spec.manager_email, None);
         assert_eq!(
@@ -390,7 +401,10 @@ mod tests {
             Some("boss@example.com")
         );
         assert_eq!(p.notes.len(), 1);
-        assert_eq!((p.notes[0].row, p.notes[0].column.as_str()), (2, "Manager's Email"));
+        assert_eq!(
+            (p.notes[0].row, p.notes[0].column.as_str()),
+            (2, "Manager's Email")
+        );
     }
 
     #[test]

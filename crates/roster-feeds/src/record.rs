@@ -37,7 +37,11 @@ impl std::fmt::Display for RowError {
         if self.column.is_empty() {
             write!(f, "row {}: {}", self.row, self.reason)
         } else {
-            write!(f, "row {}, column {:?}: {}", self.row, self.column, self.reason)
+            write!(
+                f,
+                "row {}, column {:?}: {}",
+                self.row, self.column, self.reason
+            )
         }
     }
 }
@@ -560,7 +564,10 @@ mod tests {
 
     #[test]
     fn headers_fold_case_space_and_curly_apostrophes() {
-        assert_eq!(fold_header("  Manager\u{2019}s   EMAIL "), "manager's email");
+        assert_eq!(
+            fold_header("  Manager\u{2019}s   EMAIL "),
+            "manager's email"
+        );
         assert_eq!(fold_header("Employee ID"), "employee id");
     }
 }

@@ -74,7 +74,10 @@ fn next_local(zone: Tz, after: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
         let candidate = zone
             .from_local_datetime(&naive)
             .earliest()
-            .or_else(|| zone.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+            .or_else(|| {
+                zone.from_local_datetime(&(naive + Duration::hours(1)))
+                    .earliest()
+            })
             .map(|t| t.with_timezone(&Utc));
         if let Some(t) = candidate
             && t > after
@@ -146,8 +149,18 @@ mod tests {
         for (what, schedule, last, expected) in cases {
             assert_eq!(next_due(schedule, berlin, last), expected, "{what}");
         }
-        assert!(is_due(every, berlin, ok("2026-03-01T10:00:00Z"), t("2026-03-01T16:00:00Z")));
-        assert!(!is_due(every, berlin, ok("2026-03-01T10:00:00Z"), t("2026-03-01T15:59:59Z")));
+        assert!(is_due(
+            every,
+            berlin,
+            ok("2026-03-01T10:00:00Z"),
+            t("2026-03-01T16:00:00Z")
+        ));
+        assert!(!is_due(
+            every,
+            berlin,
+            ok("2026-03-01T10:00:00Z"),
+            t("2026-03-01T15:59:59Z")
+        ));
     }
 
     #[test]

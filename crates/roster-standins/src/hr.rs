@@ -175,7 +175,10 @@ async fn token(State(state): State<HrState>, headers: HeaderMap, body: String) -
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())));
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        });
     let (id, secret) = match (basic, field("client_id"), field("client_secret")) {
         (Some(pair), _, _) => pair,
         (None, Some(id), Some(secret)) => (id, secret),
@@ -221,19 +224,20 @@ mod tests {
         assert!(get("").await.starts_with("HTTP/1.1 401"));
         let ok = get("Bearer t0k").await;
         assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-        assert!(ok.contains(r#"{"Report_Entry":[{"Employee_ID":"00042"}]}"#), "{ok}");
+        assert!(
+            ok.contains(r#"{"Report_Entry":[{"Employee_ID":"00042"}]}"#),
+            "{ok}"
+        );
         assert_eq!(state.report_calls(), 2);
     }
 
     async fn http_get(url: &str, auth: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let url = url::Url::parse(url).unwrap();
-        let mut stream = tokio::net::TcpStream::connect((
-            url.host_str().unwrap(),
-            url.port().unwrap(),
-        ))
-        .await
-        .unwrap();
+        let mut stream =
+            tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap()))
+                .await
+                .unwrap();
         let auth = if auth.is_empty() {
             String::new()
         } else {

@@ -175,7 +175,9 @@ impl Sshd {
     /// A fresh key pair that the server does not know (for refusal tests):
     /// (private key, public key line).
     pub fn other_key(&self) -> Result<(String, String), SshdError> {
-        let path = self.dir.join(format!("other-{:08x}", rand::random::<u32>()));
+        let path = self
+            .dir
+            .join(format!("other-{:08x}", rand::random::<u32>()));
         keygen(&path)?;
         let private = fs::read_to_string(&path).map_err(io(&path))?;
         let public = read_public(&path.with_extension("pub"))?;
@@ -239,7 +241,11 @@ fn keygen(path: &Path) -> Result<(), SshdError> {
 /// `type base64` of a `.pub` file (without the comment).
 fn read_public(path: &Path) -> Result<String, SshdError> {
     let text = fs::read_to_string(path).map_err(io(path))?;
-    Ok(text.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+    Ok(text
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// The login name of the current user.

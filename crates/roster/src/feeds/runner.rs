@@ -27,7 +27,10 @@ pub fn schedule(tenant: &Tenant, source: Source) -> Option<Schedule> {
     let sources = &tenant.spec.sources;
     let (interval, daily_at) = match source {
         Source::Csv => sources.csv.as_ref().map(|c| (&c.interval, &c.daily_at))?,
-        Source::HrApi => sources.hr_api.as_ref().map(|h| (&h.interval, &h.daily_at))?,
+        Source::HrApi => sources
+            .hr_api
+            .as_ref()
+            .map(|h| (&h.interval, &h.daily_at))?,
     };
     Schedule::from_spec(interval, daily_at.as_deref()).ok()
 }
@@ -86,8 +89,12 @@ pub async fn run(
                 if !lock(&running).insert(key.clone()) {
                     continue;
                 }
-                let (feeds, tenant, running, finished) =
-                    (feeds.clone(), tenant.clone(), running.clone(), finished.clone());
+                let (feeds, tenant, running, finished) = (
+                    feeds.clone(),
+                    tenant.clone(),
+                    running.clone(),
+                    finished.clone(),
+                );
                 tokio::spawn(async move {
                     let sync = sync::run(&feeds, &tenant, source).await;
                     lock(&finished).insert(
@@ -119,4 +126,3 @@ fn latest(a: Option<LastSync>, b: Option<LastSync>) -> Option<LastSync> {
         (a, b) => a.or(b),
     }
 }
-

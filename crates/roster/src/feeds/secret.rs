@@ -15,7 +15,11 @@ pub struct SourceSecret {
 }
 
 /// Reads the Secret; refuses one without the opt-in label.
-pub async fn read(client: &Client, namespace: &str, name: &str) -> Result<SourceSecret, CredentialsError> {
+pub async fn read(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<SourceSecret, CredentialsError> {
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
         .get_opt(name)
         .await
@@ -23,9 +27,13 @@ pub async fn read(client: &Client, namespace: &str, name: &str) -> Result<Source
             name: name.to_string(),
             source,
         })?
-        .ok_or_else(|| CredentialsError::Missing { name: name.to_string() })?;
+        .ok_or_else(|| CredentialsError::Missing {
+            name: name.to_string(),
+        })?;
     if !credentials::opted_in(&secret) {
-        return Err(CredentialsError::NotOptedIn { name: name.to_string() });
+        return Err(CredentialsError::NotOptedIn {
+            name: name.to_string(),
+        });
     }
     Ok(SourceSecret {
         name: name.to_string(),

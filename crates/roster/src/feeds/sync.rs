@@ -188,7 +188,10 @@ pub async fn plan_and_apply(
         .writes
         .iter()
         .map(|write| {
-            let row = rows.get(write.spec.employee_id.as_str()).copied().unwrap_or(0);
+            let row = rows
+                .get(write.spec.employee_id.as_str())
+                .copied()
+                .unwrap_or(0);
             apply_one(&api, &params, &namespace, write, row)
         })
         .collect();
@@ -295,7 +298,12 @@ pub fn failed_status(source: Source, error: &SyncError, now: DateTime<Utc>) -> S
 
 /// Writes the source's entry of `status.sourceSyncs` under the source's own field
 /// manager (the entry is keyed by source, so each source owns its own).
-pub async fn record(client: &Client, tenant: &Tenant, source: Source, sync: &SourceSync) -> Result<(), kube::Error> {
+pub async fn record(
+    client: &Client,
+    tenant: &Tenant,
+    source: Source,
+    sync: &SourceSync,
+) -> Result<(), kube::Error> {
     let api: Api<Tenant> = Api::namespaced(client.clone(), &tenant.namespace().unwrap_or_default());
     let body = json!({
         "apiVersion": "roster.dev/v1alpha1",
@@ -313,7 +321,13 @@ pub async fn record(client: &Client, tenant: &Tenant, source: Source, sync: &Sou
 
 /// Events on the Tenant: one summary, and the bad rows packed into as few Events as
 /// fit (row, column, reason; never a value).
-pub async fn announce(recorder: &Recorder, tenant: &Tenant, source: Source, outcome: &Outcome, failure: Option<&SyncError>) {
+pub async fn announce(
+    recorder: &Recorder,
+    tenant: &Tenant,
+    source: Source,
+    outcome: &Outcome,
+    failure: Option<&SyncError>,
+) {
     let reference = tenant.object_ref(&());
     let publish = |type_: EventType, reason: String, note: String| {
         publish(recorder, &reference, type_, reason, note)
@@ -322,7 +336,12 @@ pub async fn announce(recorder: &Recorder, tenant: &Tenant, source: Source, outc
         publish(
             EventType::Warning,
             format!("{}SyncFailed", source.event_prefix()),
-            format!("{} sync failed ({}): {}", source.as_str(), error.reason(), error.message()),
+            format!(
+                "{} sync failed ({}): {}",
+                source.as_str(),
+                error.reason(),
+                error.message()
+            ),
         )
         .await;
         return;
@@ -343,7 +362,10 @@ pub async fn announce(recorder: &Recorder, tenant: &Tenant, source: Source, outc
         ),
     )
     .await;
-    for (reason, rows) in [("RowsRejected", &outcome.rejected), ("RowsIncomplete", &outcome.notes)] {
+    for (reason, rows) in [
+        ("RowsRejected", &outcome.rejected),
+        ("RowsIncomplete", &outcome.notes),
+    ] {
         let notes = pack(rows, ROW_EVENTS);
         for note in notes {
             publish(
@@ -415,7 +437,9 @@ pub async fn fetch(feeds: &Feeds, tenant: &Tenant, source: Source) -> Result<Vec
             let host_key = csv.host_key.clone().ok_or(FetchError::Settings(
                 "spec.sources.csv.hostKey is not set: pin the SFTP server's host key (ssh-keyscan HOST) so that roster can tell it from an impostor",
             ))?;
-            let secret = super::secret::read(&feeds.client, &namespace, &csv.credentials_secret_ref.name).await?;
+            let secret =
+                super::secret::read(&feeds.client, &namespace, &csv.credentials_secret_ref.name)
+                    .await?;
             let username = secret.string("username")?;
             let auth = match secret.optional("privateKey") {
                 Some(private_key) => fetch::sftp::SftpAuth::Key {
@@ -426,7 +450,8 @@ pub async fn fetch(feeds: &Feeds, tenant: &Tenant, source: Source) -> Result<Vec
             };
             let target = fetch::sftp::SftpTarget {
                 host: csv.host.clone(),
-                port: u16::try_from(csv.port).map_err(|_| FetchError::Settings("csv.port is out of range"))?,
+                port: u16::try_from(csv.port)
+                    .map_err(|_| FetchError::Settings("csv.port is out of range"))?,
                 path: csv.path.clone(),
                 host_key,
                 username,
@@ -442,7 +467,9 @@ pub async fn fetch(feeds: &Feeds, tenant: &Tenant, source: Source) -> Result<Vec
                 .hr_api
                 .as_ref()
                 .ok_or(FetchError::Settings("the Tenant has no hrAPI source"))?;
-            let secret = super::secret::read(&feeds.client, &namespace, &hr.credentials_secret_ref.name).await?;
+            let secret =
+                super::secret::read(&feeds.client, &namespace, &hr.credentials_secret_ref.name)
+                    .await?;
             let auth = match secret.optional("token") {
                 Some(token) => fetch::hr_api::HrAuth::Bearer(token),
                 None => fetch::hr_api::HrAuth::ClientCredentials {
@@ -463,7 +490,8 @@ pub async fn run(feeds: &Feeds, tenant: &Tenant, source: Source) -> SourceSync {
         let bytes = fetch(feeds, tenant, source).await?;
         let snapshot = read(source, tenant, &bytes)?;
         drop(bytes);
-        let (plan, failed) = plan_and_apply(&feeds.client, tenant, source, &snapshot, false).await?;
+        let (plan, failed) =
+            plan_and_apply(&feeds.client, tenant, source, &snapshot, false).await?;
         Ok::<_, SyncError>((snapshot, plan, failed))
     };
     let result = read_and_apply.await;
@@ -536,7 +564,9 @@ mod tests {
         let notes = pack(&rows, 3);
         assert_eq!(notes.len(), 3);
         assert!(notes.iter().all(|n| n.len() <= 1100));
-        assert!(notes[0].starts_with("row 1, column \"Email Address\": not an email address; row 2"));
+        assert!(
+            notes[0].starts_with("row 1, column \"Email Address\": not an email address; row 2")
+        );
         assert!(notes[2].ends_with("more"), "{}", notes[2]);
         assert_eq!(pack(&rows[..2], 3).len(), 1);
         assert!(pack(&[], 3).is_empty());

@@ -10,6 +10,7 @@ mod crds;
 mod departures;
 mod deprovisioning;
 mod examples;
+mod feeds;
 mod invalid;
 mod joiners;
 mod kubectl;

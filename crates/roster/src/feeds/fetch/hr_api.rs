@@ -39,9 +39,9 @@ pub async fn fetch(
     timeout: Duration,
 ) -> Result<Vec<u8>, FetchError> {
     let report = Url::parse(url).map_err(|_| FetchError::Settings("hrAPI.url is not a URL"))?;
-    endpoints
-        .check("sources.hrAPI.url", &report)
-        .map_err(|_| FetchError::Refused("sources.hrAPI.url is refused by the operator's endpoint policy"))?;
+    endpoints.check("sources.hrAPI.url", &report).map_err(|_| {
+        FetchError::Refused("sources.hrAPI.url is refused by the operator's endpoint policy")
+    })?;
     let http = roster_connectors::http::client(timeout)
         .map_err(|_| FetchError::Transport("cannot build the HTTP client"))?;
     let request = http.get(report).header("Accept", "application/json");
@@ -59,9 +59,13 @@ pub async fn fetch(
         } => {
             let token_url = Url::parse(token_url)
                 .map_err(|_| FetchError::Settings("hrAPI.tokenURL is not a URL"))?;
-            endpoints.check("sources.hrAPI.tokenURL", &token_url).map_err(|_| {
-                FetchError::Refused("sources.hrAPI.tokenURL is refused by the operator's endpoint policy")
-            })?;
+            endpoints
+                .check("sources.hrAPI.tokenURL", &token_url)
+                .map_err(|_| {
+                    FetchError::Refused(
+                        "sources.hrAPI.tokenURL is refused by the operator's endpoint policy",
+                    )
+                })?;
             let response = http
                 .post(token_url)
                 .basic_auth(client_id, Some(client_secret))

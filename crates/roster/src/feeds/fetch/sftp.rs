@@ -56,9 +56,9 @@ pub fn parse_host_key(text: &str) -> Result<PublicKey, FetchError> {
         .iter()
         .position(|w| w.starts_with("ssh-") || w.starts_with("ecdsa-") || w.starts_with("sk-"))
         .ok_or(FetchError::Settings("csv.hostKey is not an SSH public key (expected e.g. \"ssh-ed25519 AAAA…\", as ssh-keyscan prints it)"))?;
-    let base64 = words
-        .get(start + 1)
-        .ok_or(FetchError::Settings("csv.hostKey has no key data after its type"))?;
+    let base64 = words.get(start + 1).ok_or(FetchError::Settings(
+        "csv.hostKey has no key data after its type",
+    ))?;
     russh::keys::parse_public_key_base64(base64)
         .map_err(|_| FetchError::Settings("csv.hostKey's key data cannot be read"))
 }
@@ -97,10 +97,11 @@ pub async fn fetch(target: &SftpTarget) -> Result<Fetched, FetchError> {
 
 async fn fetch_inner(target: &SftpTarget) -> Result<Fetched, FetchError> {
     let pinned = parse_host_key(&target.host_key)?;
-    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|_| FetchError::Connect("the host name does not resolve"))?
-        .collect();
+    let addrs: Vec<std::net::SocketAddr> =
+        tokio::net::lookup_host((target.host.as_str(), target.port))
+            .await
+            .map_err(|_| FetchError::Connect("the host name does not resolve"))?
+            .collect();
     let addr = addrs
         .iter()
         .copied()
@@ -117,14 +118,15 @@ async fn fetch_inner(target: &SftpTarget) -> Result<Fetched, FetchError> {
         key: pinned,
         refused: refused.clone(),
     };
-    let mut session = match tokio::time::timeout(target.timeout, client::connect(config, addr, handler)).await {
-        Err(_) => return Err(FetchError::Timeout),
-        Ok(Ok(session)) => session,
-        Ok(Err(_)) if refused.load(std::sync::atomic::Ordering::Relaxed) => {
-            return Err(FetchError::HostKeyMismatch);
-        }
-        Ok(Err(_)) => return Err(FetchError::Connect("the SSH handshake failed")),
-    };
+    let mut session =
+        match tokio::time::timeout(target.timeout, client::connect(config, addr, handler)).await {
+            Err(_) => return Err(FetchError::Timeout),
+            Ok(Ok(session)) => session,
+            Ok(Err(_)) if refused.load(std::sync::atomic::Ordering::Relaxed) => {
+                return Err(FetchError::HostKeyMismatch);
+            }
+            Ok(Err(_)) => return Err(FetchError::Connect("the SSH handshake failed")),
+        };
     let auth = match &target.auth {
         SftpAuth::Password(password) => session
             .authenticate_password(&target.username, password)
@@ -134,8 +136,13 @@ async fn fetch_inner(target: &SftpTarget) -> Result<Fetched, FetchError> {
             private_key,
             passphrase,
         } => {
-            let key = russh::keys::decode_secret_key(private_key, passphrase.as_deref())
-                .map_err(|_| FetchError::Settings("the Secret's privateKey cannot be read as an OpenSSH private key"))?;
+            let key = russh::keys::decode_secret_key(private_key, passphrase.as_deref()).map_err(
+                |_| {
+                    FetchError::Settings(
+                        "the Secret's privateKey cannot be read as an OpenSSH private key",
+                    )
+                },
+            )?;
             let hash = if key.algorithm().is_rsa() {
                 session
                     .best_supported_rsa_hash()
@@ -186,15 +193,22 @@ async fn fetch_inner(target: &SftpTarget) -> Result<Fetched, FetchError> {
                     }
                 })
                 .collect();
-            let newest = roster_feeds::files::newest(pattern, &entries).ok_or(FetchError::NotFound)?;
+            let newest =
+                roster_feeds::files::newest(pattern, &entries).ok_or(FetchError::NotFound)?;
             format!("{}/{}", dir.trim_end_matches('/'), newest.name)
         }
     };
-    let meta = sftp.metadata(path.as_str()).await.map_err(|_| FetchError::NotFound)?;
+    let meta = sftp
+        .metadata(path.as_str())
+        .await
+        .map_err(|_| FetchError::NotFound)?;
     if meta.size.is_some_and(|s| s > MAX_FILE_BYTES) {
         return Err(FetchError::TooLarge);
     }
-    let bytes = sftp.read(path.as_str()).await.map_err(|_| FetchError::Read)?;
+    let bytes = sftp
+        .read(path.as_str())
+        .await
+        .map_err(|_| FetchError::Read)?;
     let _ = sftp.close().await;
     let _ = session
         .disconnect(russh::Disconnect::ByApplication, "", "en")
