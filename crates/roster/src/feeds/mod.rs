@@ -6,10 +6,12 @@
 //! - [`fetch`]: SFTP (pinned host key) and the HR report over HTTP;
 //! - [`secret`]: the source's Secret, under the credentials opt-in rule;
 //! - [`sync`]: one sync, the path the scheduler and `roster import csv` share;
+//! - [`import`]: `roster import csv`;
 //! - [`runner`]: the per-scope scheduler, which computes each source's next due time
 //!   from the last sync persisted in status (a restart neither repeats nor skips one).
 
 pub mod fetch;
+pub mod import;
 pub mod runner;
 pub mod secret;
 pub mod sync;

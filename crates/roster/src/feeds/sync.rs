@@ -483,21 +483,58 @@ pub async fn fetch(feeds: &Feeds, tenant: &Tenant, source: Source) -> Result<Vec
     }
 }
 
+/// What a sync that read its source did.
+#[derive(Debug)]
+pub struct Applied {
+    pub snapshot: Snapshot,
+    pub plan: Plan,
+    /// Writes the API server refused.
+    pub failed: Vec<RowError>,
+}
+
+/// Reads `bytes` as the Tenant's source, plans, and applies unless `dry_run`.
+pub async fn apply_bytes(
+    client: &Client,
+    tenant: &Tenant,
+    source: Source,
+    bytes: &[u8],
+    dry_run: bool,
+) -> Result<Applied, SyncError> {
+    let snapshot = read(source, tenant, bytes)?;
+    let (plan, failed) = plan_and_apply(client, tenant, source, &snapshot, dry_run).await?;
+    Ok(Applied {
+        snapshot,
+        plan,
+        failed,
+    })
+}
+
 /// A scheduled sync: fetch, read, plan and apply, record, announce. Returns the
 /// status entry it recorded.
 pub async fn run(feeds: &Feeds, tenant: &Tenant, source: Source) -> SourceSync {
-    let read_and_apply = async {
+    let result = async {
         let bytes = fetch(feeds, tenant, source).await?;
-        let snapshot = read(source, tenant, &bytes)?;
-        drop(bytes);
-        let (plan, failed) =
-            plan_and_apply(&feeds.client, tenant, source, &snapshot, false).await?;
-        Ok::<_, SyncError>((snapshot, plan, failed))
-    };
-    let result = read_and_apply.await;
+        apply_bytes(&feeds.client, tenant, source, &bytes, false).await
+    }
+    .await;
+    conclude(feeds, tenant, source, result).await.sync
+}
+
+/// Records a sync's result in the Tenant's status and announces it in Events and the
+/// log.
+pub async fn conclude(
+    feeds: &Feeds,
+    tenant: &Tenant,
+    source: Source,
+    result: Result<Applied, SyncError>,
+) -> Outcome {
     let now = feeds.clock.now();
     let (outcome, failure) = match result {
-        Ok((snapshot, plan, failed)) => {
+        Ok(Applied {
+            snapshot,
+            plan,
+            failed,
+        }) => {
             let sync = sync_status(source, &snapshot, &plan, &failed, false, now);
             let mut rejected = snapshot.errors.clone();
             rejected.extend(failed);
@@ -540,7 +577,7 @@ pub async fn run(feeds: &Feeds, tenant: &Tenant, source: Source) -> SourceSync {
         warn!(%error, source = source.as_str(), "cannot record the source sync in the Tenant's status");
     }
     announce(&feeds.recorder, tenant, source, &outcome, failure.as_ref()).await;
-    outcome.sync
+    outcome
 }
 
 impl Source {

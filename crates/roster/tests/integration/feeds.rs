@@ -566,3 +566,99 @@ async fn an_hr_report_is_mapped_and_applied_under_its_own_field_manager() {
     assert!(!user(&env, "00007").await.spec.active);
     assert_eq!(state.report_calls(), 2);
 }
+
+/// Runs `roster import csv` against the shared control plane.
+async fn roster_import(args: Vec<String>) -> std::process::Output {
+    let kubeconfig = crate::support::control_plane()
+        .await
+        .kubeconfig_path()
+        .to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("import")
+            .arg("csv")
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("run roster import")
+    })
+    .await
+    .expect("import thread")
+}
+
+#[tokio::test]
+async fn roster_import_csv_dry_runs_writes_manifests_and_imports_like_the_scheduler() {
+    let env = TestEnv::new("feeds-import").await;
+    let mut spec = crate::support::tenant_spec("http://127.0.0.1:9/api/v1");
+    spec.sources.csv = None;
+    tenant(&env, spec).await;
+    let dir = std::env::temp_dir().join(format!("roster-import-{}", env.namespace));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("people.csv");
+    std::fs::write(&file, format!("{HEADER}{FIRST}")).unwrap();
+    let file = file.display().to_string();
+
+    let dry = roster_import(vec![
+        file.clone(),
+        "--tenant".into(),
+        env.namespace.clone(),
+        "--dry-run".into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        stdout.starts_with("dry run: 9 rows read: 9 to create"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  Create e-00001"), "{stdout}");
+    assert!(
+        !stdout.contains("ada@example.com"),
+        "no values in the output"
+    );
+    assert!(versions(&env).await.is_empty(), "a dry run writes nothing");
+
+    let manifests = dir.join("manifests");
+    let out = roster_import(vec![
+        file.clone(),
+        "--tenant".into(),
+        env.namespace.clone(),
+        "--output-dir".into(),
+        manifests.display().to_string(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ada: DirectoryUser =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(manifests.join("e-00001.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(ada.spec.employee_id, "00001");
+    assert_eq!(ada.spec.manager_email.as_deref(), Some("di@example.com"));
+    assert_eq!(std::fs::read_dir(&manifests).unwrap().count(), 9);
+    assert!(
+        versions(&env).await.is_empty(),
+        "manifests instead of writes"
+    );
+
+    let real = roster_import(vec![file, "--tenant".into(), env.namespace.clone()]).await;
+    let stdout = String::from_utf8_lossy(&real.stdout);
+    assert!(
+        real.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&real.stderr)
+    );
+    assert!(stdout.contains("9 rows read, 9 created"), "{stdout}");
+    assert_eq!(versions(&env).await.len(), 9);
+    let sync = source_sync(&env, roster_api::RecordSource::Csv)
+        .await
+        .expect("recorded");
+    assert_eq!((sync.result, sync.created), (SyncResult::Succeeded, 9));
+    let _ = std::fs::remove_dir_all(&dir);
+}
