@@ -143,6 +143,11 @@ impl From<&str> for UserRef {
 /// the Secret owner's consent.
 pub const CREDENTIALS_LABEL: &str = "roster.dev/credentials";
 
+/// Annotation on a Tenant: let the people sources' next sync take out of Active the
+/// users the mass-deprovisioning guard held back. Its value is a token (e.g. the time
+/// of the approval); a new value is a new approval, used once.
+pub const APPROVE_REMOVALS_ANNOTATION: &str = "roster.dev/approve-removals";
+
 /// A key of a Secret in the same namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct SecretKeyRef {
@@ -518,6 +523,13 @@ pub struct SourceSync {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub message: Option<String>,
+    /// Users the mass-deprovisioning guard kept from leaving (the sync was held).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<i32>,
+    /// The `roster.dev/approve-removals` value this source last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub approved: Option<String>,
     /// The first rejected rows: row number, column and reason (never the value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]

@@ -2,7 +2,9 @@
 //! Active than the policy allows at once? Then none of them leaves; they are held
 //! until an administrator approves (docs/feeds.md).
 
-use roster_api::MassDeprovisionGuard;
+use roster_api::{MassDeprovisionGuard, Phase};
+
+use crate::{Existing, Plan};
 
 /// The guard's verdict on a sync.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,6 +14,32 @@ pub enum Verdict {
     /// Above a threshold: the removals are held. The message names the numbers and
     /// the threshold, never a person.
     Hold { message: String },
+}
+
+/// The guard's verdict on a plan: counts the tenant's Active users (of any source)
+/// and the plan's writes that take one out of Active. `approved` (an approval not yet
+/// acted on) lets a held sync through once.
+pub fn check(
+    guard: &MassDeprovisionGuard,
+    tenant: &str,
+    existing: &[Existing],
+    plan: &Plan,
+    approved: bool,
+) -> Verdict {
+    if approved {
+        return Verdict::Proceed;
+    }
+    let active = existing
+        .iter()
+        .filter(|e| {
+            e.spec.tenant_ref.name == tenant
+                && e.spec.active
+                && !e.deleting
+                && e.phase == Phase::Active
+        })
+        .count();
+    let leaving = plan.writes.iter().filter(|w| w.deactivates).count();
+    decide(guard, active, leaving)
 }
 
 /// Decides for `leaving` users out of `active` Active users of the tenant.
@@ -42,6 +70,57 @@ pub fn decide(guard: &MassDeprovisionGuard, active: usize, leaving: usize) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::csv_file::{CsvFormat, read_csv};
+    use crate::plan::{Target, plan};
+
+    /// A truncated file (60 % of the people missing) is held; an approval lets it through.
+    #[test]
+    fn a_truncated_file_is_held_until_approved() {
+        let header = "Employee ID,Full Name,Email Address\n";
+        let all: String = (1..=10)
+            .map(|i| format!("{i:03},P {i},p{i}@example.com\n"))
+            .collect();
+        let few: String = (1..=4)
+            .map(|i| format!("{i:03},P {i},p{i}@example.com\n"))
+            .collect();
+        let target = Target {
+            tenant: "acme",
+            source: roster_api::RecordSource::Csv,
+            complete: true,
+        };
+        let read = |rows: &str| {
+            read_csv(format!("{header}{rows}").as_bytes(), &CsvFormat::default()).unwrap()
+        };
+        let first = plan(&target, &read(&all), &[]);
+        let users: Vec<Existing> = first
+            .writes
+            .iter()
+            .map(|w| Existing {
+                name: w.name.clone(),
+                spec: w.spec.clone(),
+                phase: Phase::Active,
+                deleting: false,
+            })
+            .collect();
+        let guard = MassDeprovisionGuard::default();
+        assert_eq!(
+            check(&guard, "acme", &[], &first, false),
+            Verdict::Proceed,
+            "joiners are never held"
+        );
+        let truncated = plan(&target, &read(&few), &users);
+        match check(&guard, "acme", &users, &truncated, false) {
+            Verdict::Hold { message } => assert_eq!(
+                message,
+                "6 of 10 active users (60 %) would leave at once, more than maxPercent 20"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            check(&guard, "acme", &users, &truncated, true),
+            Verdict::Proceed
+        );
+    }
 
     #[test]
     fn thresholds() {

@@ -56,6 +56,9 @@ pub struct Write {
     pub name: String,
     pub spec: DirectoryUserSpec,
     pub change: Change,
+    /// Takes an active user out of Active (removed from the feed, or `active: false`
+    /// in it): what the mass-deprovisioning guard counts.
+    pub deactivates: bool,
 }
 
 /// What a sync does.
@@ -155,10 +158,12 @@ pub fn plan(target: &Target<'_>, snapshot: &Snapshot, existing: &[Existing]) -> 
                 }
             }
         };
+        let deactivates = current.is_some_and(|e| e.spec.active) && !desired.active;
         let write = Write {
             name,
             spec: desired,
             change: change.unwrap_or(Change::Update),
+            deactivates,
         };
         match change {
             Some(_) => plan.writes.push(write.clone()),
@@ -186,6 +191,7 @@ pub fn plan(target: &Target<'_>, snapshot: &Snapshot, existing: &[Existing]) -> 
                     name: e.name.clone(),
                     spec,
                     change: Change::Remove,
+                    deactivates: true,
                 },
             );
         }

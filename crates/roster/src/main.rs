@@ -24,6 +24,12 @@ enum Command {
     /// Import people from a file, the way the Tenant's scheduled source does.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Approve the removals the mass-deprovisioning guard held for a tenant.
+    Approve {
+        /// The tenant's namespace.
+        #[arg(long = "tenant")]
+        namespace: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -108,6 +114,16 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => print!("{}", roster_api::to_yaml()),
+        Command::Approve { namespace } => {
+            let client = kube::Client::try_default().await?;
+            roster::feeds::approve::approve(
+                client,
+                &roster::clock::SystemClock,
+                &namespace,
+                &mut std::io::stdout(),
+            )
+            .await?;
+        }
         Command::Import(ImportCommand::Csv {
             file,
             namespace,

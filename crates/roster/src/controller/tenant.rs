@@ -135,6 +135,15 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
     checks.push(secrets_check(&secrets, &refs).await?);
     checks.push(endpoints_check(&tenant, &context.endpoints));
     checks.push(fallback_owner_check(&tenant, &users));
+    // The pulled sources' last syncs (crate::feeds), when the Tenant has any.
+    if let Some((ok, reason, message)) = crate::feeds::sources_condition(&tenant) {
+        checks.push(Check {
+            r#type: "SourcesSynced",
+            ok,
+            reason,
+            message,
+        });
+    }
 
     let mut status: TenantStatus = tenant.status.clone().unwrap_or_default();
     let all_ok = checks.iter().all(|c| c.ok);

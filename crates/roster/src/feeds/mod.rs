@@ -6,10 +6,12 @@
 //! - [`fetch`]: SFTP (pinned host key) and the HR report over HTTP;
 //! - [`secret`]: the source's Secret, under the credentials opt-in rule;
 //! - [`sync`]: one sync, the path the scheduler and `roster import csv` share;
-//! - [`import`]: `roster import csv`;
+//! - [`import`]: `roster import csv`; [`approve`]: `roster approve`, for removals the
+//!   mass-deprovisioning guard held;
 //! - [`runner`]: the per-scope scheduler, which computes each source's next due time
 //!   from the last sync persisted in status (a restart neither repeats nor skips one).
 
+pub mod approve;
 pub mod fetch;
 pub mod import;
 pub mod runner;
@@ -50,4 +52,45 @@ impl Source {
             Source::HrApi => "HrApi",
         }
     }
+}
+
+/// The Tenant's `SourcesSynced` condition, from the last sync of each pulled source:
+/// (ok, reason, message). `None` when the Tenant pulls from no source.
+pub fn sources_condition(tenant: &roster_api::Tenant) -> Option<(bool, &'static str, String)> {
+    use roster_api::tenant::SyncResult;
+    let configured: Vec<Source> = Source::ALL
+        .into_iter()
+        .filter(|s| match s {
+            Source::Csv => tenant.spec.sources.csv.is_some(),
+            Source::HrApi => tenant.spec.sources.hr_api.is_some(),
+        })
+        .collect();
+    if configured.is_empty() {
+        return None;
+    }
+    let mut problems = Vec::new();
+    let mut reason = "Synced";
+    for source in configured {
+        match sync::last_entry(tenant, source) {
+            None => {
+                if reason == "Synced" {
+                    reason = "NotSyncedYet";
+                }
+            }
+            Some(entry) if entry.result == SyncResult::Failed => {
+                reason = if entry.held.is_some() {
+                    "MassDeprovisionHeld"
+                } else {
+                    "SyncFailed"
+                };
+                problems.push(format!(
+                    "{}: {}",
+                    source.as_str(),
+                    entry.message.as_deref().unwrap_or("failed")
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Some((problems.is_empty(), reason, problems.join("; ")))
 }

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
-use roster_api::tenant::{RejectedRow, SourceSync, SyncResult};
+use roster_api::tenant::{APPROVE_REMOVALS_ANNOTATION, RejectedRow, SourceSync, SyncResult};
 use roster_api::{DirectoryUser, RecordSource, Tenant};
 use roster_connectors::endpoint::EndpointPolicy;
 use roster_feeds::plan::Target;
@@ -61,6 +61,11 @@ pub enum SyncError {
     Feed(#[from] FeedError),
     #[error("cannot list the tenant's DirectoryUsers: {0}")]
     List(kube::Error),
+    /// The mass-deprovisioning guard held the sync: nothing applied.
+    #[error(
+        "held by the mass-deprovisioning guard: {message}; nothing was applied. If these people really left, approve: roster approve --tenant NAMESPACE (or kubectl annotate tenant NAME {APPROVE_REMOVALS_ANNOTATION}=<new token>)"
+    )]
+    Held { message: String, leaving: usize },
 }
 
 impl SyncError {
@@ -69,6 +74,7 @@ impl SyncError {
             Self::Fetch(e) => e.reason(),
             Self::Feed(e) => e.reason(),
             Self::List(_) => "ApiError",
+            Self::Held { .. } => "MassDeprovisionHeld",
         }
     }
 
@@ -162,6 +168,7 @@ pub async fn plan_and_apply(
     source: Source,
     snapshot: &Snapshot,
     dry_run: bool,
+    approved: bool,
 ) -> Result<(Plan, Vec<RowError>), SyncError> {
     let namespace = tenant.namespace().unwrap_or_default();
     let existing = list_users(client, &namespace)
@@ -174,6 +181,13 @@ pub async fn plan_and_apply(
         complete: complete(source, tenant),
     };
     let plan = roster_feeds::plan(&target, snapshot, &existing);
+    let guard = guard_of(client, tenant).await;
+    if let roster_feeds::guard::Verdict::Hold { message } =
+        roster_feeds::guard::check(&guard, &name, &existing, &plan, approved)
+    {
+        let leaving = plan.writes.iter().filter(|w| w.deactivates).count();
+        return Err(SyncError::Held { message, leaving });
+    }
     if dry_run {
         return Ok((plan, Vec::new()));
     }
@@ -230,6 +244,41 @@ async fn apply_one(
     }
 }
 
+/// The guard of the Tenant's policy (the default guard when the policy is missing: a
+/// missing policy must not switch the guard off).
+async fn guard_of(client: &Client, tenant: &Tenant) -> roster_api::MassDeprovisionGuard {
+    let api: Api<roster_api::DeprovisionPolicy> =
+        Api::namespaced(client.clone(), &tenant.namespace().unwrap_or_default());
+    match api.get_opt(&tenant.spec.policy_ref.name).await {
+        Ok(Some(policy)) => policy.spec.mass_deprovision_guard,
+        _ => roster_api::MassDeprovisionGuard::default(),
+    }
+}
+
+/// The Tenant's approval for held removals: its value, and whether this source has
+/// not acted on it yet.
+pub fn approval(tenant: &Tenant, source: Source) -> (Option<String>, bool) {
+    let value = tenant
+        .annotations()
+        .get(APPROVE_REMOVALS_ANNOTATION)
+        .filter(|v| !v.is_empty())
+        .cloned();
+    let handled = last_entry(tenant, source).and_then(|s| s.approved.clone());
+    let new = value.is_some() && value != handled;
+    (if new { value } else { handled }, new)
+}
+
+/// The source's entry in the Tenant's status.
+pub fn last_entry(tenant: &Tenant, source: Source) -> Option<&SourceSync> {
+    let record = source.record_source();
+    tenant
+        .status
+        .as_ref()?
+        .source_syncs
+        .iter()
+        .find(|s| s.source == record)
+}
+
 fn api_error_code(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) => format!("HTTP {} {}", status.code, status.reason),
@@ -244,6 +293,7 @@ pub fn sync_status(
     plan: &Plan,
     failed: &[RowError],
     dry_run: bool,
+    approved: Option<String>,
     now: DateTime<Utc>,
 ) -> SourceSync {
     use roster_feeds::Change;
@@ -267,6 +317,8 @@ pub fn sync_status(
         rows_read: Some(snapshot.rows_read as i32),
         unchanged: Some(plan.unchanged as i32),
         message: dry_run.then(|| "dry run: nothing was written".to_string()),
+        held: None,
+        approved,
         rejected_rows: rejected
             .iter()
             .take(STATUS_ROWS)
@@ -280,7 +332,12 @@ pub fn sync_status(
 }
 
 /// The status entry of a sync that failed as a whole.
-pub fn failed_status(source: Source, error: &SyncError, now: DateTime<Utc>) -> SourceSync {
+pub fn failed_status(
+    source: Source,
+    error: &SyncError,
+    approved: Option<String>,
+    now: DateTime<Utc>,
+) -> SourceSync {
     SourceSync {
         source: source.record_source(),
         completion_time: now,
@@ -292,6 +349,11 @@ pub fn failed_status(source: Source, error: &SyncError, now: DateTime<Utc>) -> S
         rows_read: None,
         unchanged: None,
         message: Some(error.message().chars().take(1024).collect()),
+        held: match error {
+            SyncError::Held { leaving, .. } => Some(*leaving as i32),
+            _ => None,
+        },
+        approved,
         rejected_rows: Vec::new(),
     }
 }
@@ -333,9 +395,13 @@ pub async fn announce(
         publish(recorder, &reference, type_, reason, note)
     };
     if let Some(error) = failure {
+        let what = match error {
+            SyncError::Held { .. } => "RemovalsHeld",
+            _ => "SyncFailed",
+        };
         publish(
             EventType::Warning,
-            format!("{}SyncFailed", source.event_prefix()),
+            format!("{}{what}", source.event_prefix()),
             format!(
                 "{} sync failed ({}): {}",
                 source.as_str(),
@@ -501,7 +567,9 @@ pub async fn apply_bytes(
     dry_run: bool,
 ) -> Result<Applied, SyncError> {
     let snapshot = read(source, tenant, bytes)?;
-    let (plan, failed) = plan_and_apply(client, tenant, source, &snapshot, dry_run).await?;
+    let (_, approved) = approval(tenant, source);
+    let (plan, failed) =
+        plan_and_apply(client, tenant, source, &snapshot, dry_run, approved).await?;
     Ok(Applied {
         snapshot,
         plan,
@@ -529,13 +597,22 @@ pub async fn conclude(
     result: Result<Applied, SyncError>,
 ) -> Outcome {
     let now = feeds.clock.now();
+    // An approval is used by a sync that read its source; a failed fetch leaves it
+    // pending.
+    let (value, new) = approval(tenant, source);
+    let handled = last_entry(tenant, source).and_then(|s| s.approved.clone());
+    let approved = if new && result.is_ok() {
+        value
+    } else {
+        handled
+    };
     let (outcome, failure) = match result {
         Ok(Applied {
             snapshot,
             plan,
             failed,
         }) => {
-            let sync = sync_status(source, &snapshot, &plan, &failed, false, now);
+            let sync = sync_status(source, &snapshot, &plan, &failed, false, approved, now);
             let mut rejected = snapshot.errors.clone();
             rejected.extend(failed);
             rejected.sort();
@@ -551,7 +628,7 @@ pub async fn conclude(
         }
         Err(error) => (
             Outcome {
-                sync: failed_status(source, &error, now),
+                sync: failed_status(source, &error, approved, now),
                 rejected: Vec::new(),
                 notes: Vec::new(),
                 plan: None,

@@ -22,7 +22,10 @@ use roster_api::tenant::{
     AttributeMapping, CsvSource, HrApiSource, LocalObjectRef, ProfileField, SourceSync, SyncResult,
     Transform,
 };
-use roster_api::{DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, Tenant, TenantSpec};
+use roster_api::{
+    DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, MassDeprovisionGuard, Tenant,
+    TenantSpec,
+};
 use roster_connectors::endpoint::EndpointPolicy;
 use roster_standins::hr::{HrStandIn, HrState};
 use roster_testkit::sshd::Sshd;
@@ -113,6 +116,15 @@ fn csv_source(sshd: &Sshd, path: &str, host_key: &str) -> CsvSource {
 
 /// Policy, SFTP Secret and a Tenant whose CSV source is `csv`.
 async fn setup_csv(env: &TestEnv, sshd: &Sshd, csv: CsvSource) -> Tenant {
+    setup_csv_guarded(env, sshd, csv, None).await
+}
+
+async fn setup_csv_guarded(
+    env: &TestEnv,
+    sshd: &Sshd,
+    csv: CsvSource,
+    guard: Option<MassDeprovisionGuard>,
+) -> Tenant {
     secret(
         env,
         "sftp",
@@ -123,11 +135,36 @@ async fn setup_csv(env: &TestEnv, sshd: &Sshd, csv: CsvSource) -> Tenant {
         ..crate::support::tenant_spec("http://127.0.0.1:9/api/v1")
     };
     spec.sources.csv = Some(csv);
-    tenant(env, spec).await
+    match guard {
+        Some(guard) => tenant_with_guard(env, spec, guard).await,
+        None => tenant(env, spec).await,
+    }
 }
 
+/// The Tenant "acme" with `spec`, and its policy "standard", whose mass-deprovisioning
+/// guard lets half of these small test tenants leave at once (the guard test sets its
+/// own).
 async fn tenant(env: &TestEnv, spec: TenantSpec) -> Tenant {
-    let policy = DeprovisionPolicy::new("standard", DeprovisionPolicySpec::default());
+    tenant_with_guard(
+        env,
+        spec,
+        MassDeprovisionGuard {
+            enabled: true,
+            max_users: 50,
+            max_percent: 50,
+        },
+    )
+    .await
+}
+
+async fn tenant_with_guard(env: &TestEnv, spec: TenantSpec, guard: MassDeprovisionGuard) -> Tenant {
+    let policy = DeprovisionPolicy::new(
+        "standard",
+        DeprovisionPolicySpec {
+            mass_deprovision_guard: guard,
+            ..Default::default()
+        },
+    );
     apply(&env.api::<DeprovisionPolicy>(), "standard", &policy).await;
     apply(&env.api::<Tenant>(), "acme", &Tenant::new("acme", spec)).await;
     env.api::<Tenant>().get("acme").await.expect("get tenant")
@@ -163,6 +200,18 @@ async fn versions(env: &TestEnv) -> BTreeMap<String, String> {
                 u.metadata.resource_version.unwrap_or_default(),
             )
         })
+        .collect()
+}
+
+/// Every DirectoryUser's spec, by employee ID (status changes while the operator runs).
+async fn specs(env: &TestEnv) -> BTreeMap<String, roster_api::DirectoryUserSpec> {
+    env.api::<DirectoryUser>()
+        .list(&ListParams::default())
+        .await
+        .expect("list users")
+        .items
+        .into_iter()
+        .map(|u| (u.spec.employee_id.clone(), u.spec))
         .collect()
 }
 
@@ -661,4 +710,117 @@ async fn roster_import_csv_dry_runs_writes_manifests_and_imports_like_the_schedu
         .expect("recorded");
     assert_eq!((sync.result, sync.created), (SyncResult::Succeeded, 9));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_truncated_file_deprovisions_nobody_until_the_hold_is_approved() {
+    let env = TestEnv::new("feeds-guard").await;
+    let sshd = start_sshd().await;
+    let everyone: String = (1..=10)
+        .map(|i| format!("{i:05},Person {i},p{i}@example.com,,,,,,,true\r\n"))
+        .collect();
+    let path = sshd
+        .put("people.csv", format!("{HEADER}{everyone}").as_bytes())
+        .unwrap();
+    // The policy's default guard: at most 50 users or 20 % at once.
+    let tenant = setup_csv_guarded(
+        &env,
+        &sshd,
+        csv_source(&sshd, &path, sshd.host_key()),
+        Some(MassDeprovisionGuard::default()),
+    )
+    .await;
+    let operator = Operator::start(
+        &env.client,
+        &env.namespace,
+        Arc::new(roster::effects::memory::MemoryEffects::new()),
+    );
+    let first = poll(
+        "the first scheduled sync",
+        Duration::from_millis(200),
+        || async { source_sync(&env, roster_api::RecordSource::Csv).await },
+    )
+    .await;
+    assert_eq!(first.created, 10, "{first:?}");
+
+    // 60 % of the rows are missing: the guard (default: at most 20 %) holds the sync.
+    let truncated: String = everyone.lines().take(4).map(|l| format!("{l}\n")).collect();
+    sshd.put("people.csv", format!("{HEADER}{truncated}").as_bytes())
+        .unwrap();
+    let before = specs(&env).await;
+    let held = sync::run(&feeds(&env), &tenant, Source::Csv).await;
+    assert_eq!(
+        (held.result, held.held),
+        (SyncResult::Failed, Some(6)),
+        "{held:?}"
+    );
+    let message = held.message.clone().unwrap_or_default();
+    assert!(
+        message
+            .contains("6 of 10 active users (60 %) would leave at once, more than maxPercent 20"),
+        "{message}"
+    );
+    assert_eq!(specs(&env).await, before, "nobody was deprovisioned");
+    let events = event_notes(&env, "CsvRemovalsHeld").await;
+    assert!(
+        events.iter().any(|n| n.contains("roster approve")),
+        "{events:?}"
+    );
+    let condition = poll(
+        "the SourcesSynced condition",
+        Duration::from_millis(200),
+        || async {
+            let t = env.api::<Tenant>().get("acme").await.ok()?;
+            t.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.r#type == "SourcesSynced" && c.reason == "MassDeprovisionHeld")
+        },
+    )
+    .await;
+    assert!(
+        condition
+            .message
+            .contains("CSV: held by the mass-deprovisioning guard")
+    );
+
+    // `roster approve`: the scheduler runs the held sync again at once, and the six
+    // leave for their quarantine.
+    let kubeconfig = crate::support::control_plane()
+        .await
+        .kubeconfig_path()
+        .to_path_buf();
+    let namespace = env.namespace.clone();
+    let approve = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["approve", "--tenant", &namespace])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("run roster approve")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&approve.stdout);
+    assert!(
+        approve.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&approve.stderr)
+    );
+    assert!(
+        stdout.contains("approved the held removals of CSV (6 users)"),
+        "{stdout}"
+    );
+    let applied = poll("the approved sync", Duration::from_millis(200), || async {
+        let s = source_sync(&env, roster_api::RecordSource::Csv).await?;
+        (s.result != SyncResult::Failed).then_some(s)
+    })
+    .await;
+    assert_eq!((applied.removed, applied.held), (6, None), "{applied:?}");
+    assert!(applied.approved.is_some());
+    crate::support::wait_phase(&env, "e-00010", roster_api::Phase::Quarantined).await;
+    assert_eq!(
+        user(&env, "00001").await.status.map(|s| s.phase),
+        Some(roster_api::Phase::Active)
+    );
+    drop(operator);
 }
