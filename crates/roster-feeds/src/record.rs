@@ -449,7 +449,8 @@ mod tests {
     /// (what, extra fields, expected errors as (column, reason start)).
     #[test]
     fn each_field_is_checked_and_reported_without_its_value() {
-        let cases: Vec<(&str, Vec<(ProfileField, &str)>, Vec<(&str, &str)>)> = vec![
+        type Case<'a> = (&'a str, Vec<(ProfileField, &'a str)>, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             ("valid", vec![], vec![]),
             (
                 "bad email",
