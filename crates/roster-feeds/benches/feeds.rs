@@ -23,7 +23,11 @@ fn file(changed_every: Option<usize>) -> String {
             Some(n) if i % n == 0 => "Senior Engineer",
             _ => "Engineer",
         };
-        let manager = if i == 0 { String::new() } else { format!("{:07}", i / 10) };
+        let manager = if i == 0 {
+            String::new()
+        } else {
+            format!("{:07}", i / 10)
+        };
         out.push_str(&format!(
             "{i:07},\"Person, {i}\",person{i}@example.com,2020-01-06,,Engineering,{title},Berlin,{manager},true\r\n"
         ));

@@ -449,7 +449,11 @@ mod tests {
     /// (what, extra fields, expected errors as (column, reason start)).
     #[test]
     fn each_field_is_checked_and_reported_without_its_value() {
-        type Case<'a> = (&'a str, Vec<(ProfileField, &'a str)>, Vec<(&'a str, &'a str)>);
+        type Case<'a> = (
+            &'a str,
+            Vec<(ProfileField, &'a str)>,
+            Vec<(&'a str, &'a str)>,
+        );
         let cases: Vec<Case> = vec![
             ("valid", vec![], vec![]),
             (

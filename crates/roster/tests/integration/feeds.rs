@@ -824,3 +824,56 @@ async fn a_truncated_file_deprovisions_nobody_until_the_hold_is_approved() {
     );
     drop(operator);
 }
+
+/// The scale figure on the real API server: `ROSTER_FEED_ROWS` rows (default 10 000)
+/// imported over SFTP, then the same file with 1 % of the rows changed. Prints the
+/// times and counts the objects the second sync wrote (by resourceVersion). Ignored by
+/// default (it takes a while); run with
+/// `cargo test -p roster --test integration feeds::scale -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a benchmark: run explicitly"]
+async fn scale_a_large_file_and_one_percent_changed() {
+    let rows: usize = std::env::var("ROSTER_FEED_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let env = TestEnv::new("feeds-scale").await;
+    let sshd = start_sshd().await;
+    let body = |changed_every: Option<usize>| {
+        let mut out = String::from(HEADER);
+        for i in 0..rows {
+            let title = match changed_every {
+                Some(n) if i % n == 0 => "Senior Engineer",
+                _ => "Engineer",
+            };
+            out.push_str(&format!(
+                "{i:07},Person {i},person{i}@example.com,2020-01-06,,Engineering,{title},Berlin,,true\r\n"
+            ));
+        }
+        out
+    };
+    let path = sshd.put("people.csv", body(None).as_bytes()).unwrap();
+    let tenant = setup_csv(&env, &sshd, csv_source(&sshd, &path, sshd.host_key())).await;
+    let feeds = feeds(&env);
+    let started = std::time::Instant::now();
+    let first = sync::run(&feeds, &tenant, Source::Csv).await;
+    let first_took = started.elapsed();
+    assert_eq!(first.created as usize, rows, "{first:?}");
+    let before = versions(&env).await;
+    sshd.put("people.csv", body(Some(100)).as_bytes()).unwrap();
+    let started = std::time::Instant::now();
+    let second = sync::run(&feeds, &tenant, Source::Csv).await;
+    let second_took = started.elapsed();
+    let after = versions(&env).await;
+    let written = after
+        .iter()
+        .filter(|(id, rv)| before.get(*id) != Some(rv))
+        .count();
+    println!(
+        "feed scale: {rows} rows: first sync {first_took:?} ({} creates); 1 % changed: second sync {second_took:?}, {} updates, {written} objects written, {} unchanged",
+        first.created,
+        second.updated,
+        second.unchanged.unwrap_or(0)
+    );
+    assert_eq!(written, rows.div_ceil(100));
+}
