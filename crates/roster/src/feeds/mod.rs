@@ -94,3 +94,81 @@ pub fn sources_condition(tenant: &roster_api::Tenant) -> Option<(bool, &'static 
     }
     Some((problems.is_empty(), reason, problems.join("; ")))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+    use roster_api::tenant::{SourceSync, SyncResult};
+    use roster_api::{RecordSource, Tenant, TenantStatus};
+
+    use super::*;
+
+    fn entry(source: RecordSource, result: SyncResult, held: Option<i32>) -> SourceSync {
+        SourceSync {
+            source,
+            completion_time: "2026-03-01T02:30:00Z".parse::<DateTime<Utc>>().unwrap(),
+            result,
+            created: 0,
+            updated: 0,
+            removed: 0,
+            rejected: 0,
+            rows_read: None,
+            unchanged: None,
+            message: Some("why".into()),
+            held,
+            approved: None,
+            rejected_rows: vec![],
+        }
+    }
+
+    fn tenant(csv: bool, syncs: Vec<SourceSync>) -> Tenant {
+        let mut spec: roster_api::TenantSpec = serde_json::from_value(serde_json::json!({
+            "displayName": "Acme",
+            "policyRef": {"name": "standard"},
+            "learningPlatform": {"endpoint": "https://lms.example.com",
+                "credentialsSecretRef": {"name": "lms", "key": "token"}},
+            "sources": {"csv": {"host": "sftp.example.com", "path": "/people.csv",
+                "credentialsSecretRef": {"name": "sftp"}}}
+        }))
+        .unwrap();
+        if !csv {
+            spec.sources.csv = None;
+        }
+        let mut t = Tenant::new("acme", spec);
+        t.status = Some(TenantStatus {
+            source_syncs: syncs,
+            ..Default::default()
+        });
+        t
+    }
+
+    #[test]
+    fn the_sources_condition_follows_the_last_syncs() {
+        assert_eq!(sources_condition(&tenant(false, vec![])), None);
+        assert_eq!(
+            sources_condition(&tenant(true, vec![])),
+            Some((true, "NotSyncedYet", String::new()))
+        );
+        let ok = entry(RecordSource::Csv, SyncResult::PartiallySucceeded, None);
+        assert_eq!(
+            sources_condition(&tenant(true, vec![ok])),
+            Some((true, "Synced", String::new()))
+        );
+        let held = entry(RecordSource::Csv, SyncResult::Failed, Some(6));
+        assert_eq!(
+            sources_condition(&tenant(true, vec![held.clone()])),
+            Some((false, "MassDeprovisionHeld", "CSV: why".into()))
+        );
+        // The scheduler reads the same entry.
+        let t = tenant(true, vec![held]);
+        let last = runner::last_sync(&t, Source::Csv).unwrap();
+        assert!(last.failed);
+        assert_eq!(
+            runner::schedule(&t, Source::Csv),
+            Some(roster_feeds::schedule::Schedule::Every(
+                chrono::Duration::hours(24)
+            ))
+        );
+        assert_eq!(runner::schedule(&t, Source::HrApi), None);
+    }
+}
