@@ -249,7 +249,10 @@ async fn apply_one(
 async fn guard_of(client: &Client, tenant: &Tenant) -> roster_api::MassDeprovisionGuard {
     let api: Api<roster_api::DeprovisionPolicy> =
         Api::namespaced(client.clone(), &tenant.namespace().unwrap_or_default());
-    match api.get_opt(&tenant.spec.policy_ref.name).await {
+    // A list by name: the operator's RBAC lists and watches policies, it does not get them.
+    let by_name =
+        ListParams::default().fields(&format!("metadata.name={}", tenant.spec.policy_ref.name));
+    match api.list(&by_name).await.map(|l| l.items.into_iter().next()) {
         Ok(Some(policy)) => policy.spec.mass_deprovision_guard,
         _ => roster_api::MassDeprovisionGuard::default(),
     }
