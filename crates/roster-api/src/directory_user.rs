@@ -130,6 +130,14 @@ pub struct DirectoryUserSpec {
     /// Where the record came from.
     #[serde(default)]
     pub source: RecordSource,
+
+    /// The source's groups the person is in, by display name (an identity provider's
+    /// pushed groups, see DirectoryGroup). The Tenant's group rules map them to
+    /// learning-platform groups with a condition on the field `groups`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200), inner(length(min = 1, max = 256)))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub groups: Vec<String>,
 }
 
 fn default_active() -> bool {
@@ -153,6 +161,7 @@ impl Default for DirectoryUserSpec {
             manager_email: None,
             active: true,
             source: RecordSource::default(),
+            groups: Vec::new(),
         }
     }
 }

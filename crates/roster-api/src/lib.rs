@@ -6,6 +6,8 @@ pub mod condition;
 #[allow(clippy::duplicated_attributes)]
 pub mod departure;
 #[allow(clippy::duplicated_attributes)]
+pub mod directory_group;
+#[allow(clippy::duplicated_attributes)]
 pub mod directory_user;
 mod names;
 #[allow(clippy::duplicated_attributes)]
@@ -15,6 +17,7 @@ pub mod tenant;
 
 pub use condition::{Condition, ConditionStatus};
 pub use departure::{Departure, DepartureSpec};
+pub use directory_group::{DirectoryGroup, DirectoryGroupSpec};
 pub use directory_user::{
     APPROVE_ANNOTATION, AccountStatus, DEPROVISION_NOW_ANNOTATION, DirectoryUser,
     DirectoryUserSpec, DirectoryUserStatus, HandledRequests, Phase, Provisioning, RETRY_ANNOTATION,
@@ -36,6 +39,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         DeprovisionPolicy::crd(),
         DirectoryUser::crd(),
         Departure::crd(),
+        DirectoryGroup::crd(),
     ]
     .into_iter()
     .map(without_nullable)

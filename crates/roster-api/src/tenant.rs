@@ -229,6 +229,9 @@ pub enum ProfileField {
     Location,
     ManagerEmail,
     Active,
+    /// The source groups the person is in (`spec.groups`); a condition on it holds
+    /// when any of them is listed. Only for group rules.
+    Groups,
 }
 
 /// Puts users whose profile matches every condition into a learning-platform group.

@@ -133,6 +133,7 @@ impl Company {
                 .map(str::to_string),
             active: true,
             source: RecordSource::Manual,
+            groups: Vec::new(),
         };
         let name = object_name(&user.employee_id);
         DirectoryUser {

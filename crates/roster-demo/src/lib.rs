@@ -4,7 +4,8 @@
 //! `examples/` into a fresh namespace, starts the learning-platform and Google Calendar
 //! stand-ins seeded with a small fictional company ([`company`]), points the Tenant at
 //! them, shortens the policy to demo-length durations, and runs the operator
-//! in-process. Then a few people leave in different ways — the examples' past
+//! in-process with its SCIM endpoint. An identity provider's request sequence creates,
+//! updates and deactivates one person over SCIM, a joiner and a mover arrive. Then a few people leave in different ways — the examples' past
 //! termination date, deactivation and deprovision-now, plus a scripted object deletion
 //! and a deactivation reversed during its quarantine — while [`view`] shows phases,
 //! deadlines, step results and Events (a live table on a terminal, plain lines
@@ -61,6 +62,8 @@ const REVERSED: &str = "1013";
 const JOINER: &str = "1015";
 /// Who moves from Engineering (remote) to Sales in Berlin.
 const MOVER: &str = "1004";
+/// Who an identity provider creates, updates and deactivates over SCIM.
+const IDP_USER: &str = "1030";
 
 /// `roster demo` options.
 #[derive(clap::Args, Clone, Debug)]
@@ -498,7 +501,9 @@ async fn demo(args: &DemoArgs, stack: &mut Stack, out: &Out) -> anyhow::Result<b
         out.raw("\x1b[?25l");
     }
 
-    stack.operator = Some(start_operator(&client, ns));
+    let scim_token = enable_scim(&client, ns, &tenant_name).await?;
+    let (operator, scim_base) = start_operator(&client, ns).await?;
+    stack.operator = Some(operator);
     let operator_started = out.elapsed();
     if !out.live {
         out.step(format!(
@@ -506,6 +511,18 @@ async fn demo(args: &DemoArgs, stack: &mut Stack, out: &Out) -> anyhow::Result<b
         ));
         out.say("");
     }
+    if !out.live {
+        out.step(format!(
+            "SCIM 2.0 served at {scim_base} (the Tenant's token from Secret scim): an identity provider will create, update and deactivate e-{IDP_USER}"
+        ));
+    }
+    let idp = tokio::spawn(identity_provider(
+        scim_base,
+        scim_token,
+        progress.clone(),
+        notes_tx.clone(),
+    ));
+    stack.tasks.push(idp.abort_handle());
     let intake = tokio::spawn(joiner_and_mover(
         users.clone(),
         notes_tx.clone(),
@@ -684,6 +701,7 @@ impl Plan {
             plan.script = Some((deleted, reversed));
         }
         plan.expected.insert(object_name(JOINER), Expect::Joined);
+        plan.expected.insert(object_name(IDP_USER), Expect::Purged);
         if names.contains(&object_name(MOVER)) {
             plan.expected.insert(object_name(MOVER), Expect::Moved);
         }
@@ -691,29 +709,191 @@ impl Plan {
     }
 }
 
-/// The operator, in-process, scoped to the demo's namespace, against the stand-ins.
-fn start_operator(client: &Client, ns: &str) -> (oneshot::Sender<()>, JoinHandle<()>) {
+/// The operator, in-process, scoped to the demo's namespace, against the stand-ins,
+/// with its SCIM endpoint on a free loopback port; returns it and the tenant's SCIM
+/// base URL.
+async fn start_operator(
+    client: &Client,
+    ns: &str,
+) -> anyhow::Result<((oneshot::Sender<()>, JoinHandle<()>), String)> {
     let effects = Arc::new(PlatformEffects::new(
         client.clone(),
         Arc::new(SystemClock),
         PlatformSettings::default(),
     ));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(roster::controller::run(
+    let metrics = Arc::new(roster::metrics::Metrics::default());
+    let watches = roster::controller::Watches::start(client, &[ns.to_string()]);
+    let scim = roster::scim::start(
         client.clone(),
-        effects,
         Arc::new(SystemClock),
-        Arc::new(roster::metrics::Metrics::default()),
-        roster::controller::Options {
-            namespaces: vec![ns.to_string()],
-            instance: Some(MANAGER.into()),
+        metrics.clone(),
+        &watches,
+        roster::scim::Settings::new("127.0.0.1:0".parse()?),
+    )
+    .await?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let client = client.clone();
+    let options = roster::controller::Options {
+        namespaces: vec![ns.to_string()],
+        instance: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let task = tokio::spawn(async move {
+        roster::controller::run_on(
+            &watches,
+            client,
+            effects,
+            Arc::new(SystemClock),
+            metrics,
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    Ok(((stop, task), format!("http://{}/scim/v2/{ns}", scim.addr)))
+}
+
+/// Turns SCIM on for the Tenant: a fresh bearer token in Secret `scim` (labelled for
+/// roster), named by `spec.sources.scim`. Returns the token.
+async fn enable_scim(client: &Client, ns: &str, tenant: &str) -> anyhow::Result<String> {
+    use rand::Rng as _;
+    let token: String = (0..32)
+        .map(|_| format!("{:02x}", rand::rng().random::<u8>()))
+        .collect();
+    let reference = SecretKeyRef {
+        name: "scim".into(),
+        key: "token".into(),
+    };
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(reference.name.clone()),
+            labels: Some(BTreeMap::from([(
+                roster_api::tenant::CREDENTIALS_LABEL.to_string(),
+                "true".to_string(),
+            )])),
             ..Default::default()
         },
-        async {
-            let _ = stopped.await;
-        },
+        string_data: Some(BTreeMap::from([(reference.key.clone(), token.clone())])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .patch(
+            &reference.name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .context("store the SCIM token in Secret scim")?;
+    Api::<Tenant>::namespaced(client.clone(), ns)
+        .patch(
+            tenant,
+            &PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"spec": {"sources": {"scim": {"tokenSecretRef": reference}}}})),
+        )
+        .await
+        .with_context(|| format!("turn SCIM on for Tenant {tenant}"))?;
+    Ok(token)
+}
+
+/// An identity provider's request sequence, as Okta sends it: a lookup before the
+/// create, the create, a full PUT when the person's title changes, and the
+/// deactivation as a path-less replace. Each request and its answer is a line.
+async fn identity_provider(
+    base: String,
+    token: String,
+    mut progress: watch::Receiver<BTreeMap<String, Row>>,
+    notes: mpsc::UnboundedSender<Line>,
+) {
+    let note = |text: String| {
+        let _ = notes.send(Line::new(Utc::now(), "okta", text));
+    };
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: String, body: Option<serde_json::Value>| {
+        let mut request = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/scim+json")
+                .body(body.to_string());
+        }
+        async move {
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    (status, body)
+                }
+                Err(_) => (0, serde_json::Value::Null),
+            }
+        }
+    };
+    let id = object_name(IDP_USER);
+    let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let mut user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ext],
+        "userName": "sam.scimson@example.com",
+        "name": {"givenName": "Sam", "familyName": "Scimson"},
+        "emails": [{"value": "sam.scimson@example.com", "type": "work", "primary": true}],
+        "title": "Engineer",
+        "active": true,
+        "addresses": [{"type": "work", "locality": "Berlin"}],
+        ext: {"employeeNumber": IDP_USER, "department": "Engineering", "manager": {"value": "e-1002"}}
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, body) = send(
+        reqwest::Method::GET,
+        "/Users?filter=userName%20eq%20%22sam.scimson%40example.com%22".into(),
+        None,
+    )
+    .await;
+    note(format!(
+        "GET /Users?filter=userName eq \"…\" → {status}, {} found: not there yet",
+        body["totalResults"]
     ));
-    (stop, task)
+    let (status, _) = send(reqwest::Method::POST, "/Users".into(), Some(user.clone())).await;
+    note(format!(
+        "POST /Users (employeeNumber {IDP_USER}, Engineering, Berlin, manager e-1002) → {status}, id {id}"
+    ));
+    if status != 201 {
+        return;
+    }
+    let joined = progress
+        .wait_for(|rows| rows.get(&id).is_some_and(|r| r.in_sync))
+        .await
+        .is_ok();
+    if !joined {
+        return;
+    }
+    let synced = progress.borrow().get(&id).map_or(0, |r| r.sync_calls);
+    user["title"] = json!("Staff Engineer");
+    let (status, _) = send(reqwest::Method::PUT, format!("/Users/{id}"), Some(user)).await;
+    note(format!("PUT /Users/{id} (title changed) → {status}"));
+    let _ = progress
+        .wait_for(|rows| {
+            rows.get(&id)
+                .is_some_and(|r| r.in_sync && r.sync_calls > synced)
+        })
+        .await;
+    let deactivate = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}]
+    });
+    let (status, body) = send(
+        reqwest::Method::PATCH,
+        format!("/Users/{id}"),
+        Some(deactivate),
+    )
+    .await;
+    note(format!(
+        "PATCH /Users/{id} {{\"op\":\"replace\",\"value\":{{\"active\":false}}}} → {status}, active {}: the deactivation",
+        body["active"]
+    ));
 }
 
 /// How the demo ended: where everyone is, what changed downstream, the Events, the
@@ -1049,7 +1229,7 @@ async fn script(
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     note(format!(
-        "kubectl patch directoryuser {reversed} --type=merge -p '{{\"spec\":{{\"active\":false}}}}'    # a SCIM deactivation"
+        "kubectl patch directoryuser {reversed} --type=merge -p '{{\"spec\":{{\"active\":false}}}}'    # an HR deactivation"
     ));
     let (params, patch) = active(false);
     if let Err(error) = users.patch(&reversed, &params, &patch).await {

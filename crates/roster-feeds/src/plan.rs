@@ -149,7 +149,12 @@ pub fn plan(target: &Target<'_>, snapshot: &Snapshot, existing: &[Existing]) -> 
                     notes.push(RowError::new(record.row, "", reason));
                     continue;
                 }
-                if e.spec == desired {
+                // `groups` are pushed by SCIM, never sent by a feed: not a difference.
+                let compared = DirectoryUserSpec {
+                    groups: e.spec.groups.clone(),
+                    ..desired.clone()
+                };
+                if e.spec == compared {
                     None
                 } else if !e.spec.active && desired.active {
                     Some(Change::Reactivate)
@@ -242,6 +247,7 @@ pub fn desired_spec(
         // lifecycle reads the dates.
         active: record.active.unwrap_or(true),
         source: target.source,
+        groups: Vec::new(),
     }
 }
 

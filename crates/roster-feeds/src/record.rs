@@ -182,6 +182,8 @@ pub fn default_headers(field: ProfileField) -> &'static [&'static str] {
         ProfileField::Location => &["location"],
         ProfileField::ManagerEmail => &["manager's email", "manager email"],
         ProfileField::Active => &["active"],
+        // Pushed groups come from SCIM; no feed column fills them.
+        ProfileField::Groups => &[],
     }
 }
 
@@ -423,6 +425,7 @@ pub fn field_label(field: ProfileField) -> &'static str {
         ProfileField::Location => "Location",
         ProfileField::ManagerEmail => "Manager's Email",
         ProfileField::Active => "Active",
+        ProfileField::Groups => "Groups",
     }
 }
 

@@ -31,8 +31,8 @@ pub fn compute(rules: &[GroupRule], spec: &DirectoryUserSpec, previous: &[String
 
 fn matches(rule: &GroupRule, spec: &DirectoryUserSpec) -> bool {
     rule.conditions.iter().all(|condition| {
-        let value = field_value(spec, condition.field);
-        let listed = value.as_deref().is_some_and(|v| {
+        // A multi-valued field (the source's groups) is listed when any value is.
+        let listed = field_values(spec, condition.field).iter().any(|v| {
             condition
                 .values
                 .iter()
@@ -45,8 +45,8 @@ fn matches(rule: &GroupRule, spec: &DirectoryUserSpec) -> bool {
     })
 }
 
-fn field_value(spec: &DirectoryUserSpec, field: ProfileField) -> Option<String> {
-    match field {
+fn field_values(spec: &DirectoryUserSpec, field: ProfileField) -> Vec<String> {
+    let one = match field {
         ProfileField::EmployeeId => Some(spec.employee_id.clone()),
         ProfileField::FullName => Some(spec.full_name.clone()),
         ProfileField::Email => Some(spec.email.clone()),
@@ -58,7 +58,9 @@ fn field_value(spec: &DirectoryUserSpec, field: ProfileField) -> Option<String> 
         ProfileField::Location => spec.location.clone(),
         ProfileField::ManagerEmail => spec.manager_email.clone(),
         ProfileField::Active => Some(spec.active.to_string()),
-    }
+        ProfileField::Groups => return spec.groups.clone(),
+    };
+    one.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -119,6 +121,41 @@ mod tests {
         assert_eq!(
             compute(&[r], &DirectoryUserSpec::default(), &[]),
             vec!["NotSales"]
+        );
+    }
+
+    #[test]
+    fn a_source_group_maps_to_a_platform_group_when_any_membership_is_listed() {
+        // An identity provider's pushed group "Engineering Team" → platform "engineers".
+        let rules = [rule(
+            "engineers",
+            ProfileField::Groups,
+            &["engineering team"],
+            true,
+        )];
+        let member = DirectoryUserSpec {
+            groups: vec!["All Staff".into(), "Engineering Team".into()],
+            ..Default::default()
+        };
+        assert_eq!(compute(&rules, &member, &[]), vec!["engineers"]);
+        // Leaving the source group leaves the platform group (this rule removes).
+        let left = DirectoryUserSpec {
+            groups: vec!["All Staff".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            compute(&rules, &left, &["engineers".into()]),
+            Vec::<String>::new()
+        );
+        let mut not_in = rule("outsiders", ProfileField::Groups, &["All Staff"], false);
+        not_in.conditions[0].operator = FieldOperator::NotIn;
+        assert_eq!(
+            compute(&[not_in.clone()], &member, &[]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            compute(&[not_in], &DirectoryUserSpec::default(), &[]),
+            vec!["outsiders"]
         );
     }
 }

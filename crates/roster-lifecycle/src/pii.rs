@@ -32,6 +32,8 @@ pub const PERSONAL_FIELDS: &[(&str, Scrub)] = &[
     ("title", Scrub::Remove),
     ("location", Scrub::Remove),
     ("managerEmail", Scrub::Remove),
+    // Memberships say who the person worked with.
+    ("groups", Scrub::Remove),
 ];
 
 /// The fields a purged record keeps: the employee ID keeps engagement records
@@ -116,6 +118,7 @@ mod tests {
             title: Some("Engineer".into()),
             location: Some("Berlin".into()),
             manager_email: Some("boss@example.com".into()),
+            groups: vec!["Engineering Team".into()],
             ..Default::default()
         }
     }

@@ -47,6 +47,8 @@ pub struct ScimError {
     pub status: u16,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    /// Seconds for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ScimError {
@@ -55,6 +57,29 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+    /// 429: the tenant's request rate is over its limit; try again after `seconds`.
+    pub fn too_many_requests(seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                429,
+                None,
+                "too many requests for this tenant; retry after the Retry-After seconds",
+            )
+        }
+    }
+    /// 503: not serving yet (the caches are filling); try again after `seconds`.
+    pub fn unavailable(seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                503,
+                None,
+                "not ready yet; retry after the Retry-After seconds",
+            )
         }
     }
     /// 400 with a `scimType`.

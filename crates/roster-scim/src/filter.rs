@@ -13,7 +13,7 @@ use chrono::DateTime;
 use serde_json::{Map, Number, Value};
 
 use crate::error::ScimError;
-use crate::schema::{self, Attr, Home, Type};
+use crate::schema::{self, Attr, Home, Kind, Type};
 
 /// Longest filter accepted, in bytes.
 pub const MAX_LEN: usize = 4096;
@@ -407,21 +407,26 @@ impl Filter {
     /// 400 `invalidFilter` (RFC 7644 §3.4.2.2 allows either an error or no match;
     /// an error tells the administrator what to fix).
     pub fn parse_user(input: &str) -> Result<Self, ScimError> {
+        Self::parse_for(Kind::User, input)
+    }
+
+    /// Parses a filter on resources of `kind` and checks it against their schema.
+    pub fn parse_for(kind: Kind, input: &str) -> Result<Self, ScimError> {
         let f = Self::parse(input)?;
-        f.check(None)?;
+        f.check(kind, None)?;
         Ok(f)
     }
 
-    pub(crate) fn check(&self, parent: Option<&'static Attr>) -> Result<(), ScimError> {
+    pub(crate) fn check(&self, kind: Kind, parent: Option<&'static Attr>) -> Result<(), ScimError> {
         match self {
             Filter::And(a, b) | Filter::Or(a, b) => {
-                a.check(parent)?;
-                b.check(parent)
+                a.check(kind, parent)?;
+                b.check(kind, parent)
             }
-            Filter::Not(f) => f.check(parent),
-            Filter::Present(p) => resolve(parent, p).map(|_| ()),
+            Filter::Not(f) => f.check(kind, parent),
+            Filter::Present(p) => resolve(kind, parent, p).map(|_| ()),
             Filter::Compare(p, op, lit) => {
-                let mut attr = resolve(parent, p)?;
+                let mut attr = resolve(kind, parent, p)?;
                 if attr.ty == Type::Complex && attr.multi {
                     // `emails co "x"` compares the elements' values.
                     attr = attr.sub_attr("value").unwrap_or(attr);
@@ -457,13 +462,13 @@ impl Filter {
                 if parent.is_some() {
                     return Err(ScimError::invalid_filter("value filters cannot be nested"));
                 }
-                let attr = resolve(None, p)?;
+                let attr = resolve(kind, None, p)?;
                 if attr.ty != Type::Complex {
                     return Err(ScimError::invalid_filter(format!(
                         "'{p}' has no sub-attributes to filter on"
                     )));
                 }
-                inner.check(Some(attr))
+                inner.check(kind, Some(attr))
             }
         }
     }
@@ -476,13 +481,22 @@ impl Filter {
 
     /// Whether a canonical User resource matches.
     pub fn matches(&self, resource: &Map<String, Value>) -> bool {
-        eval(self, Scope::Resource(resource))
+        self.matches_in(Kind::User, resource)
+    }
+
+    /// Whether a canonical resource of `kind` matches.
+    pub fn matches_in(&self, kind: Kind, resource: &Map<String, Value>) -> bool {
+        eval(self, Scope::Resource(resource, kind))
     }
 }
 
 /// Resolves a path to its attribute definition: relative to `parent` inside a value
 /// filter, else against the User schema.
-fn resolve(parent: Option<&'static Attr>, p: &AttrPath) -> Result<&'static Attr, ScimError> {
+fn resolve(
+    kind: Kind,
+    parent: Option<&'static Attr>,
+    p: &AttrPath,
+) -> Result<&'static Attr, ScimError> {
     let unknown = || ScimError::invalid_filter(format!("unknown attribute '{p}'"));
     let top = match parent {
         Some(parent) => {
@@ -492,7 +506,7 @@ fn resolve(parent: Option<&'static Attr>, p: &AttrPath) -> Result<&'static Attr,
             return parent.sub_attr(&p.name).ok_or_else(unknown);
         }
         None => {
-            schema::user_attr(p.urn.as_deref(), &p.name)
+            schema::attr_of(kind, p.urn.as_deref(), &p.name)
                 .ok_or_else(unknown)?
                 .1
         }
@@ -505,7 +519,7 @@ fn resolve(parent: Option<&'static Attr>, p: &AttrPath) -> Result<&'static Attr,
 
 #[derive(Clone, Copy)]
 enum Scope<'a> {
-    Resource(&'a Map<String, Value>),
+    Resource(&'a Map<String, Value>, Kind),
     /// An element of a multi-valued attribute (inside `[...]`).
     Element(&'a Map<String, Value>, &'static Attr),
 }
@@ -519,8 +533,8 @@ fn values<'a>(scope: Scope<'a>, p: &AttrPath) -> Option<(Vec<&'a Value>, &'stati
             let attr = parent.sub_attr(&p.name)?;
             Some((el.get(attr.name).into_iter().collect(), attr))
         }
-        Scope::Resource(res) => {
-            let (home, top) = schema::user_attr(p.urn.as_deref(), &p.name)?;
+        Scope::Resource(res, kind) => {
+            let (home, top) = schema::attr_of(kind, p.urn.as_deref(), &p.name)?;
             let container = match home {
                 Home::Core => Some(res),
                 Home::Enterprise => res
@@ -581,10 +595,10 @@ fn eval(f: &Filter, scope: Scope<'_>) -> bool {
             }
         },
         Filter::ValuePath(p, inner) => {
-            let Scope::Resource(res) = scope else {
+            let Scope::Resource(res, kind) = scope else {
                 return false;
             };
-            let Some((home, attr)) = schema::user_attr(p.urn.as_deref(), &p.name) else {
+            let Some((home, attr)) = schema::attr_of(kind, p.urn.as_deref(), &p.name) else {
                 return false;
             };
             let container = match home {
@@ -669,10 +683,14 @@ fn ordered(o: Option<Ordering>, op: CompareOp) -> bool {
 /// index instead of a scan. Likewise [`Filter::eq_lookup`] for any attribute.
 impl Filter {
     pub fn eq_lookup(&self, name: &str) -> Option<&str> {
+        self.eq_lookup_in(Kind::User, name)
+    }
+
+    pub fn eq_lookup_in(&self, kind: Kind, name: &str) -> Option<&str> {
         match self {
             Filter::Compare(p, CompareOp::Eq, Literal::Str(s))
                 if p.sub.is_none()
-                    && schema::user_attr(p.urn.as_deref(), &p.name)
+                    && schema::attr_of(kind, p.urn.as_deref(), &p.name)
                         .is_some_and(|(_, a)| a.name == name) =>
             {
                 Some(s)

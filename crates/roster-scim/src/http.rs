@@ -92,10 +92,13 @@ pub fn router<S: Store>(store: Arc<S>, config: Config) -> Router {
             "/scim/v2/{tenant}/Users/.search",
             axum::routing::post(search_users::<S>),
         )
-        // Users are the only resource type, so a search of all is a search of Users.
         .route(
             "/scim/v2/{tenant}/.search",
-            axum::routing::post(search_users::<S>),
+            axum::routing::post(search_all::<S>),
+        )
+        .route(
+            "/scim/v2/{tenant}/Groups/.search",
+            axum::routing::post(groups::search::<S>),
         )
         .route(
             "/scim/v2/{tenant}/Users/{id}",
@@ -104,11 +107,18 @@ pub fn router<S: Store>(store: Arc<S>, config: Config) -> Router {
                 .patch(patch_user::<S>)
                 .delete(delete_user::<S>),
         )
-        .fallback(|| async {
-            Failure(ScimError::not_found(
-                "no such endpoint (Groups are not served yet)",
-            ))
-        })
+        .route(
+            "/scim/v2/{tenant}/Groups",
+            get(groups::list::<S>).post(groups::create::<S>),
+        )
+        .route(
+            "/scim/v2/{tenant}/Groups/{id}",
+            get(groups::get::<S>)
+                .put(groups::replace::<S>)
+                .patch(groups::patch::<S>)
+                .delete(groups::delete::<S>),
+        )
+        .fallback(|| async { Failure(ScimError::not_found("no such endpoint")) })
         .method_not_allowed_fallback(|| async {
             Failure(ScimError::new(
                 405,
@@ -138,6 +148,11 @@ impl IntoResponse for Failure {
             self.0.body().to_string(),
         )
             .into_response();
+        if let Some(seconds) = self.0.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -158,12 +173,11 @@ fn scim(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// Checks the bearer token against the tenant's, in constant time (digests of both,
-/// so not even the length is compared in variable time).
 /// Finds the Tenant of the namespace whose token was presented. Each candidate's
 /// token is compared in constant time (digests of both, so not even the length is
 /// compared in variable time), and all candidates are compared.
 fn authorize<S: Store>(app: &App<S>, namespace: &str, headers: &HeaderMap) -> Result<Scope> {
+    app.store.serving()?;
     let unauthorized = || {
         Failure(ScimError::new(
             401,
@@ -187,12 +201,14 @@ fn authorize<S: Store>(app: &App<S>, namespace: &str, headers: &HeaderMap) -> Re
             found = Some(tenant.name);
         }
     }
-    found
+    let scope = found
         .map(|tenant| Scope {
             namespace: namespace.to_string(),
             tenant,
         })
-        .ok_or_else(unauthorized)
+        .ok_or_else(unauthorized)?;
+    app.store.admit(&scope)?;
+    Ok(scope)
 }
 
 fn base<S: Store>(app: &App<S>, tenant: &str, headers: &HeaderMap) -> String {
@@ -375,7 +391,14 @@ async fn search_users<S: Store>(
     body: Body,
 ) -> Result<Response> {
     let scope = authorize(&app, &tenant, &headers)?;
-    let Value::Object(request) = read_json(&app, body).await? else {
+    let q = search_request(&app, body).await?;
+    search(&app, &scope, &headers, &q)
+}
+
+/// A SearchRequest's members as query parameters. `sortBy` is ignored, as for GET
+/// (ServiceProviderConfig: sort not supported).
+async fn search_request<S: Store>(app: &App<S>, body: Body) -> Result<Vec<(String, String)>> {
+    let Value::Object(request) = read_json(app, body).await? else {
         return Err(ScimError::invalid_syntax("a SearchRequest must be a JSON object").into());
     };
     let mut q = Vec::new();
@@ -392,8 +415,68 @@ async fn search_users<S: Store>(
         };
         q.push((key, text));
     }
-    // `sortBy` is ignored, as for GET (ServiceProviderConfig: sort not supported).
-    search(&app, &scope, &headers, &q)
+    Ok(q)
+}
+
+/// `POST /.search` (RFC 7644 §3.4.3): Users, then Groups. A filter that names an
+/// attribute one resource type lacks matches none of that type.
+async fn search_all<S: Store>(
+    State(app): State<App<S>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let scope = authorize(&app, &tenant, &headers)?;
+    let q = search_request(&app, body).await?;
+    let page = Page::parse(
+        query(&q, "startIndex"),
+        query(&q, "count"),
+        app.config.max_results,
+    )?;
+    let text = query(&q, "filter").filter(|f| !f.trim().is_empty());
+    let (user_filter, group_filter) = match text {
+        None => (Ok(None), Ok(None)),
+        Some(t) => (
+            Filter::parse_for(schema::Kind::User, t).map(Some),
+            Filter::parse_for(schema::Kind::Group, t).map(Some),
+        ),
+    };
+    if let (Err(e), Err(_)) = (&user_filter, &group_filter) {
+        return Err(e.clone().into());
+    }
+    let base = base(&app, &scope.namespace, &headers);
+    let mut found: Vec<(schema::Kind, Resource)> = Vec::new();
+    if let Ok(filter) = &user_filter {
+        for r in user_matches(&app, &scope, filter.as_ref()) {
+            found.push((schema::Kind::User, render(&r, &base)));
+        }
+    }
+    if let Ok(filter) = &group_filter {
+        for g in groups::matching(&app, &scope, filter.as_ref(), &base) {
+            found.push((schema::Kind::Group, g));
+        }
+    }
+    let mut resources = Vec::new();
+    for (kind, r) in &found[page.range(found.len())] {
+        let projected = resource::project_in(
+            *kind,
+            r,
+            query(&q, "attributes"),
+            query(&q, "excludedAttributes"),
+        )
+        .unwrap_or_else(|_| {
+            // Attributes the other resource type does not have: its id and schemas.
+            r.iter()
+                .filter(|(k, _)| matches!(k.as_str(), "id" | "schemas"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        });
+        resources.push(Value::Object(projected));
+    }
+    Ok(scim(
+        StatusCode::OK,
+        list_response(found.len(), page, resources),
+    ))
 }
 
 /// A filtered, paged, projected list of the tenant's Users.
@@ -412,8 +495,26 @@ fn search<S: Store>(
         .filter(|f| !f.trim().is_empty())
         .map(Filter::parse_user)
         .transpose()?;
+    let candidates = user_matches(app, scope, filter.as_ref());
+    let base = base(app, &scope.namespace, headers);
+    let mut resources = Vec::new();
+    for r in &candidates[page.range(candidates.len())] {
+        resources.push(Value::Object(resource::project(
+            &render(r, &base),
+            query(q, "attributes"),
+            query(q, "excludedAttributes"),
+        )?));
+    }
+    Ok(scim(
+        StatusCode::OK,
+        list_response(candidates.len(), page, resources),
+    ))
+}
+
+/// The tenant's Users that match, ordered by id.
+fn user_matches<S: Store>(app: &App<S>, scope: &Scope, filter: Option<&Filter>) -> Vec<Record> {
     // The lookups identity providers make are answered from the store's indexes.
-    let mut candidates = match &filter {
+    let mut candidates = match filter {
         Some(f) if f.eq_lookup("userName").is_some() => app.store.lookup(
             scope,
             Index::UserName,
@@ -431,23 +532,11 @@ fn search<S: Store>(
             .collect(),
         _ => app.store.all(scope),
     };
-    if let Some(f) = &filter {
+    if let Some(f) = filter {
         candidates.retain(|r| f.matches(&r.resource));
     }
     candidates.sort_by(|a, b| a.id.cmp(&b.id));
-    let base = base(app, &scope.namespace, headers);
-    let mut resources = Vec::new();
-    for r in &candidates[page.range(candidates.len())] {
-        resources.push(Value::Object(resource::project(
-            &render(r, &base),
-            query(q, "attributes"),
-            query(q, "excludedAttributes"),
-        )?));
-    }
-    Ok(scim(
-        StatusCode::OK,
-        list_response(candidates.len(), page, resources),
-    ))
+    candidates
 }
 
 async fn get_user<S: Store>(
@@ -547,6 +636,7 @@ async fn create_user<S: Store>(
     let record = build(&app, &scope, &id, res, employee_id)?;
     let record = app.store.create(&scope, record).await?;
     update_reports(&app, &scope, &record).await;
+    groups::join_pending(&app, &scope, &record.id).await?;
     user_response(
         StatusCode::CREATED,
         &record,
@@ -588,7 +678,9 @@ async fn store_update<S: Store>(
         return Ok(existing);
     }
     stamp(&mut res, &existing.id, created, app.store.now());
-    let record = build(app, scope, &existing.id, res, employee_id)?;
+    let mut record = build(app, scope, &existing.id, res, employee_id)?;
+    // Memberships are the Groups' to change, never a User's PUT or PATCH.
+    record.spec.groups = existing.spec.groups.clone();
     let version = resource::version(&existing.resource);
     let record = app.store.replace(scope, record, &version).await?;
     if record.spec.email != existing.spec.email {
@@ -651,5 +743,6 @@ async fn delete_user<S: Store>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+mod groups;
 #[cfg(test)]
 mod tests;

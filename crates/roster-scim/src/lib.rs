@@ -16,6 +16,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod group;
 pub mod http;
 pub mod list;
 pub mod mapping;

@@ -244,6 +244,8 @@ pub fn to_directory_user(
         manager_email,
         active: res.get("active").and_then(Value::as_bool).unwrap_or(true),
         source: RecordSource::Scim,
+        // Memberships are written through /Groups, never through the User.
+        groups: Vec::new(),
     };
     Ok(Mapped { spec, manager_id })
 }

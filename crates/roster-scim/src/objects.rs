@@ -11,9 +11,11 @@
 //! scrubs the spec (it is not in `roster_lifecycle::pii::PERSONAL_ANNOTATIONS` yet).
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use roster_api::DirectoryUser;
+use roster_api::tenant::LocalObjectRef;
+use roster_api::{DirectoryGroup, DirectoryGroupSpec, DirectoryUser};
 use serde_json::{Value, json};
 
+use crate::group::GroupRecord;
 use crate::mapping;
 use crate::resource::{self, Resource};
 use crate::schema::ENTERPRISE_SCHEMA;
@@ -96,20 +98,26 @@ pub struct UserIndex {
     by_user_name: HashMap<String, BTreeSet<String>>,
     by_external_id: HashMap<String, BTreeSet<String>>,
     by_manager: HashMap<String, BTreeSet<String>>,
+    by_group: HashMap<String, BTreeSet<String>>,
 }
 
-fn keys(r: &Record) -> [(Index, Option<String>); 3] {
+fn keys(r: &Record) -> Vec<(Index, String)> {
     let text = |k: &str| {
         r.resource
             .get(k)
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    [
+    let mut keys: Vec<(Index, String)> = [
         (Index::UserName, text("userName").map(|u| u.to_lowercase())),
         (Index::ExternalId, text("externalId")),
         (Index::ManagerId, r.manager_id.clone()),
     ]
+    .into_iter()
+    .filter_map(|(i, k)| k.map(|k| (i, k)))
+    .collect();
+    keys.extend(r.spec.groups.iter().map(|g| (Index::Group, g.clone())));
+    keys
 }
 
 impl UserIndex {
@@ -118,6 +126,7 @@ impl UserIndex {
             Index::UserName => &mut self.by_user_name,
             Index::ExternalId => &mut self.by_external_id,
             Index::ManagerId => &mut self.by_manager,
+            Index::Group => &mut self.by_group,
         }
     }
 
@@ -125,12 +134,10 @@ impl UserIndex {
     pub fn upsert(&mut self, record: Record) {
         self.remove(&record.id);
         for (index, key) in keys(&record) {
-            if let Some(key) = key {
-                self.map(index)
-                    .entry(key)
-                    .or_default()
-                    .insert(record.id.clone());
-            }
+            self.map(index)
+                .entry(key)
+                .or_default()
+                .insert(record.id.clone());
         }
         self.records.insert(record.id.clone(), record);
     }
@@ -139,13 +146,11 @@ impl UserIndex {
     pub fn remove(&mut self, id: &str) -> Option<Record> {
         let old = self.records.remove(id)?;
         for (index, key) in keys(&old) {
-            if let Some(key) = key {
-                let map = self.map(index);
-                if let Some(ids) = map.get_mut(&key) {
-                    ids.remove(id);
-                    if ids.is_empty() {
-                        map.remove(&key);
-                    }
+            let map = self.map(index);
+            if let Some(ids) = map.get_mut(&key) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    map.remove(&key);
                 }
             }
         }
@@ -162,6 +167,7 @@ impl UserIndex {
             Index::UserName => (&self.by_user_name, value.to_lowercase()),
             Index::ExternalId => (&self.by_external_id, value.to_string()),
             Index::ManagerId => (&self.by_manager, value.to_string()),
+            Index::Group => (&self.by_group, value.to_string()),
         };
         map.get(&key)
             .map(|ids| {
@@ -185,6 +191,61 @@ impl UserIndex {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
+}
+
+/// The DirectoryGroup a Group is applied as (its name is the SCIM id). Members are
+/// not part of it: they are the Users whose `spec.groups` name the Group.
+pub fn to_group_object(scope: &Scope, group: &GroupRecord) -> DirectoryGroup {
+    let mut dg = DirectoryGroup::new(
+        &group.id,
+        DirectoryGroupSpec {
+            tenant_ref: LocalObjectRef {
+                name: scope.tenant.clone(),
+            },
+            display_name: group.display_name().to_string(),
+            external_id: group
+                .resource
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        },
+    );
+    dg.metadata.namespace = Some(scope.namespace.clone());
+    dg.metadata.annotations = Some(BTreeMap::from([(
+        RESOURCE_ANNOTATION.to_string(),
+        Value::Object(group.resource.clone()).to_string(),
+    )]));
+    dg
+}
+
+/// The Group of a DirectoryGroup (`None` for another Tenant's, or one being deleted).
+pub fn from_group_object(scope: &Scope, dg: &DirectoryGroup) -> Option<GroupRecord> {
+    if dg.metadata.deletion_timestamp.is_some() || dg.spec.tenant_ref.name != scope.tenant {
+        return None;
+    }
+    let id = dg.metadata.name.clone()?;
+    let stored = dg
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RESOURCE_ANNOTATION))
+        .and_then(|json| serde_json::from_str::<Value>(json).ok())
+        .and_then(|v| v.as_object().cloned());
+    let resource = stored.unwrap_or_else(|| {
+        let mut r = Resource::new();
+        r.insert("schemas".into(), json!([crate::schema::GROUP_SCHEMA]));
+        r.insert("id".into(), Value::String(id.clone()));
+        r.insert(
+            "displayName".into(),
+            Value::String(dg.spec.display_name.clone()),
+        );
+        if let Some(e) = &dg.spec.external_id {
+            r.insert("externalId".into(), Value::String(e.clone()));
+        }
+        r.insert("meta".into(), json!({"resourceType": "Group"}));
+        r
+    });
+    Some(GroupRecord { id, resource })
 }
 
 /// The version a store compares `If-Match` and concurrent writes with.

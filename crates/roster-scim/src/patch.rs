@@ -83,7 +83,7 @@ fn parse_target(path: &str) -> Result<Target, ScimError> {
                 "'{p}' is not a multi-valued complex attribute"
             )));
         }
-        f.check(Some(attr))?;
+        f.check(crate::schema::Kind::User, Some(attr))?;
     }
     if sub.is_some() && attr.ty != Type::Complex {
         return Err(unknown());

@@ -260,6 +260,16 @@ pub fn project(
     attributes: Option<&str>,
     excluded: Option<&str>,
 ) -> Result<Resource, ScimError> {
+    project_in(schema::Kind::User, res, attributes, excluded)
+}
+
+/// [`project`] for a resource of `kind`.
+pub fn project_in(
+    kind: schema::Kind,
+    res: &Resource,
+    attributes: Option<&str>,
+    excluded: Option<&str>,
+) -> Result<Resource, ScimError> {
     let parse = |list: &str| -> Result<Vec<Selected>, ScimError> {
         list.split(',')
             .map(str::trim)
@@ -267,8 +277,8 @@ pub fn project(
             .map(|p| {
                 let path = crate::filter::AttrPath::parse(p)
                     .map_err(|_| ScimError::invalid_path("attributes must be attribute paths"))?;
-                let (home, attr) =
-                    schema::user_attr(path.urn.as_deref(), &path.name).ok_or_else(|| {
+                let (home, attr) = schema::attr_of(kind, path.urn.as_deref(), &path.name)
+                    .ok_or_else(|| {
                         ScimError::invalid_path(format!("unknown attribute '{path}'"))
                     })?;
                 let sub = match &path.sub {

@@ -7,6 +7,15 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// The resource types served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    #[default]
+    User,
+    Group,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Type {
@@ -362,6 +371,37 @@ pub const ENTERPRISE: &[Attr] = &[
     ),
 ];
 
+/// A Group's member (RFC 7643 §4.2): a User of the tenant, by SCIM id.
+const MEMBER: &[Attr] = &[
+    Attr {
+        mutability: Mutability::Immutable,
+        ..case_exact(attr("value", Type::String, "The member's id."))
+    },
+    Attr {
+        mutability: Mutability::Immutable,
+        ..case_exact(attr("$ref", Type::Reference, "The URI of the member."))
+    },
+    read_only(attr("display", Type::String, "The member's display name.")),
+    Attr {
+        mutability: Mutability::Immutable,
+        ..attr("type", Type::String, "The member's resource type: User.")
+    },
+];
+
+/// RFC 7643 §4.2, the core Group schema.
+pub const GROUP: &[Attr] = &[
+    Attr {
+        required: true,
+        unique: true,
+        ..attr(
+            "displayName",
+            Type::String,
+            "The group's name, unique in the tenant; what the Tenant's group rules match (field groups).",
+        )
+    },
+    multi("members", MEMBER, "The Users in the group."),
+];
+
 /// Where an attribute lives in a canonical resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Home {
@@ -403,6 +443,24 @@ pub fn user_attr(urn: Option<&str>, name: &str) -> Option<(Home, &'static Attr)>
     }
 }
 
+/// A top-level attribute of the Group resource type (core schema only).
+pub fn group_attr(urn: Option<&str>, name: &str) -> Option<(Home, &'static Attr)> {
+    match urn {
+        Some(u) if !u.eq_ignore_ascii_case(GROUP_SCHEMA) => None,
+        _ => find(COMMON, name)
+            .or_else(|| find(GROUP, name))
+            .map(|a| (Home::Core, a)),
+    }
+}
+
+/// A top-level attribute of a resource type.
+pub fn attr_of(kind: Kind, urn: Option<&str>, name: &str) -> Option<(Home, &'static Attr)> {
+    match kind {
+        Kind::User => user_attr(urn, name),
+        Kind::Group => group_attr(urn, name),
+    }
+}
+
 /// The `/Schemas` resources.
 pub fn schemas(base: &str) -> Vec<Value> {
     let render = |id: &str, name: &str, description: &str, attrs: &[&[Attr]]| {
@@ -423,21 +481,34 @@ pub fn schemas(base: &str) -> Vec<Value> {
             "Enterprise User",
             &[ENTERPRISE],
         ),
+        render(GROUP_SCHEMA, "Group", "Group", &[COMMON, GROUP]),
     ]
 }
 
 /// The `/ResourceTypes` resources.
 pub fn resource_types(base: &str) -> Vec<Value> {
-    vec![json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
-        "id": "User",
-        "name": "User",
-        "endpoint": "/Users",
-        "description": "User Account",
-        "schema": USER_SCHEMA,
-        "schemaExtensions": [{"schema": ENTERPRISE_SCHEMA, "required": false}],
-        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")},
-    })]
+    vec![
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+            "id": "User",
+            "name": "User",
+            "endpoint": "/Users",
+            "description": "User Account",
+            "schema": USER_SCHEMA,
+            "schemaExtensions": [{"schema": ENTERPRISE_SCHEMA, "required": false}],
+            "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")},
+        }),
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+            "id": "Group",
+            "name": "Group",
+            "endpoint": "/Groups",
+            "description": "Group",
+            "schema": GROUP_SCHEMA,
+            "schemaExtensions": [],
+            "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/Group")},
+        }),
+    ]
 }
 
 /// The `/ServiceProviderConfig` resource. `max_results` is the page limit the HTTP

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use roster_api::DirectoryUserSpec;
 
 use crate::error::ScimError;
+use crate::group::GroupRecord;
 use crate::objects::UserIndex;
 use crate::resource::Resource;
 
@@ -56,11 +57,25 @@ pub enum Index {
     ExternalId,
     /// The Users whose enterprise `manager.value` is this id (their reports).
     ManagerId,
+    /// The Users whose DirectoryUser `spec.groups` names this Group displayName (its
+    /// members).
+    Group,
 }
 
 pub trait Store: Send + Sync + 'static {
     /// The Tenants of a namespace that serve SCIM, with their tokens.
     fn tenants(&self, namespace: &str) -> Vec<ScimTenant>;
+    /// Whether the store can answer at all (`503` with `Retry-After` while the
+    /// operator's caches are still filling, before any token is checked).
+    fn serving(&self) -> Result<(), ScimError> {
+        Ok(())
+    }
+    /// Whether an authenticated request of this tenant may go on now: the operator's
+    /// per-tenant rate limit answers `429` with `Retry-After` here (and `503` while its
+    /// caches are filling). Admits everything by default.
+    fn admit(&self, _scope: &Scope) -> Result<(), ScimError> {
+        Ok(())
+    }
     /// The time, for `meta.created`/`lastModified` (the operator's one clock).
     fn now(&self) -> DateTime<Utc>;
     /// A fresh, unguessable seed for the employee ID of a User that has neither an
@@ -88,12 +103,37 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a User (for the operator: the removal trigger; reads answer 404 after).
     fn delete(&self, scope: &Scope, id: &str)
     -> impl Future<Output = Result<(), ScimError>> + Send;
+
+    /// A Group by id.
+    fn get_group(&self, scope: &Scope, id: &str) -> Option<GroupRecord>;
+    /// Every Group of the tenant, ordered by id.
+    fn groups(&self, scope: &Scope) -> Vec<GroupRecord>;
+    /// Creates a Group; 409 `uniqueness` if the id is taken.
+    fn create_group(
+        &self,
+        scope: &Scope,
+        group: GroupRecord,
+    ) -> impl Future<Output = Result<GroupRecord, ScimError>> + Send;
+    /// Replaces a Group, if its stored resource's version is still `version`.
+    fn replace_group(
+        &self,
+        scope: &Scope,
+        group: GroupRecord,
+        version: &str,
+    ) -> impl Future<Output = Result<GroupRecord, ScimError>> + Send;
+    /// Deletes a Group (its members' memberships are the caller's to remove).
+    fn delete_group(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> impl Future<Output = Result<(), ScimError>> + Send;
 }
 
 #[derive(Default)]
 struct Tenants {
     tenants: HashMap<String, Vec<ScimTenant>>,
     users: HashMap<Scope, UserIndex>,
+    groups: HashMap<Scope, std::collections::BTreeMap<String, GroupRecord>>,
     seq: u64,
 }
 
@@ -203,6 +243,54 @@ impl Store for MemoryStore {
         match self.lock().users.get_mut(scope).and_then(|u| u.remove(id)) {
             Some(_) => Ok(()),
             None => Err(ScimError::not_found("no such User")),
+        }
+    }
+    fn get_group(&self, scope: &Scope, id: &str) -> Option<GroupRecord> {
+        self.lock().groups.get(scope)?.get(id).cloned()
+    }
+    fn groups(&self, scope: &Scope) -> Vec<GroupRecord> {
+        self.lock()
+            .groups
+            .get(scope)
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
+    }
+    async fn create_group(
+        &self,
+        scope: &Scope,
+        group: GroupRecord,
+    ) -> Result<GroupRecord, ScimError> {
+        let mut t = self.lock();
+        let groups = t.groups.entry(scope.clone()).or_default();
+        if groups.contains_key(&group.id) {
+            return Err(ScimError::uniqueness("a Group with this id exists"));
+        }
+        groups.insert(group.id.clone(), group.clone());
+        Ok(group)
+    }
+    async fn replace_group(
+        &self,
+        scope: &Scope,
+        group: GroupRecord,
+        version: &str,
+    ) -> Result<GroupRecord, ScimError> {
+        let mut t = self.lock();
+        let groups = t.groups.entry(scope.clone()).or_default();
+        match groups.get(&group.id) {
+            None => Err(ScimError::not_found("no such Group")),
+            Some(old) if crate::resource::version(&old.resource) != version => {
+                Err(ScimError::precondition_failed())
+            }
+            Some(_) => {
+                groups.insert(group.id.clone(), group.clone());
+                Ok(group)
+            }
+        }
+    }
+    async fn delete_group(&self, scope: &Scope, id: &str) -> Result<(), ScimError> {
+        match self.lock().groups.get_mut(scope).and_then(|g| g.remove(id)) {
+            Some(_) => Ok(()),
+            None => Err(ScimError::not_found("no such Group")),
         }
     }
 }

@@ -16,6 +16,7 @@
 pub mod binaries;
 mod install;
 pub mod process;
+pub mod python;
 pub mod sshd;
 
 use std::fmt::Write as _;

@@ -21,4 +21,5 @@ pub mod feeds;
 pub mod metrics;
 pub mod operator;
 pub mod probes;
+pub mod scim;
 pub mod telemetry;

@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against the cluster in KUBECONFIG (or the in-cluster config).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (what `crds/roster.yaml` holds).
     Crd,
     /// Import people from a file, the way the Tenant's scheduled source does.
@@ -101,6 +101,19 @@ struct RunArgs {
     /// Seconds before a silent leader's lease can be taken over.
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// Serve SCIM 2.0 for identity providers on this address (plain HTTP: terminate
+    /// TLS at an Ingress or a sidecar, docs/scim.md). Off when not given.
+    #[arg(long, env = "ROSTER_SCIM_ADDR")]
+    scim_addr: Option<std::net::SocketAddr>,
+    /// SCIM requests per second per Tenant; above it, 429 with Retry-After.
+    #[arg(long, env = "ROSTER_SCIM_RATE_LIMIT", default_value_t = std::num::NonZeroU32::new(50).expect("non-zero"))]
+    scim_rate_limit: std::num::NonZeroU32,
+    /// SCIM requests a Tenant may send at once above the rate.
+    #[arg(long, env = "ROSTER_SCIM_BURST", default_value_t = std::num::NonZeroU32::new(100).expect("non-zero"))]
+    scim_burst: std::num::NonZeroU32,
+    /// The SCIM endpoint's public origin (`https://scim.example.com`), for `Location`.
+    #[arg(long, env = "ROSTER_SCIM_PUBLIC_ORIGIN")]
+    scim_public_origin: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -179,7 +192,14 @@ async fn main() -> anyhow::Result<()> {
                 duration_seconds: args.lease_duration_seconds,
             });
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "roster starting");
-            roster::operator::run(client, effects, options, leadership, args.http_addr).await?;
+            let scim = args.scim_addr.map(|addr| roster::scim::Settings {
+                requests_per_second: args.scim_rate_limit,
+                burst: args.scim_burst,
+                public_origin: args.scim_public_origin.clone(),
+                ..roster::scim::Settings::new(addr)
+            });
+            roster::operator::run(client, effects, options, leadership, args.http_addr, scim)
+                .await?;
         }
     }
     Ok(())

@@ -39,6 +39,14 @@ pub struct SyncLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScimLabels {
+    pub method: &'static str,
+    /// `Users`, `Groups`, `search`, `discovery` or `other` (never a path: it holds ids).
+    pub resource: &'static str,
+    pub status: u16,
+}
+
 /// Every metric roster exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -48,6 +56,8 @@ pub struct Metrics {
     pub transitions: Family<TransitionLabels, Counter>,
     pub steps: Family<StepLabels, Counter>,
     pub sync_calls: Family<SyncLabels, Counter>,
+    pub scim_requests: Family<ScimLabels, Counter>,
+    pub scim_seconds: Family<ScimLabels, Histogram>,
     /// 1 while this replica holds the leader lease.
     pub leader: Gauge,
 }
@@ -64,6 +74,20 @@ impl Default for Metrics {
         let steps = Family::<StepLabels, Counter>::default();
         let sync_calls = Family::<SyncLabels, Counter>::default();
         let leader = Gauge::default();
+        let scim_requests = Family::<ScimLabels, Counter>::default();
+        let scim_seconds = Family::<ScimLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+        });
+        registry.register(
+            "scim_requests",
+            "SCIM requests answered, by method, resource type and status",
+            scim_requests.clone(),
+        );
+        registry.register(
+            "scim_request_duration_seconds",
+            "Time to answer one SCIM request",
+            scim_seconds.clone(),
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -103,6 +127,8 @@ impl Default for Metrics {
             transitions,
             steps,
             sync_calls,
+            scim_requests,
+            scim_seconds,
             leader,
         }
     }

@@ -1,5 +1,6 @@
-//! Process wiring for `roster run`: the probe/metrics server, leader election and the
-//! controllers. Every replica serves probes; only the Lease holder reconciles, and a
+//! Process wiring for `roster run`: the probe/metrics server, the watches, the SCIM
+//! endpoint, leader election and the controllers. Every replica serves probes and SCIM
+//! and keeps the caches warm; only the Lease holder reconciles, and a
 //! replica that loses the lease exits so that it restarts clean (its deadlines live in
 //! status, so nothing is moved or skipped by the handover).
 
@@ -13,7 +14,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{info, warn};
 
 use crate::clock::SystemClock;
-use crate::controller::{self, Options};
+use crate::controller::{self, Options, Watches};
 use crate::effects::Effects;
 use crate::metrics::Metrics;
 use crate::probes::{Health, router};
@@ -35,8 +36,24 @@ pub async fn run(
     options: Options,
     leadership: Option<Leadership>,
     http_addr: SocketAddr,
+    scim: Option<crate::scim::Settings>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
+    // Every replica watches (the SCIM endpoint reads the caches; a standby that takes
+    // over starts on warm stores); only the leader runs the controllers on them.
+    let watches = Watches::start(&client, &options.namespaces);
+    if let Some(settings) = scim {
+        let serving = crate::scim::start(
+            client.clone(),
+            clock.clone(),
+            metrics.clone(),
+            &watches,
+            settings,
+        )
+        .await?;
+        info!(addr = %serving.addr, "serving SCIM");
+    }
     let health = Arc::new(Health::default());
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
@@ -96,10 +113,11 @@ pub async fn run(
         let _ = stopped_tx.send(reason);
     });
     let (reason_tx, mut reason_rx) = tokio::sync::watch::channel("");
-    controller::run(
+    controller::run_on(
+        &watches,
         client,
         effects,
-        Arc::new(SystemClock),
+        clock,
         metrics.clone(),
         options,
         async move {

@@ -471,7 +471,7 @@ async fn etags_pages_projection_and_discovery() {
         (&json!(true), &json!(50), &json!(true))
     );
     let r = h.call("GET", &format!("{A}/Schemas"), None).await;
-    assert_eq!(r.body["totalResults"], 2);
+    assert_eq!(r.body["totalResults"], 3);
     let r = h
         .call(
             "GET",
@@ -567,6 +567,7 @@ async fn refusals_say_why_and_write_nothing() {
     let bad_start = format!("{A}/Users?startIndex=x");
     let unknown_id = format!("{A}/Users/nobody");
     let groups = format!("{A}/Groups");
+    let group_filter = format!(r#"{A}/Groups?filter=color eq "red""#);
     let big = json!({"userName": "x@example.com", "displayName": "x".repeat(5000)}).to_string();
     let cases: Vec<Refusal> = vec![
         (
@@ -772,13 +773,34 @@ async fn refusals_say_why_and_write_nothing() {
             None,
         ),
         (
-            "Groups (not served yet)",
-            "GET",
+            "a Group without displayName",
+            "POST",
             &groups,
             Some(TOKEN_A),
+            Some(json!({"members": []}).to_string()),
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+        ),
+        (
+            "a Group with a Group as member",
+            "POST",
+            &groups,
+            Some(TOKEN_A),
+            Some(
+                json!({"displayName": "G", "members": [{"value": "g-1", "type": "Group"}]})
+                    .to_string(),
+            ),
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+        ),
+        (
+            "a Group filter on an unknown attribute",
+            "GET",
+            &group_filter,
+            Some(TOKEN_A),
             None,
-            StatusCode::NOT_FOUND,
-            None,
+            StatusCode::BAD_REQUEST,
+            Some("invalidFilter"),
         ),
         (
             "method not allowed",
@@ -877,4 +899,230 @@ async fn two_tenants_of_one_namespace_are_apart() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn groups_as_okta_and_entra_push_them() {
+    let h = harness();
+    for n in 1..=3 {
+        let body = json!({"userName": format!("u{n}@example.com"), EXT: {"employeeNumber": format!("{n}")}});
+        assert_eq!(
+            h.call("POST", &format!("{A}/Users"), Some(body))
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+    }
+    let groups_of = |id: &str| {
+        h.store
+            .records(&scope_a())
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .spec
+            .groups
+    };
+    // Okta's Push Groups: look up by displayName, create with members.
+    let r = h
+        .call(
+            "GET",
+            &format!(r#"{A}/Groups?filter=displayName eq "Engineering""#),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["totalResults"]),
+        (StatusCode::OK, &json!(0))
+    );
+    let r = h
+        .call(
+            "POST",
+            &format!("{A}/Groups"),
+            Some(json!({
+                "schemas": [schema::GROUP_SCHEMA], "displayName": "Engineering",
+                "members": [{"value": "e-1"}, {"value": "e-2"}]
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let gid = r.body["id"].as_str().unwrap().to_string();
+    assert!(gid.starts_with("g-"), "{gid}");
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
+    assert_eq!(groups_of("e-1"), vec!["Engineering"]);
+    assert_eq!(
+        r.headers[header::LOCATION].to_str().unwrap(),
+        format!("https://scim.example.com{A}/Groups/{gid}")
+    );
+    // Found by displayName (without regard to case) and by member.
+    let r = h
+        .call(
+            "GET",
+            &format!(r#"{A}/Groups?filter=displayName eq "engineering""#),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1);
+    let r = h
+        .call(
+            "GET",
+            &format!(r#"{A}/Groups?filter=members.value eq "e-2"&excludedAttributes=members"#),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1);
+    assert!(r.body["Resources"][0].get("members").is_none());
+    // A duplicate displayName is 409.
+    let r = h
+        .call(
+            "POST",
+            &format!("{A}/Groups"),
+            Some(json!({"displayName": "ENGINEERING"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["scimType"].as_str()),
+        (StatusCode::CONFLICT, Some("uniqueness"))
+    );
+
+    // Entra: Add and Remove members.
+    let r = h
+        .call(
+            "PATCH",
+            &format!("{A}/Groups/{gid}"),
+            Some(json!({"schemas": [schema::PATCH_OP_SCHEMA], "Operations": [
+                {"op": "Add", "path": "members", "value": [{"value": "e-3"}]},
+                {"op": "Remove", "path": "members", "value": [{"value": "e-1"}]}
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (groups_of("e-1"), groups_of("e-3")),
+        (vec![], vec!["Engineering".to_string()])
+    );
+    // Okta renames with a path-less replace: every member follows.
+    let r = h
+        .call(
+            "PATCH",
+            &format!("{A}/Groups/{gid}"),
+            Some(json!({"schemas": [schema::PATCH_OP_SCHEMA], "Operations": [
+                {"op": "replace", "value": {"id": gid, "displayName": "Platform"}}
+            ]})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["displayName"]),
+        (StatusCode::OK, &json!("Platform"))
+    );
+    assert_eq!(groups_of("e-2"), vec!["Platform"]);
+    // A User's PUT keeps its memberships.
+    let r = h
+        .call(
+            "PUT",
+            &format!("{A}/Users/e-2"),
+            Some(json!({"userName": "u2@example.com", "title": "T", EXT: {"employeeNumber": "2"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(groups_of("e-2"), vec!["Platform"]);
+    // ETags move with the members; a stale one is 412.
+    let etag = h
+        .call("GET", &format!("{A}/Groups/{gid}"), None)
+        .await
+        .headers[header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let remove = json!({"schemas": [schema::PATCH_OP_SCHEMA], "Operations": [{"op": "remove", "path": "members[value eq \"e-3\"]"}]}).to_string();
+    let r = h
+        .send(
+            "PATCH",
+            &format!("{A}/Groups/{gid}"),
+            Some(TOKEN_A),
+            Some(remove.clone()),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_ne!(r.headers[header::ETAG].to_str().unwrap(), etag);
+    let r = h
+        .send(
+            "PATCH",
+            &format!("{A}/Groups/{gid}"),
+            Some(TOKEN_A),
+            Some(remove),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    // Another tenant cannot see it.
+    let r = h
+        .send(
+            "GET",
+            &format!("{A}/Groups/{gid}"),
+            Some(TOKEN_B),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = h
+        .send(
+            "GET",
+            &format!("/scim/v2/tenant-b/Groups/{gid}"),
+            Some(TOKEN_B),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A member the identity provider adds before it creates the User is pending, and
+    // joins when the User arrives.
+    let r = h
+        .call(
+            "PATCH",
+            &format!("{A}/Groups/{gid}"),
+            Some(json!({"schemas": [schema::PATCH_OP_SCHEMA], "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": "e-4"}]}
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["value"] == "e-4")
+    );
+    let body = json!({"userName": "u4@example.com", EXT: {"employeeNumber": "4"}});
+    assert_eq!(
+        h.call("POST", &format!("{A}/Users"), Some(body))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(groups_of("e-4"), vec!["Platform"]);
+    let r = h.call("GET", &format!("{A}/Groups/{gid}"), None).await;
+    let members: Vec<&str> = r.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["value"].as_str())
+        .collect();
+    assert_eq!(members, ["e-2", "e-4"]);
+    // DELETE takes the memberships with it.
+    assert_eq!(
+        h.call("DELETE", &format!("{A}/Groups/{gid}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(groups_of("e-2"), Vec::<String>::new());
+    assert_eq!(
+        h.call("GET", &format!("{A}/Groups/{gid}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }

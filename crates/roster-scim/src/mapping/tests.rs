@@ -46,6 +46,7 @@ fn maps_each_field_from_its_sources() {
             manager_email: Some("boss@example.com".into()),
             active: false,
             source: RecordSource::Scim,
+            groups: vec![],
         }
     );
     assert_eq!(m.manager_id.as_deref(), Some("m-1"));

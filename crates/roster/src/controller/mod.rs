@@ -9,22 +9,20 @@ pub mod directory_user;
 mod error;
 mod patch;
 pub mod tenant;
+pub mod watches;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::Stream;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
 use rand::Rng;
 use roster_connectors::endpoint::EndpointPolicy;
-use serde::de::DeserializeOwned;
-use tracing::warn;
 
 pub use error::{Error, Result};
+pub use watches::{ScopeWatches, Watches};
 
 use crate::clock::Clock;
 use crate::effects::Effects;
@@ -154,87 +152,8 @@ where
     }
 }
 
-/// A backed-off watch whose objects go into a store without `managedFields`.
-fn reflect<K>(
-    api: Api<K>,
-    config: watcher::Config,
-) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
-        .reflect(writer)
-        .touched_objects();
-    (reader, stream)
-}
-
-/// Sends every object of `events` to each of `subscribers` receivers, so that one watch
-/// serves both controllers. Watch errors (the watcher backs off and retries) are logged
-/// here. Ends when the watch ends or every receiver is gone.
-fn fan_out<K, const N: usize>(
-    events: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-    kind: &'static str,
-) -> (
-    impl std::future::Future<Output = ()> + Send + 'static,
-    [impl Stream<Item = Result<K, watcher::Error>> + Send + 'static; N],
-)
-where
-    K: Clone + Send + Sync + 'static,
-{
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..N).map(|_| tokio::sync::mpsc::channel::<K>(256)).unzip();
-    let receivers = receivers.into_iter().map(|rx| {
-        futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|object| (Ok(object), rx))
-        })
-    });
-    let receivers: [_; N] = match receivers.collect::<Vec<_>>().try_into() {
-        Ok(array) => array,
-        Err(_) => unreachable!("N receivers were made"),
-    };
-    let driver = async move {
-        let all_closed = async {
-            for sender in &senders {
-                sender.closed().await;
-            }
-        };
-        let mut events = std::pin::pin!(events);
-        let mut all_closed = std::pin::pin!(all_closed);
-        loop {
-            let next = tokio::select! {
-                next = futures::StreamExt::next(&mut events) => next,
-                () = &mut all_closed => break,
-            };
-            match next {
-                None => break,
-                Some(Ok(object)) => {
-                    for sender in &senders {
-                        // A receiver that is gone has shut down; the others still listen.
-                        let _ = sender.send(object.clone()).await;
-                    }
-                }
-                Some(Err(error)) => warn!(kind, %error, "watch failed; retrying with backoff"),
-            }
-        }
-    };
-    (driver, receivers)
-}
-
-/// Runs both controllers until `shutdown` resolves: once for all namespaces, or once
-/// per namespace of [`Options::namespaces`] (each with its own stores and watches, since
-/// a watch of several namespaces at once would need a cluster-wide list right).
+/// Runs the controllers until `shutdown` resolves, on watches of their own (tests and
+/// the demo; `roster run` starts the watches first, see [`run_on`]).
 pub async fn run(
     client: Client,
     effects: Arc<dyn Effects>,
@@ -243,86 +162,46 @@ pub async fn run(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let watches = Watches::start(&client, &options.namespaces);
+    run_on(&watches, client, effects, clock, metrics, options, shutdown).await;
+}
+
+/// Runs the controllers of every watched scope until `shutdown` resolves.
+pub async fn run_on(
+    watches: &Watches,
+    client: Client,
+    effects: Arc<dyn Effects>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<crate::metrics::Metrics>,
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let mut namespaces: Vec<Option<String>> = options
-        .namespaces
-        .iter()
-        .map(|ns| ns.trim().to_string())
-        .filter(|ns| !ns.is_empty())
-        .map(Some)
-        .collect();
-    namespaces.sort();
-    namespaces.dedup();
-    if namespaces.is_empty() {
-        namespaces.push(None);
-    }
-    let scopes = namespaces.into_iter().map(|namespace| {
+    let scopes = watches.scopes.iter().map(|scope| {
         run_scope(
             client.clone(),
             effects.clone(),
             clock.clone(),
             metrics.clone(),
             options.clone(),
-            namespace,
+            scope,
             shutdown.clone(),
         )
     });
     futures::future::join_all(scopes).await;
 }
 
-/// Both controllers for one namespace (or all, for `None`): one watch per kind, whose
-/// objects fill one store and wake both controllers.
+/// The controllers of one namespace (or all, for `None`), on the scope's one watch per
+/// kind: each controller subscribes to the kinds it follows.
 async fn run_scope(
     client: Client,
     effects: Arc<dyn Effects>,
     clock: Arc<dyn Clock>,
     metrics: Arc<crate::metrics::Metrics>,
     options: Options,
-    namespace: Option<String>,
+    scope: &ScopeWatches,
     shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
-    let ns = namespace.as_deref();
-    let (tenants, tenant_events) = reflect(
-        api::<roster_api::Tenant>(&client, ns),
-        watcher::Config::default(),
-    );
-    let (policies, policy_events) = reflect(
-        api::<roster_api::DeprovisionPolicy>(&client, ns),
-        watcher::Config::default(),
-    );
-    let (users, user_events) = reflect(
-        api::<roster_api::DirectoryUser>(&client, ns),
-        watcher::Config::default(),
-    );
-    let (departures, departure_events) = reflect(
-        api::<roster_api::Departure>(&client, ns),
-        watcher::Config::default(),
-    );
-    let (
-        departure_driver,
-        [
-            departures_for_departures,
-            departures_for_users,
-            departures_for_tenants,
-        ],
-    ) = fan_out(departure_events, "Departure");
-    let (
-        tenant_driver,
-        [
-            tenants_for_users,
-            tenants_for_tenants,
-            tenants_for_departures,
-        ],
-    ) = fan_out(tenant_events, "Tenant");
-    let (
-        policy_driver,
-        [
-            policies_for_users,
-            policies_for_tenants,
-            policies_for_departures,
-        ],
-    ) = fan_out(policy_events, "DeprovisionPolicy");
-    let (user_driver, [users_for_users, users_for_tenants]) = fan_out(user_events, "DirectoryUser");
     let reporter = Reporter {
         controller: "roster".into(),
         instance: options.instance.clone(),
@@ -333,28 +212,28 @@ async fn run_scope(
         clock,
         effects,
         metrics,
-        tenants: tenants.clone(),
-        policies: policies.clone(),
-        users: users.clone(),
-        departures: departures.clone(),
+        tenants: scope.tenants.store.clone(),
+        policies: scope.policies.store.clone(),
+        users: scope.users.store.clone(),
+        departures: scope.departures.store.clone(),
         endpoints: options.endpoints.clone(),
         failures: Mutex::default(),
     });
     let users = directory_user::controller(
         &options,
         context.clone(),
-        users_for_users,
-        tenants_for_users,
-        policies_for_users,
-        departures_for_users,
+        scope.users.objects(),
+        scope.tenants.objects(),
+        scope.policies.objects(),
+        scope.departures.objects(),
         shutdown.clone(),
     );
     let departure = departure::controller(
         &options,
         context.clone(),
-        departures_for_departures,
-        tenants_for_departures,
-        policies_for_departures,
+        scope.departures.objects(),
+        scope.tenants.objects(),
+        scope.policies.objects(),
         shutdown.clone(),
     );
     // The HR feeds' scheduler (CSV over SFTP, HR API) for this scope's Tenants.
@@ -372,20 +251,11 @@ async fn run_scope(
     let tenant = tenant::controller(
         &options,
         context,
-        tenants_for_tenants,
-        users_for_tenants,
-        policies_for_tenants,
-        departures_for_tenants,
+        scope.tenants.objects(),
+        scope.users.objects(),
+        scope.policies.objects(),
+        scope.departures.objects(),
         shutdown,
     );
-    tokio::join!(
-        users,
-        departure,
-        tenant,
-        feeds,
-        tenant_driver,
-        policy_driver,
-        user_driver,
-        departure_driver
-    );
+    tokio::join!(users, departure, tenant, feeds);
 }

@@ -31,7 +31,7 @@ groups:
 locations: [London, Lisbon]
 "#;
 
-fn rule(group: &str, field: ProfileField, values: &[&str], remove: bool) -> GroupRule {
+pub(crate) fn rule(group: &str, field: ProfileField, values: &[&str], remove: bool) -> GroupRule {
     GroupRule {
         group: group.into(),
         conditions: vec![FieldCondition {
@@ -45,7 +45,7 @@ fn rule(group: &str, field: ProfileField, values: &[&str], remove: bool) -> Grou
 
 /// Engineers join "engineers" (add-only, the vendor's default), Sales people join
 /// "sales" and leave it when they move elsewhere, Londoners join "london".
-fn rules() -> Vec<GroupRule> {
+pub(crate) fn rules() -> Vec<GroupRule> {
     vec![
         rule("engineers", ProfileField::Title, &["Engineer"], false),
         rule("sales", ProfileField::Department, &["Sales"], true),

@@ -16,6 +16,8 @@ mod joiners;
 mod kubectl;
 mod lifecycle;
 mod rbac;
+mod scim;
+mod scim_conformance;
 mod standin_calendar;
 mod standin_lms;
 mod support;

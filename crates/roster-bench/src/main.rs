@@ -1,0 +1,33 @@
+//! `roster-bench`: roster's speed measured on a real kube-apiserver + etcd (built and
+//! started by roster-testkit), each figure printed beside the API server's own figure
+//! for the same kind of request in the same run, since these machines are noisy:
+//! ratios, not absolute times. Results also go to `target/bench/*.json`.
+//!
+//! ```text
+//! cargo run --release -p roster-bench -- scim --users 10000
+//! ```
+mod scim;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "roster-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// SCIM: `userName eq` lookups and deactivation PATCHes against a tenant of N
+    /// users, beside raw GETs and merge patches of the same objects.
+    Scim(scim::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Scim(args) => scim::run(args).await,
+    }
+}

@@ -1,0 +1,210 @@
+//! The operator's watches: one per kind and namespace scope, started when the process
+//! starts (on every replica, leader or not), each filling one reflector store and
+//! broadcasting its changes to whoever subscribes.
+//!
+//! Every replica needs the caches: the SCIM endpoint answers from them on standby
+//! replicas too, and a standby that becomes leader starts its controllers on warm
+//! stores instead of listing everything again. A subscriber never slows the watch
+//! down: changes go out on a bounded broadcast, and a subscriber that falls behind is
+//! resynchronised from the store (which is always current) instead of blocking.
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use roster_api::{Departure, DeprovisionPolicy, DirectoryGroup, DirectoryUser, Tenant};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+use tracing::warn;
+
+/// Changes a subscriber can fall behind by before it is resynchronised from the store.
+const BACKLOG: usize = 4096;
+
+/// One change of a watched kind.
+#[derive(Debug)]
+pub enum Change<K> {
+    /// Created or modified (also every object of a (re)list).
+    Applied(Arc<K>),
+    /// Gone from the API server.
+    Deleted(Arc<K>),
+    /// A (re)list finished: the store holds exactly what exists, and objects deleted
+    /// while the watch was down are gone from it without a `Deleted`.
+    Listed,
+}
+
+impl<K> Clone for Change<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Applied(k) => Self::Applied(k.clone()),
+            Self::Deleted(k) => Self::Deleted(k.clone()),
+            Self::Listed => Self::Listed,
+        }
+    }
+}
+
+/// A watched kind: its store and its changes.
+pub struct Watched<K: Resource<DynamicType = ()> + 'static> {
+    pub store: Store<K>,
+    changes: broadcast::Sender<Change<K>>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for Watched<K> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+impl<K> Watched<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    /// Starts a backed-off watch whose objects go into the store without
+    /// `managedFields`. Runs for the life of the process.
+    pub fn start(api: Api<K>, kind: &'static str) -> Self {
+        let (reader, writer) = reflector::store();
+        let (changes, _) = broadcast::channel(BACKLOG);
+        let sender = changes.clone();
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+            .reflect(writer);
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                let change = match event {
+                    Ok(watcher::Event::Apply(k) | watcher::Event::InitApply(k)) => {
+                        Change::Applied(Arc::new(k))
+                    }
+                    Ok(watcher::Event::Delete(k)) => Change::Deleted(Arc::new(k)),
+                    Ok(watcher::Event::InitDone) => Change::Listed,
+                    Ok(watcher::Event::Init) => continue,
+                    Err(error) => {
+                        warn!(kind, %error, "watch failed; retrying with backoff");
+                        continue;
+                    }
+                };
+                // No subscriber yet (a standby replica without SCIM) is fine.
+                let _ = sender.send(change);
+            }
+        });
+        Self {
+            store: reader,
+            changes,
+        }
+    }
+
+    /// Every change from now on.
+    pub fn changes(&self) -> broadcast::Receiver<Change<K>> {
+        self.changes.subscribe()
+    }
+
+    /// The objects as a controller wants them: everything in the store now, then every
+    /// applied object as it comes; a subscriber that fell behind gets the whole store
+    /// again (reconciles are idempotent, and the queue folds duplicates).
+    pub fn objects(&self) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+        // Subscribe before taking the snapshot, so nothing falls between the two.
+        let changes = self.changes();
+        let store = self.store.clone();
+        let now = snapshot(&store);
+        futures::stream::iter(now).chain(futures::stream::unfold(
+            (changes, store, Vec::<K>::new()),
+            |(mut changes, store, mut pending)| async move {
+                loop {
+                    if let Some(object) = pending.pop() {
+                        return Some((Ok(object), (changes, store, pending)));
+                    }
+                    match changes.recv().await {
+                        Ok(Change::Applied(k)) => {
+                            return Some((Ok((*k).clone()), (changes, store, pending)));
+                        }
+                        Ok(Change::Deleted(_) | Change::Listed) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            pending = snapshot(&store).into_iter().flatten().collect();
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
+    }
+}
+
+fn snapshot<K: Resource<DynamicType = ()> + Clone + 'static>(
+    store: &Store<K>,
+) -> Vec<Result<K, watcher::Error>> {
+    store.state().iter().map(|k| Ok((**k).clone())).collect()
+}
+
+/// The watches of one namespace (or of all, for `None`).
+#[derive(Clone)]
+pub struct ScopeWatches {
+    pub namespace: Option<String>,
+    pub tenants: Watched<Tenant>,
+    pub policies: Watched<DeprovisionPolicy>,
+    pub users: Watched<DirectoryUser>,
+    pub departures: Watched<Departure>,
+    /// Pushed groups (read by the SCIM endpoint; the lifecycle reads memberships
+    /// from the users).
+    pub groups: Watched<DirectoryGroup>,
+}
+
+impl ScopeWatches {
+    pub fn start(client: &Client, namespace: Option<String>) -> Self {
+        let ns = namespace.as_deref();
+        Self {
+            tenants: Watched::start(super::api(client, ns), "Tenant"),
+            policies: Watched::start(super::api(client, ns), "DeprovisionPolicy"),
+            users: Watched::start(super::api(client, ns), "DirectoryUser"),
+            departures: Watched::start(super::api(client, ns), "Departure"),
+            groups: Watched::start(super::api(client, ns), "DirectoryGroup"),
+            namespace,
+        }
+    }
+}
+
+/// The watches of every scope: all namespaces, or each namespace of `--namespace`
+/// with its own watches (a watch of several namespaces at once would need a
+/// cluster-wide list right).
+#[derive(Clone)]
+pub struct Watches {
+    pub scopes: Vec<ScopeWatches>,
+}
+
+impl Watches {
+    pub fn start(client: &Client, namespaces: &[String]) -> Self {
+        let mut namespaces: Vec<Option<String>> = namespaces
+            .iter()
+            .map(|ns| ns.trim().to_string())
+            .filter(|ns| !ns.is_empty())
+            .map(Some)
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        if namespaces.is_empty() {
+            namespaces.push(None);
+        }
+        Self {
+            scopes: namespaces
+                .into_iter()
+                .map(|ns| ScopeWatches::start(client, ns))
+                .collect(),
+        }
+    }
+
+    /// The scope that watches `namespace`.
+    pub fn scope_of(&self, namespace: &str) -> Option<&ScopeWatches> {
+        self.scopes
+            .iter()
+            .find(|s| s.namespace.as_deref().is_none_or(|ns| ns == namespace))
+    }
+}
