@@ -417,6 +417,13 @@ fn endpoints_check(tenant: &Tenant, policy: &EndpointPolicy) -> Check {
     {
         endpoints.push(("spec.calendar.endpoint", endpoint));
     }
+    // The HR report the feeds fetch (crate::feeds::fetch::hr_api checks it again).
+    if let Some(hr) = &tenant.spec.sources.hr_api {
+        endpoints.push(("spec.sources.hrAPI.url", &hr.url));
+        if let Some(token_url) = &hr.token_url {
+            endpoints.push(("spec.sources.hrAPI.tokenURL", token_url));
+        }
+    }
     let problems: Vec<String> = endpoints
         .into_iter()
         .filter_map(|(what, endpoint)| {
