@@ -877,3 +877,57 @@ async fn scale_a_large_file_and_one_percent_changed() {
     );
     assert_eq!(written, rows.div_ceil(100));
 }
+
+#[tokio::test]
+async fn an_hr_report_takes_a_bearer_token_and_a_refused_one_changes_nothing() {
+    let env = TestEnv::new("feeds-hrapi-token").await;
+    let state = HrState::new("the-right-token", "", "");
+    state.set_entries(vec![json!({"Employee_ID": "7", "Name": "Sam Seven",
+        "Email": "sam@example.com"})]);
+    let hr = HrStandIn::start(state.clone()).await.unwrap();
+    secret(&env, "hr", &[("token", "a-wrong-token")]).await;
+    let rule = |from: &str, to: ProfileField| AttributeMapping {
+        from: from.into(),
+        concat: vec![],
+        separator: None,
+        to,
+        transform: Transform::None,
+        default: None,
+    };
+    let mut spec = crate::support::tenant_spec("http://127.0.0.1:9/api/v1");
+    spec.sources.hr_api = Some(HrApiSource {
+        url: hr.report_url(),
+        credentials_secret_ref: LocalObjectRef { name: "hr".into() },
+        token_url: None,
+        daily_at: None,
+        interval: "24h".into(),
+        complete_snapshot: true,
+        mappings: vec![
+            rule("Employee_ID", ProfileField::EmployeeId),
+            rule("Name", ProfileField::FullName),
+            rule("Email", ProfileField::Email),
+        ],
+    });
+    let tenant = tenant(&env, spec).await;
+    let refused = sync::run(&feeds(&env), &tenant, Source::HrApi).await;
+    assert_eq!(refused.result, SyncResult::Failed);
+    assert_eq!(
+        refused.message.as_deref(),
+        Some("the server refused the credentials")
+    );
+    assert!(versions(&env).await.is_empty());
+    // The Secret is fixed: the next sync applies.
+    let secrets = env.api::<Secret>();
+    secrets
+        .delete("hr", &Default::default())
+        .await
+        .expect("delete secret");
+    secret(&env, "hr", &[("token", "the-right-token")]).await;
+    let ok = sync::run(&feeds(&env), &tenant, Source::HrApi).await;
+    assert_eq!(
+        (ok.result, ok.created),
+        (SyncResult::Succeeded, 1),
+        "{ok:?}"
+    );
+    assert_eq!(user(&env, "7").await.spec.full_name, "Sam Seven");
+}
