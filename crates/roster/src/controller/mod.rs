@@ -5,6 +5,7 @@
 //! clock; side effects go through [`crate::effects::Effects`].
 
 pub mod departure;
+pub mod directory;
 pub mod directory_user;
 mod error;
 mod patch;
@@ -74,6 +75,8 @@ pub struct Context {
     pub policies: Store<roster_api::DeprovisionPolicy>,
     /// Every DirectoryUser, for finding colleagues (new owners, managers).
     pub users: Store<roster_api::DirectoryUser>,
+    /// Indexes over `users` (kept by its watch): look up, never scan.
+    pub directory: Arc<directory::Directory>,
     /// Leavers whose DirectoryUser was deleted (see `directory_user::departure`).
     pub departures: Store<roster_api::Departure>,
     /// The operator's endpoint policy (for the Tenant's `EndpointsAllowed` condition).
@@ -120,6 +123,36 @@ pub(crate) fn tenants_using(
         .into_iter()
         .filter(|t| t.namespace() == namespace && t.spec.policy_ref.name == name)
         .collect()
+}
+
+/// A Tenant or policy stream as the users and Departures need it: only a spec change
+/// (a new generation) passes, and while the object is being deleted every change
+/// does (a tenant's exit is a sequence of steps that its users and Departures follow).
+/// The Tenant controller writes the Tenant's status whenever a user changes phase (its
+/// counts); without this every such write would wake every user of the tenant.
+pub(crate) fn spec_changes<K>(
+    stream: impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>>
+    + Send
+    + 'static,
+) -> impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>> + Send + 'static
+where
+    K: Resource + Send + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    use std::hash::{Hash, Hasher};
+    stream.predicate_filter(
+        |k: &K| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let deleting = k.meta().deletion_timestamp.is_some();
+            (
+                k.meta().generation,
+                deleting.then(|| k.meta().resource_version.clone()),
+            )
+                .hash(&mut h);
+            Some(h.finish())
+        },
+        Default::default(),
+    )
 }
 
 /// How soon a reconcile that found a store not yet filled tries again.
@@ -215,6 +248,7 @@ async fn run_scope(
         tenants: scope.tenants.store.clone(),
         policies: scope.policies.store.clone(),
         users: scope.users.store.clone(),
+        directory: scope.directory.clone(),
         departures: scope.departures.store.clone(),
         endpoints: options.endpoints.clone(),
         failures: Mutex::default(),
@@ -223,8 +257,8 @@ async fn run_scope(
         &options,
         context.clone(),
         scope.users.objects(),
-        scope.tenants.objects(),
-        scope.policies.objects(),
+        spec_changes(scope.tenants.objects()),
+        spec_changes(scope.policies.objects()),
         scope.departures.objects(),
         shutdown.clone(),
     );
@@ -232,8 +266,8 @@ async fn run_scope(
         &options,
         context.clone(),
         scope.departures.objects(),
-        scope.tenants.objects(),
-        scope.policies.objects(),
+        spec_changes(scope.tenants.objects()),
+        spec_changes(scope.policies.objects()),
         shutdown.clone(),
     );
     // The HR feeds' scheduler (CSV over SFTP, HR API) for this scope's Tenants.

@@ -100,15 +100,12 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
     let client = &context.client;
     let now = context.clock.now();
     let generation = tenant.metadata.generation;
-    let users: Vec<Arc<DirectoryUser>> = context
-        .users
-        .state()
-        .into_iter()
-        .filter(|u| u.namespace().as_deref() == Some(&namespace) && u.spec.tenant_ref.name == name)
-        .collect();
-
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &namespace);
     if tenant.metadata.deletion_timestamp.is_some() {
+        let users = super::directory::resolve(
+            &context.users,
+            &context.directory.users_of(&namespace, &name),
+        );
         return finalize(&tenants, &tenant, &namespace, &users, &context, now).await;
     }
     if !tenant.finalizers().iter().any(|f| f == TENANT_FINALIZER) {
@@ -134,7 +131,21 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
     }
     checks.push(secrets_check(&secrets, &refs).await?);
     checks.push(endpoints_check(&tenant, &context.endpoints));
-    checks.push(fallback_owner_check(&tenant, &users));
+    let fallback = tenant
+        .spec
+        .calendar
+        .fallback_owner
+        .as_ref()
+        .map(|f| {
+            super::directory::resolve(
+                &context.users,
+                &context
+                    .directory
+                    .with_employee_id(&namespace, &name, &f.employee_id),
+            )
+        })
+        .unwrap_or_default();
+    checks.push(fallback_owner_check(&tenant, &fallback));
     // The pulled sources' last syncs (crate::feeds), when the Tenant has any.
     if let Some((ok, reason, message)) = crate::feeds::sources_condition(&tenant) {
         checks.push(Check {
@@ -177,7 +188,16 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         })
         .map(|d| Arc::new(d.as_directory_user()))
         .collect();
-    status.user_counts = Some(count(users.iter().chain(&departed)));
+    // The users' counts are kept by the index; Departures are few and counted here.
+    let mut counts = context.directory.counts(&namespace, &name);
+    let gone = count(departed.iter());
+    counts.active += gone.active;
+    counts.held += gone.held;
+    counts.quarantined += gone.quarantined;
+    counts.deprovisioning += gone.deprovisioning;
+    counts.deprovisioned += gone.deprovisioned;
+    counts.purged += gone.purged;
+    status.user_counts = Some(counts);
     status.observed_generation = generation;
     if tenant.status.as_ref() != Some(&status) {
         patch::status(
@@ -468,7 +488,8 @@ fn endpoint_fix(refused: &roster_connectors::endpoint::EndpointRefused) -> Optio
     }
 }
 
-/// The fallback owner must be an existing Active user of this tenant.
+/// The fallback owner must be an existing Active user of this tenant (`users`: those
+/// with its employee ID).
 fn fallback_owner_check(tenant: &Tenant, users: &[Arc<DirectoryUser>]) -> Check {
     let calendar = &tenant.spec.calendar;
     if calendar.provider == CalendarProvider::None {

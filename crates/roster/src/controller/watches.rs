@@ -43,6 +43,9 @@ impl<K> Clone for Change<K> {
     }
 }
 
+/// An index kept by a watch: called with every change, and the store.
+pub type Index<K> = Arc<dyn Fn(&Change<K>, &Store<K>) + Send + Sync>;
+
 /// A watched kind: its store and its changes.
 pub struct Watched<K: Resource<DynamicType = ()> + 'static> {
     pub store: Store<K>,
@@ -71,7 +74,14 @@ where
     /// Starts a backed-off watch whose objects go into the store without
     /// `managedFields`. Runs for the life of the process.
     pub fn start(api: Api<K>, kind: &'static str) -> Self {
+        Self::start_indexed(api, kind, None)
+    }
+
+    /// [`start`](Self::start), with an index that takes in each change after the
+    /// store and before any subscriber hears of it.
+    pub fn start_indexed(api: Api<K>, kind: &'static str, index: Option<Index<K>>) -> Self {
         let (reader, writer) = reflector::store();
+        let store = reader.clone();
         let (changes, _) = broadcast::channel(BACKLOG);
         let sender = changes.clone();
         let events = watcher(api, watcher::Config::default())
@@ -93,6 +103,9 @@ where
                         continue;
                     }
                 };
+                if let Some(index) = &index {
+                    index(&change, &store);
+                }
                 // No subscriber yet (a standby replica without SCIM) is fine.
                 let _ = sender.send(change);
             }
@@ -109,7 +122,7 @@ where
     }
 
     /// The objects as a controller wants them: everything in the store now, then every
-    /// applied object as it comes; a subscriber that fell behind gets the whole store
+    /// applied or deleted object as it comes; a subscriber that fell behind gets the whole store
     /// again (reconciles are idempotent, and the queue folds duplicates).
     pub fn objects(&self) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
         // Subscribe before taking the snapshot, so nothing falls between the two.
@@ -124,10 +137,12 @@ where
                         return Some((Ok(object), (changes, store, pending)));
                     }
                     match changes.recv().await {
-                        Ok(Change::Applied(k)) => {
+                        // Deleted objects too (kube's `touched_objects`): a Departure
+                        // that goes wakes its person, a Tenant that goes its users.
+                        Ok(Change::Applied(k) | Change::Deleted(k)) => {
                             return Some((Ok((*k).clone()), (changes, store, pending)));
                         }
-                        Ok(Change::Deleted(_) | Change::Listed) => {}
+                        Ok(Change::Listed) => {}
                         Err(broadcast::error::RecvError::Lagged(_)) => {
                             pending = snapshot(&store).into_iter().flatten().collect();
                         }
@@ -152,6 +167,8 @@ pub struct ScopeWatches {
     pub tenants: Watched<Tenant>,
     pub policies: Watched<DeprovisionPolicy>,
     pub users: Watched<DirectoryUser>,
+    /// Indexes over `users`, kept by its watch.
+    pub directory: Arc<super::directory::Directory>,
     pub departures: Watched<Departure>,
     /// Pushed groups (read by the SCIM endpoint; the lifecycle reads memberships
     /// from the users).
@@ -161,10 +178,17 @@ pub struct ScopeWatches {
 impl ScopeWatches {
     pub fn start(client: &Client, namespace: Option<String>) -> Self {
         let ns = namespace.as_deref();
+        let directory = Arc::new(super::directory::Directory::default());
+        let index = directory.clone();
         Self {
             tenants: Watched::start(super::api(client, ns), "Tenant"),
             policies: Watched::start(super::api(client, ns), "DeprovisionPolicy"),
-            users: Watched::start(super::api(client, ns), "DirectoryUser"),
+            users: Watched::start_indexed(
+                super::api(client, ns),
+                "DirectoryUser",
+                Some(Arc::new(move |change, store| index.apply(change, store))),
+            ),
+            directory,
             departures: Watched::start(super::api(client, ns), "Departure"),
             groups: Watched::start(super::api(client, ns), "DirectoryGroup"),
             namespace,

@@ -44,6 +44,12 @@ struct Indexed {
     groups_seen: HashMap<(String, String), Seen>,
 }
 
+/// Whether the index already holds `seen` as new as `version` (an event to skip: an
+/// older one arriving after a write's answer, or the same one again after a resync).
+fn newer_or_same(seen: u64, version: u64) -> bool {
+    seen > version || (seen == version && version != u64::MAX)
+}
+
 fn version_of(resource_version: &str) -> u64 {
     // resourceVersions are opaque, but etcd's are increasing integers; one that does
     // not parse is taken as the newest.
@@ -68,7 +74,11 @@ impl Indexed {
         };
         let key = (namespace.clone(), du.name_any());
         let version = version_of(&resource_version);
-        if self.seen.get(&key).is_some_and(|s| s.version > version) {
+        if self
+            .seen
+            .get(&key)
+            .is_some_and(|s| newer_or_same(s.version, version))
+        {
             return;
         }
         self.forget(&key);
@@ -109,7 +119,7 @@ impl Indexed {
         if self
             .groups_seen
             .get(&key)
-            .is_some_and(|s| s.version > version)
+            .is_some_and(|s| newer_or_same(s.version, version))
         {
             return;
         }
@@ -220,19 +230,17 @@ impl KubeStore {
 
     fn rebuild(&self, users: &Watched<DirectoryUser>) {
         let objects = users.store.state();
+        let present: std::collections::HashSet<(String, String)> = objects
+            .iter()
+            .map(|du| (du.namespace().unwrap_or_default(), du.name_any()))
+            .collect();
+        let namespaces: std::collections::HashSet<&String> = present.iter().map(|k| &k.0).collect();
         let mut index = self.write();
-        let namespaces: std::collections::HashSet<String> =
-            objects.iter().filter_map(|du| du.namespace()).collect();
         // Objects of the watched namespaces the store no longer has are gone.
         let gone: Vec<_> = index
             .seen
             .keys()
-            .filter(|(ns, name)| {
-                namespaces.contains(ns)
-                    && !objects
-                        .iter()
-                        .any(|du| du.name_any() == *name && du.namespace().as_ref() == Some(ns))
-            })
+            .filter(|k| namespaces.contains(&k.0) && !present.contains(*k))
             .cloned()
             .collect();
         for key in gone {

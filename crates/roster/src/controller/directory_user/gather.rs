@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use roster_api::{DirectoryUser, Phase, Tenant};
 use roster_lifecycle::Manager;
 use roster_lifecycle::directory::{KeyHolder, ManagerCandidate, holds_key_before, resolve_manager};
@@ -176,37 +176,25 @@ pub fn manager<'a>(user: &DirectoryUser, directory: &'a [Arc<DirectoryUser>]) ->
 /// The users whose record names `manager` as their manager: a manager's arrival or
 /// provisioning resolves them (feeds often deliver managers after their reports).
 pub fn reports_of(
-    users: &Store<DirectoryUser>,
+    directory: &crate::controller::directory::Directory,
     manager: &DirectoryUser,
 ) -> Vec<ObjectRef<DirectoryUser>> {
     let email = manager.spec.email.trim();
     if email.is_empty() {
         return Vec::new();
     }
-    let namespace = manager.namespace();
-    users
-        .state()
-        .into_iter()
-        .filter(|u| {
-            u.namespace() == namespace
-                && u.spec.tenant_ref == manager.spec.tenant_ref
-                && u.spec
-                    .manager_email
-                    .as_deref()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case(email))
-        })
-        .map(|u| ObjectRef::from_obj(&*u))
-        .collect()
+    directory.reports_of(
+        &manager.namespace().unwrap_or_default(),
+        &manager.spec.tenant_ref.name,
+        email,
+    )
 }
 
 /// The users of the same tenant (the user included), for choosing new owners.
-pub fn colleagues(users: &Store<DirectoryUser>, user: &DirectoryUser) -> Vec<Arc<DirectoryUser>> {
-    let namespace = user.namespace();
-    users
-        .state()
-        .into_iter()
-        .filter(|u| {
-            u.namespace() == namespace && u.spec.tenant_ref.name == user.spec.tenant_ref.name
-        })
-        .collect()
+pub fn colleagues(context: &Context, user: &DirectoryUser) -> Vec<Arc<DirectoryUser>> {
+    let refs = context.directory.users_of(
+        &user.namespace().unwrap_or_default(),
+        &user.spec.tenant_ref.name,
+    );
+    crate::controller::directory::resolve(&context.users, &refs)
 }

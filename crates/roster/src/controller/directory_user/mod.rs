@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use kube::runtime::controller::{Action, Config, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tracing::{instrument, warn};
@@ -42,10 +42,10 @@ pub async fn controller(
 ) {
     let users = context.users.clone();
     let tenants = context.tenants.clone();
-    let by_tenant = users.clone();
-    let by_policy = users.clone();
-    let by_manager = users.clone();
-    let by_departure = users.clone();
+    let by_tenant = context.directory.clone();
+    let by_policy = context.directory.clone();
+    let by_manager = context.directory.clone();
+    let by_departure = context.directory.clone();
     // A user's change also wakes their reports (one watch, teed): a manager who arrives
     // or gets an account after their reports resolves them.
     let (reports_tx, reports_rx) = futures::channel::mpsc::unbounded();
@@ -74,16 +74,11 @@ pub async fn controller(
         // waited for it takes over, or takes the lifecycle back.
         .watches_stream(departure_stream, move |departure: Departure| {
             let record = &departure.spec.record;
-            by_departure
-                .state()
-                .into_iter()
-                .filter(|u| {
-                    u.metadata.namespace == departure.metadata.namespace
-                        && u.spec.tenant_ref == record.tenant_ref
-                        && u.spec.employee_id == record.employee_id
-                })
-                .map(|u| ObjectRef::from_obj(&*u))
-                .collect::<Vec<_>>()
+            by_departure.with_employee_id(
+                &departure.namespace().unwrap_or_default(),
+                &record.tenant_ref.name,
+                &record.employee_id,
+            )
         })
         .graceful_shutdown_on(shutdown);
     controller
@@ -105,15 +100,11 @@ pub(super) fn stores_ready(context: &Context) -> bool {
         && super::ready(&context.departures)
 }
 
-fn users_of_tenant(users: &Store<DirectoryUser>, tenant: &Tenant) -> Vec<ObjectRef<DirectoryUser>> {
-    let namespace = tenant.namespace();
-    let name = tenant.name_any();
-    users
-        .state()
-        .into_iter()
-        .filter(|u| u.namespace() == namespace && u.spec.tenant_ref.name == name)
-        .map(|u| ObjectRef::from_obj(&*u))
-        .collect()
+fn users_of_tenant(
+    directory: &crate::controller::directory::Directory,
+    tenant: &Tenant,
+) -> Vec<ObjectRef<DirectoryUser>> {
+    directory.users_of(&tenant.namespace().unwrap_or_default(), &tenant.name_any())
 }
 
 async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Action> {
@@ -184,10 +175,15 @@ pub(super) async fn lifecycle(
     }
 
     let now = context.clock.now();
-    let directory = if user.spec.manager_email.is_some() {
-        gather::colleagues(&context.users, &user)
-    } else {
-        Vec::new()
+    // The manager's candidates: the tenant's users with that email (a lookup).
+    let directory = match user.spec.manager_email.as_deref() {
+        Some(email) => super::directory::resolve(
+            &context.users,
+            &context
+                .directory
+                .with_email(&namespace, &user.spec.tenant_ref.name, email),
+        ),
+        None => Vec::new(),
     };
     let Decided { user, decision } = decide::decide(&home, user, &inputs, &directory, now).await?;
 

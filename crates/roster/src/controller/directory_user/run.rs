@@ -68,7 +68,19 @@ pub async fn actions(
     if actions.is_empty() {
         return Ok(());
     }
-    let directory: Vec<Arc<DirectoryUser>> = colleagues(&context.users, user);
+    // Only the hand-over steps choose new owners among colleagues; a revocation does
+    // not pay for collecting the tenant's directory.
+    let needs_colleagues = actions.iter().any(|a| {
+        matches!(
+            a.step,
+            roster_api::StepName::TransferCalendarEvents | roster_api::StepName::TransferRules
+        )
+    });
+    let directory: Vec<Arc<DirectoryUser>> = if needs_colleagues {
+        colleagues(context, user)
+    } else {
+        Vec::new()
+    };
     let name = user.name_any();
     for action in actions {
         let outcome = context
