@@ -143,6 +143,11 @@ impl From<&str> for UserRef {
 /// the Secret owner's consent.
 pub const CREDENTIALS_LABEL: &str = "roster.dev/credentials";
 
+/// Annotation on a Tenant: let the people sources' next sync take out of Active the
+/// users the mass-deprovisioning guard held back. Its value is a token (e.g. the time
+/// of the approval); a new value is a new approval, used once.
+pub const APPROVE_REMOVALS_ANNOTATION: &str = "roster.dev/approve-removals";
+
 /// A key of a Secret in the same namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct SecretKeyRef {
@@ -302,11 +307,23 @@ pub struct CsvSource {
     #[serde(default = "default_sftp_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
-    /// Path of the file on the server.
+    /// Path of the file on the server. The file name may be a glob (`people-*.csv`):
+    /// the newest matching file wins.
     #[schemars(length(min = 1, max = 1024))]
     pub path: String,
+    /// The server's public host key as `ssh-keyscan` prints it (`ssh-ed25519 AAAA…`,
+    /// with or without the host in front). Required to fetch: without it, or when the
+    /// server presents another key, nothing is fetched and the sync fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 16, max = 16384))]
+    pub host_key: Option<String>,
     /// Secret holding `username` and either `password` or `privateKey`.
     pub credentials_secret_ref: LocalObjectRef,
+    /// Pull daily at this local time (`HH:MM`, in the Tenant's time zone) instead of
+    /// every `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')").message("csv.dailyAt must be a time of day as HH:MM, such as 02:30"))]
+    pub daily_at: Option<String>,
     /// How often the file is pulled, as a Go duration. Default `24h`.
     #[serde(default = "default_daily")]
     #[schemars(length(max = 32))]
@@ -347,8 +364,24 @@ pub struct HrApiSource {
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("hrAPI.url must be an http(s) URL"))]
     pub url: String,
-    /// Secret holding `clientId` and `clientSecret`, or `token`.
+    /// Secret holding `token` (a bearer token), or `clientId` and `clientSecret`
+    /// (exchanged at `tokenURL` by the client-credentials grant, else sent as HTTP
+    /// Basic credentials).
     pub credentials_secret_ref: LocalObjectRef,
+    /// OAuth 2.0 token endpoint for the client-credentials grant.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "tokenURL")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^ ]+$')").message("hrAPI.tokenURL must be an http(s) URL"))]
+    pub token_url: Option<String>,
+    /// Fetch daily at this local time (`HH:MM`, in the Tenant's time zone) instead of
+    /// every `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')").message("hrAPI.dailyAt must be a time of day as HH:MM, such as 02:30"))]
+    pub daily_at: Option<String>,
+    /// The report lists everyone: people missing from it are treated as removed from
+    /// the feed (guarded by the mass-deprovisioning guard). Default true.
+    #[serde(default = "default_true")]
+    pub complete_snapshot: bool,
     /// How often the report is fetched, as a Go duration. Default `24h`.
     #[serde(default = "default_daily")]
     #[schemars(length(max = 32))]
@@ -368,11 +401,25 @@ pub struct AttributeMapping {
     /// Field (alias) in the source record.
     #[schemars(length(min = 1, max = 256))]
     pub from: String,
+    /// Further fields appended to `from`'s value, joined by `separator`
+    /// (concatenation, e.g. first and last name into `fullName`); absent ones are skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 256)))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub concat: Vec<String>,
+    /// What joins concatenated values. Default a single space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub separator: Option<String>,
     /// Profile field it fills.
     pub to: ProfileField,
     /// Optional transform applied to the value.
     #[serde(default)]
     pub transform: Transform,
+    /// Value used when the source fields are absent or empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub default: Option<String>,
 }
 
 /// Simple value transforms for attribute mapping.
@@ -469,4 +516,41 @@ pub struct SourceSync {
     /// Rows or records rejected (reported individually in Events).
     #[serde(default)]
     pub rejected: i32,
+    /// Rows or records read from the source (CSV and HR API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_read: Option<i32>,
+    /// Records that matched their DirectoryUser already (no write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchanged: Option<i32>,
+    /// Why the sync failed or what it held back, without personal data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
+    /// Users the mass-deprovisioning guard kept from leaving (the sync was held).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<i32>,
+    /// The `roster.dev/approve-removals` value this source last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub approved: Option<String>,
+    /// The first rejected rows: row number, column and reason (never the value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub rejected_rows: Vec<RejectedRow>,
+}
+
+/// A row (or report entry) a people source rejected. Never carries the value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedRow {
+    /// Row number as a spreadsheet shows it (the header is row 1), or the report
+    /// entry's position (from 1).
+    pub row: i64,
+    /// The column header (or report field) at fault, empty for the whole row.
+    #[schemars(length(max = 256))]
+    pub column: String,
+    /// What is wrong, e.g. "not a date in the format %Y-%m-%d".
+    #[schemars(length(max = 256))]
+    pub reason: String,
 }

@@ -4,4 +4,5 @@
 //! equipment, used by the integration tests and the demo; roster never talks to
 //! them in production.
 pub mod calendar;
+pub mod hr;
 pub mod lms;

@@ -17,6 +17,7 @@ pub mod binaries;
 mod install;
 pub mod process;
 pub mod python;
+pub mod sshd;
 
 use std::fmt::Write as _;
 use std::fs;

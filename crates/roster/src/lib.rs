@@ -17,6 +17,7 @@ pub mod clock;
 pub mod controller;
 pub mod credentials;
 pub mod effects;
+pub mod feeds;
 pub mod metrics;
 pub mod operator;
 pub mod probes;

@@ -21,6 +21,35 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (what `crds/roster.yaml` holds).
     Crd,
+    /// Import people from a file, the way the Tenant's scheduled source does.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Approve the removals the mass-deprovisioning guard held for a tenant.
+    Approve {
+        /// The tenant's namespace.
+        #[arg(long = "tenant")]
+        namespace: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import an HR CSV file into a tenant (the CSV source's path: status, Events,
+    /// field manager `roster-csv`).
+    Csv {
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// The tenant's namespace.
+        #[arg(long = "tenant")]
+        namespace: String,
+        /// Print what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write the desired DirectoryUsers as manifests here (for Git) instead of
+        /// applying them.
+        #[arg(long)]
+        output_dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -98,6 +127,37 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => print!("{}", roster_api::to_yaml()),
+        Command::Approve { namespace } => {
+            let client = kube::Client::try_default().await?;
+            roster::feeds::approve::approve(
+                client,
+                &roster::clock::SystemClock,
+                &namespace,
+                &mut std::io::stdout(),
+            )
+            .await?;
+        }
+        Command::Import(ImportCommand::Csv {
+            file,
+            namespace,
+            dry_run,
+            output_dir,
+        }) => {
+            let client = kube::Client::try_default().await?;
+            let args = roster::feeds::import::ImportArgs {
+                file,
+                namespace,
+                dry_run,
+                output_dir,
+            };
+            roster::feeds::import::import_csv(
+                client,
+                Arc::new(roster::clock::SystemClock),
+                &args,
+                &mut std::io::stdout(),
+            )
+            .await?;
+        }
         Command::Run(args) => {
             telemetry::init(args.log_format);
             let client = kube::Client::try_default().await?;

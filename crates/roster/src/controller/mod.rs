@@ -270,6 +270,18 @@ async fn run_scope(
         spec_changes(scope.policies.objects()),
         shutdown.clone(),
     );
+    // The HR feeds' scheduler (CSV over SFTP, HR API) for this scope's Tenants.
+    let feeds = crate::feeds::runner::run(
+        Arc::new(crate::feeds::sync::Feeds {
+            client: context.client.clone(),
+            recorder: context.recorder.clone(),
+            clock: context.clock.clone(),
+            endpoints: context.endpoints.clone(),
+            timeout: Duration::from_secs(30),
+        }),
+        context.tenants.clone(),
+        shutdown.clone(),
+    );
     let tenant = tenant::controller(
         &options,
         context,
@@ -279,5 +291,5 @@ async fn run_scope(
         scope.departures.objects(),
         shutdown,
     );
-    tokio::join!(users, departure, tenant);
+    tokio::join!(users, departure, tenant, feeds);
 }

@@ -146,6 +146,15 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         })
         .unwrap_or_default();
     checks.push(fallback_owner_check(&tenant, &fallback));
+    // The pulled sources' last syncs (crate::feeds), when the Tenant has any.
+    if let Some((ok, reason, message)) = crate::feeds::sources_condition(&tenant) {
+        checks.push(Check {
+            r#type: "SourcesSynced",
+            ok,
+            reason,
+            message,
+        });
+    }
 
     let mut status: TenantStatus = tenant.status.clone().unwrap_or_default();
     let all_ok = checks.iter().all(|c| c.ok);
@@ -195,11 +204,21 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
             &Api::<Tenant>::namespaced(client.clone(), &namespace),
             &name,
             KIND,
-            &status,
+            &without_source_syncs(status),
         )
         .await?;
     }
     Ok(Action::requeue(RECHECK))
+}
+
+/// The status as this controller owns it: `sourceSyncs` entries belong to each source's
+/// own field manager (`crate::feeds`), and applying a stale copy of them here would
+/// move a source's last sync back.
+fn without_source_syncs(status: TenantStatus) -> TenantStatus {
+    TenantStatus {
+        source_syncs: Vec::new(),
+        ..status
+    }
 }
 
 /// A Tenant being deleted waits for its users (each of which, once deleted, leaves
@@ -231,7 +250,7 @@ async fn finalize(
         );
         status.user_counts = Some(count(users.iter()));
         if changed || tenant.status.as_ref() != Some(&status) {
-            patch::status(tenants, &name, KIND, &status).await?;
+            patch::status(tenants, &name, KIND, &without_source_syncs(status)).await?;
         }
         // The user store may lag behind the watch event that woke us: look again soon.
         return Ok(Action::requeue(Duration::from_secs(2)));
@@ -417,6 +436,13 @@ fn endpoints_check(tenant: &Tenant, policy: &EndpointPolicy) -> Check {
         && let Some(endpoint) = &tenant.spec.calendar.endpoint
     {
         endpoints.push(("spec.calendar.endpoint", endpoint));
+    }
+    // The HR report the feeds fetch (crate::feeds::fetch::hr_api checks it again).
+    if let Some(hr) = &tenant.spec.sources.hr_api {
+        endpoints.push(("spec.sources.hrAPI.url", &hr.url));
+        if let Some(token_url) = &hr.token_url {
+            endpoints.push(("spec.sources.hrAPI.tokenURL", token_url));
+        }
     }
     let problems: Vec<String> = endpoints
         .into_iter()

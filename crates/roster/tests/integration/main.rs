@@ -11,6 +11,7 @@ mod crds;
 mod departures;
 mod deprovisioning;
 mod examples;
+mod feeds;
 mod health;
 mod image;
 mod invalid;
