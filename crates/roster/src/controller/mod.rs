@@ -125,36 +125,6 @@ pub(crate) fn tenants_using(
         .collect()
 }
 
-/// A Tenant or policy stream as the users and Departures need it: only a spec change
-/// (a new generation) passes, and while the object is being deleted every change
-/// does (a tenant's exit is a sequence of steps that its users and Departures follow).
-/// The Tenant controller writes the Tenant's status whenever a user changes phase (its
-/// counts); without this every such write would wake every user of the tenant.
-pub(crate) fn spec_changes<K>(
-    stream: impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>>
-    + Send
-    + 'static,
-) -> impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>> + Send + 'static
-where
-    K: Resource + Send + 'static,
-{
-    use kube::runtime::WatchStreamExt;
-    use std::hash::{Hash, Hasher};
-    stream.predicate_filter(
-        |k: &K| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            let deleting = k.meta().deletion_timestamp.is_some();
-            (
-                k.meta().generation,
-                deleting.then(|| k.meta().resource_version.clone()),
-            )
-                .hash(&mut h);
-            Some(h.finish())
-        },
-        Default::default(),
-    )
-}
-
 /// How soon a reconcile that found a store not yet filled tries again.
 pub(crate) const STORE_WAIT: Duration = Duration::from_millis(100);
 
@@ -257,8 +227,8 @@ async fn run_scope(
         &options,
         context.clone(),
         scope.users.objects(),
-        spec_changes(scope.tenants.objects()),
-        spec_changes(scope.policies.objects()),
+        scope.tenants.spec_changes(),
+        scope.policies.spec_changes(),
         scope.departures.objects(),
         shutdown.clone(),
     );
@@ -266,8 +236,8 @@ async fn run_scope(
         &options,
         context.clone(),
         scope.departures.objects(),
-        spec_changes(scope.tenants.objects()),
-        spec_changes(scope.policies.objects()),
+        scope.tenants.spec_changes(),
+        scope.policies.spec_changes(),
         shutdown.clone(),
     );
     // The HR feeds' scheduler (CSV over SFTP, HR API) for this scope's Tenants.

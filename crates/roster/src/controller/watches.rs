@@ -7,6 +7,7 @@
 //! stores instead of listing everything again. A subscriber never slows the watch
 //! down: changes go out on a bounded broadcast, and a subscriber that falls behind is
 //! resynchronised from the store (which is always current) instead of blocking.
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
@@ -122,25 +123,67 @@ where
     }
 
     /// The objects as a controller wants them: everything in the store now, then every
-    /// applied or deleted object as it comes; a subscriber that fell behind gets the whole store
-    /// again (reconciles are idempotent, and the queue folds duplicates).
+    /// applied or deleted object as it comes; a subscriber that fell behind gets the
+    /// whole store again (reconciles are idempotent, and the queue folds duplicates).
     pub fn objects(&self) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+        self.objects_changed(None)
+    }
+
+    /// [`objects`](Self::objects), but an applied object only when its spec changed
+    /// (a new generation) or it is being deleted; a deletion always. For the kinds a
+    /// controller follows for its *own* objects' sake (a Tenant for its users): the
+    /// Tenant controller writes the Tenant's status whenever a user changes phase, and
+    /// each such write must not wake every user of the tenant.
+    pub fn spec_changes(&self) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+        self.objects_changed(Some(|k: &K| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let deleting = k.meta().deletion_timestamp.is_some();
+            (
+                k.meta().generation,
+                deleting.then(|| k.meta().resource_version.clone()),
+            )
+                .hash(&mut h);
+            h.finish()
+        }))
+    }
+
+    fn objects_changed(
+        &self,
+        key: Option<fn(&K) -> u64>,
+    ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
         // Subscribe before taking the snapshot, so nothing falls between the two.
         let changes = self.changes();
         let store = self.store.clone();
+        let mut seen: HashMap<String, u64> = HashMap::new();
         let now = snapshot(&store);
+        if let Some(key) = key {
+            for k in now.iter().flatten() {
+                seen.insert(uid(k), key(k));
+            }
+        }
         futures::stream::iter(now).chain(futures::stream::unfold(
-            (changes, store, Vec::<K>::new()),
-            |(mut changes, store, mut pending)| async move {
+            (changes, store, Vec::<K>::new(), seen),
+            move |(mut changes, store, mut pending, mut seen)| async move {
                 loop {
                     if let Some(object) = pending.pop() {
-                        return Some((Ok(object), (changes, store, pending)));
+                        return Some((Ok(object), (changes, store, pending, seen)));
                     }
                     match changes.recv().await {
+                        Ok(Change::Applied(k)) => {
+                            if let Some(key) = key {
+                                let value = key(&k);
+                                if seen.insert(uid(&*k), value) == Some(value) {
+                                    continue;
+                                }
+                            }
+                            return Some((Ok((*k).clone()), (changes, store, pending, seen)));
+                        }
                         // Deleted objects too (kube's `touched_objects`): a Departure
                         // that goes wakes its person, a Tenant that goes its users.
-                        Ok(Change::Applied(k) | Change::Deleted(k)) => {
-                            return Some((Ok((*k).clone()), (changes, store, pending)));
+                        Ok(Change::Deleted(k)) => {
+                            seen.remove(&uid(&*k));
+                            return Some((Ok((*k).clone()), (changes, store, pending, seen)));
                         }
                         Ok(Change::Listed) => {}
                         Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -152,6 +195,13 @@ where
             },
         ))
     }
+}
+
+fn uid<K: Resource>(k: &K) -> String {
+    k.meta()
+        .uid
+        .clone()
+        .unwrap_or_else(|| format!("{:?}/{:?}", k.meta().namespace, k.meta().name))
 }
 
 fn snapshot<K: Resource<DynamicType = ()> + Clone + 'static>(
