@@ -221,6 +221,11 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "profile synced at the learning platform",
         "groups at the learning platform: +berlin-office",
         "groups at the learning platform: -engineering",
+        // The identity provider's SCIM sequence.
+        "POST /Users (employeeNumber 1030",
+        "→ 201, id e-1030",
+        "PUT /Users/e-1030 (title changed) → 200",
+        "→ 200, active false: the deactivation",
     ] {
         assert!(
             output.contains(phase),
@@ -247,7 +252,8 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "attendee seats freed",
         "assignment rules moved",
         "group memberships left",
-        "1 account created at the learning platform",
+        // The scripted joiner and the identity provider's SCIM joiner.
+        "2 accounts created at the learning platform",
         "sent (only the changed fields)",
         "outstanding assignments removed",
         "users anonymized",
