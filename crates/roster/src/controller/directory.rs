@@ -15,6 +15,8 @@ use super::watches::Change;
 
 /// A tenant: its namespace and name.
 type TenantKey = (String, String);
+/// Users by a value within a tenant (an email, a manager's email, an employee ID).
+type Keyed = HashMap<(TenantKey, String), BTreeSet<String>>;
 
 /// What the index holds of one user, to take it out again.
 #[derive(Clone, PartialEq, Eq)]
@@ -46,9 +48,9 @@ impl Entry {
 #[derive(Default)]
 struct Maps {
     by_tenant: HashMap<TenantKey, BTreeSet<String>>,
-    by_email: HashMap<(TenantKey, String), BTreeSet<String>>,
-    by_manager: HashMap<(TenantKey, String), BTreeSet<String>>,
-    by_employee_id: HashMap<(TenantKey, String), BTreeSet<String>>,
+    by_email: Keyed,
+    by_manager: Keyed,
+    by_employee_id: Keyed,
     counts: HashMap<TenantKey, UserCounts>,
     entries: HashMap<(String, String), Entry>,
 }
@@ -187,6 +189,18 @@ impl Directory {
         Self::refs(namespace, self.read().by_tenant.get(&key))
     }
 
+    /// The users of a tenant under `value` in one of the keyed maps.
+    fn keyed(
+        &self,
+        map: fn(&Maps) -> &Keyed,
+        namespace: &str,
+        tenant: &str,
+        value: String,
+    ) -> Vec<ObjectRef<DirectoryUser>> {
+        let key = ((namespace.to_string(), tenant.to_string()), value);
+        Self::refs(namespace, map(&self.read()).get(&key))
+    }
+
     /// The users of a tenant whose email is `email` (without regard to case).
     pub fn with_email(
         &self,
@@ -194,11 +208,12 @@ impl Directory {
         tenant: &str,
         email: &str,
     ) -> Vec<ObjectRef<DirectoryUser>> {
-        let key = (
-            (namespace.to_string(), tenant.to_string()),
+        self.keyed(
+            |m| &m.by_email,
+            namespace,
+            tenant,
             email.trim().to_lowercase(),
-        );
-        Self::refs(namespace, self.read().by_email.get(&key))
+        )
     }
 
     /// The users of a tenant who name `email` as their manager.
@@ -208,11 +223,12 @@ impl Directory {
         tenant: &str,
         email: &str,
     ) -> Vec<ObjectRef<DirectoryUser>> {
-        let key = (
-            (namespace.to_string(), tenant.to_string()),
+        self.keyed(
+            |m| &m.by_manager,
+            namespace,
+            tenant,
             email.trim().to_lowercase(),
-        );
-        Self::refs(namespace, self.read().by_manager.get(&key))
+        )
     }
 
     /// The users of a tenant with this employee ID.
@@ -222,11 +238,12 @@ impl Directory {
         tenant: &str,
         employee_id: &str,
     ) -> Vec<ObjectRef<DirectoryUser>> {
-        let key = (
-            (namespace.to_string(), tenant.to_string()),
+        self.keyed(
+            |m| &m.by_employee_id,
+            namespace,
+            tenant,
             employee_id.to_string(),
-        );
-        Self::refs(namespace, self.read().by_employee_id.get(&key))
+        )
     }
 
     /// How many of a tenant's users are in each phase.

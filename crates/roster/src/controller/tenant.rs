@@ -189,15 +189,8 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         .map(|d| Arc::new(d.as_directory_user()))
         .collect();
     // The users' counts are kept by the index; Departures are few and counted here.
-    let mut counts = context.directory.counts(&namespace, &name);
-    let gone = count(departed.iter());
-    counts.active += gone.active;
-    counts.held += gone.held;
-    counts.quarantined += gone.quarantined;
-    counts.deprovisioning += gone.deprovisioning;
-    counts.deprovisioned += gone.deprovisioned;
-    counts.purged += gone.purged;
-    status.user_counts = Some(counts);
+    let counts = context.directory.counts(&namespace, &name);
+    status.user_counts = Some(count(counts, departed.iter()));
     status.observed_generation = generation;
     if tenant.status.as_ref() != Some(&status) {
         patch::status(
@@ -248,7 +241,7 @@ async fn finalize(
             &mut status.conditions,
             waiting.into_condition(tenant.metadata.generation, now),
         );
-        status.user_counts = Some(count(users.iter()));
+        status.user_counts = Some(count(UserCounts::default(), users.iter()));
         if changed || tenant.status.as_ref() != Some(&status) {
             patch::status(tenants, &name, KIND, &without_source_syncs(status)).await?;
         }
@@ -547,8 +540,11 @@ fn fallback_owner_check(tenant: &Tenant, users: &[Arc<DirectoryUser>]) -> Check 
     }
 }
 
-fn count<'a>(users: impl Iterator<Item = &'a Arc<DirectoryUser>>) -> UserCounts {
-    let mut counts = UserCounts::default();
+/// `counts` plus the phases of `users`.
+fn count<'a>(
+    mut counts: UserCounts,
+    users: impl Iterator<Item = &'a Arc<DirectoryUser>>,
+) -> UserCounts {
     for user in users {
         let phase = user.status.as_ref().map(|s| s.phase).unwrap_or_default();
         let slot = match phase {
