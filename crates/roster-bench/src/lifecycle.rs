@@ -304,6 +304,49 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     operator.wait_idle(0.0, Duration::from_secs(1)).await?;
 
+    // What a status write of the operator's size costs the API server, by server-side
+    // apply (as the operator writes) and by JSON patch, on users it does not watch.
+    let sample = users.get(&name(0)).await?.status.context("a leaver's status")?;
+    let sample = serde_json::to_value(&sample)?;
+    let size = sample.to_string().len();
+    let full_apply = measure(raw_count, args.operator_concurrency, |i| {
+        let (api, sample) = (raw_users.clone(), sample.clone());
+        async move {
+            let body = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "DirectoryUser", "status": sample});
+            api.patch_status(&name(i), &PatchParams::apply("raw-bench").force(), &Patch::Apply(&body))
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let full_json_patch = measure(raw_count, args.operator_concurrency, |i| {
+        let (client, sample) = (client.clone(), sample.clone());
+        async move {
+            let patch = json!([{"op": "add", "path": "/status", "value": sample}]);
+            let request = http::Request::patch(format!(
+                "/apis/roster.dev/v1alpha1/namespaces/{RAW_NAMESPACE}/directoryusers/{}/status?fieldManager=raw-bench",
+                name(i)
+            ))
+            .header("content-type", "application/json-patch+json")
+            .body(serde_json::to_vec(&patch)?)?;
+            client.request_text(request).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    eprintln!(
+        "a status of the operator's size ({size} bytes of JSON): server-side apply {:.0}/s, JSON patch {:.0}/s ({} in flight)",
+        full_apply.per_second, full_json_patch.per_second, args.operator_concurrency
+    );
+    stages.push(Stage {
+        name: "raw_full_status",
+        figures: json!({
+            "status_bytes": size,
+            "server_side_apply": full_apply.json(),
+            "json_patch": full_json_patch.json(),
+        }),
+    });
+
     let margin = (wave.elapsed * 2).max(Duration::from_secs(20));
     let start_of_yesterday = yesterday.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
     // A whole second, as the policy's durations are.
