@@ -143,9 +143,9 @@ impl From<&str> for UserRef {
 /// the Secret owner's consent.
 pub const CREDENTIALS_LABEL: &str = "roster.dev/credentials";
 
-/// Annotation on a Tenant: let the people sources' next sync take out of Active the
-/// users the mass-deprovisioning guard held back. Its value is a token (e.g. the time
-/// of the approval); a new value is a new approval, used once.
+/// Annotation on a Tenant: let the users the mass-deprovisioning guard holds leave
+/// (their quarantine starts), and end the guard's trip. Its value is a token (e.g. the
+/// time of the approval); a new value is a new approval.
 pub const APPROVE_REMOVALS_ANNOTATION: &str = "roster.dev/approve-removals";
 
 /// Annotation on a Tenant: reject the removals the mass-deprovisioning guard holds; the
@@ -558,10 +558,6 @@ pub struct SourceSync {
     /// Users the mass-deprovisioning guard kept from leaving (the sync was held).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<i32>,
-    /// The `roster.dev/approve-removals` value this source last acted on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
-    pub approved: Option<String>,
     /// The first rejected rows: row number, column and reason (never the value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]

@@ -155,6 +155,17 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
             message,
         });
     }
+    // The mass-deprovisioning guard's trip and the users it holds.
+    let (ok, reason, message) = super::directory_user::guard::tenant_condition(
+        &tenant,
+        super::directory_user::guard::held(&context, &namespace, &name),
+    );
+    checks.push(Check {
+        r#type: "RemovalGuard",
+        ok,
+        reason,
+        message,
+    });
 
     let mut status: TenantStatus = tenant.status.clone().unwrap_or_default();
     let all_ok = checks.iter().all(|c| c.ok);
@@ -210,6 +221,8 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
 fn without_source_syncs(status: TenantStatus) -> TenantStatus {
     TenantStatus {
         source_syncs: Vec::new(),
+        // The guard's trip belongs to the guard (`directory_user::guard`).
+        removal_guard: None,
         ..status
     }
 }

@@ -203,18 +203,6 @@ async fn versions(env: &TestEnv) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every DirectoryUser's spec, by employee ID (status changes while the operator runs).
-async fn specs(env: &TestEnv) -> BTreeMap<String, roster_api::DirectoryUserSpec> {
-    env.api::<DirectoryUser>()
-        .list(&ListParams::default())
-        .await
-        .expect("list users")
-        .items
-        .into_iter()
-        .map(|u| (u.spec.employee_id.clone(), u.spec))
-        .collect()
-}
-
 async fn user(env: &TestEnv, employee_id: &str) -> DirectoryUser {
     env.api::<DirectoryUser>()
         .get(&roster_api::directory_user::object_name(employee_id))
@@ -742,55 +730,79 @@ async fn a_truncated_file_deprovisions_nobody_until_the_hold_is_approved() {
     )
     .await;
     assert_eq!(first.created, 10, "{first:?}");
+    for i in 1..=10 {
+        crate::support::wait_status(&env, &format!("e-{i:05}"), "provisioned", |s| {
+            s.account.provisioned.is_some()
+        })
+        .await;
+    }
 
-    // 60 % of the rows are missing: the guard (default: at most 20 %) holds the sync.
+    // 60 % of the rows are missing: the guard (default: at most 20 %) trips before the
+    // sync writes, and every one of the six is held, with their access.
     let truncated: String = everyone.lines().take(4).map(|l| format!("{l}\n")).collect();
     sshd.put("people.csv", format!("{HEADER}{truncated}").as_bytes())
         .unwrap();
-    let before = specs(&env).await;
     let held = sync::run(&feeds(&env), &tenant, Source::Csv).await;
     assert_eq!(
-        (held.result, held.held),
-        (SyncResult::Failed, Some(6)),
+        (held.result, held.held, held.removed),
+        (SyncResult::Succeeded, Some(6), 6),
         "{held:?}"
     );
     let message = held.message.clone().unwrap_or_default();
     assert!(
-        message
-            .contains("6 of 10 active users (60 %) would leave at once, more than maxPercent 20"),
+        message.contains(
+            "6 removal(s) held by the mass-deprovisioning guard: 6 of 10 users (60 %) would leave Active within a minute, more than maxPercent 20"
+        ),
         "{message}"
     );
-    assert_eq!(specs(&env).await, before, "nobody was deprovisioned");
+    for i in 5..=10 {
+        let du =
+            crate::support::wait_phase(&env, &format!("e-{i:05}"), roster_api::Phase::Held).await;
+        let status = du.status.unwrap();
+        assert!(status.steps.is_empty(), "access is not revoked: {status:?}");
+        let ready = crate::support::condition(&status, "Ready").unwrap();
+        assert!(
+            ready.message.contains("roster approve --tenant"),
+            "{ready:?}"
+        );
+    }
     let events = event_notes(&env, "CsvRemovalsHeld").await;
     assert!(
         events.iter().any(|n| n.contains("roster approve")),
         "{events:?}"
     );
     let condition = poll(
-        "the SourcesSynced condition",
+        "the RemovalGuard condition",
         Duration::from_millis(200),
         || async {
             let t = env.api::<Tenant>().get("acme").await.ok()?;
             t.status?
                 .conditions
                 .into_iter()
-                .find(|c| c.r#type == "SourcesSynced" && c.reason == "MassDeprovisionHeld")
+                .find(|c| c.r#type == "RemovalGuard" && c.message.starts_with("6 user(s) held"))
         },
     )
     .await;
+    assert_eq!(condition.reason, "RemovalsHeld");
     assert!(
-        condition
-            .message
-            .contains("CSV: held by the mass-deprovisioning guard")
+        condition.message.contains("roster approve --reject"),
+        "{condition:?}"
+    );
+    // The next scheduled sync of the same file writes nothing more and holds them still.
+    let again = sync::run(&feeds(&env), &tenant, Source::Csv).await;
+    assert_eq!(
+        (again.removed, again.created, again.updated),
+        (0, 0, 0),
+        "{again:?}"
     );
 
-    // `roster approve`: the scheduler runs the held sync again at once, and the six
-    // leave for their quarantine.
+    // `roster approve`: the six leave for their quarantine.
     let kubeconfig = crate::support::control_plane()
         .await
         .kubeconfig_path()
         .to_path_buf();
     let namespace = env.namespace.clone();
+    let approved_at = std::time::Instant::now();
     let approve = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
             .args(["approve", "--tenant", &namespace])
@@ -807,21 +819,33 @@ async fn a_truncated_file_deprovisions_nobody_until_the_hold_is_approved() {
         String::from_utf8_lossy(&approve.stderr)
     );
     assert!(
-        stdout.contains("approved the held removals of CSV (6 users)"),
+        stdout.contains("approved the held removals of 6 users"),
         "{stdout}"
     );
-    let applied = poll("the approved sync", Duration::from_millis(200), || async {
-        let s = source_sync(&env, roster_api::RecordSource::Csv).await?;
-        (s.result != SyncResult::Failed).then_some(s)
-    })
-    .await;
-    assert_eq!((applied.removed, applied.held), (6, None), "{applied:?}");
-    assert!(applied.approved.is_some());
-    crate::support::wait_phase(&env, "e-00010", roster_api::Phase::Quarantined).await;
+    for i in 5..=10 {
+        crate::support::wait_phase(&env, &format!("e-{i:05}"), roster_api::Phase::Quarantined)
+            .await;
+    }
+    eprintln!(
+        "guard: 6 of 10 held; approval to all 6 Quarantined: {:?}",
+        approved_at.elapsed()
+    );
     assert_eq!(
         user(&env, "00001").await.status.map(|s| s.phase),
         Some(roster_api::Phase::Active)
     );
+    poll(
+        "the RemovalGuard condition to clear",
+        Duration::from_millis(200),
+        || async {
+            let t = env.api::<Tenant>().get("acme").await.ok()?;
+            t.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.r#type == "RemovalGuard" && c.reason == "Clear")
+        },
+    )
+    .await;
     drop(operator);
 }
 

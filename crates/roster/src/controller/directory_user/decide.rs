@@ -2,17 +2,21 @@
 //! status would change, the decision is taken again on a fresh read, because the store
 //! may lag behind roster's own last status write: a step must never be repeated from
 //! stale status, and a settled status must not be rewritten from it.
+//!
+//! A removal the mass-deprovisioning guard watches is decided held first; only when
+//! the guard's ledger admits it ([`super::guard::admit`]) is it decided again, admitted.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 use roster_api::{APPROVE_ANNOTATION, DEPROVISION_NOW_ANNOTATION, DirectoryUser, RETRY_ANNOTATION};
-use roster_lifecycle::{Decision, Observed, Requests};
+use roster_lifecycle::guard::Admission;
+use roster_lifecycle::{Decision, Gate, Observed, Requests};
 
 use super::gather::{self, Inputs};
 use super::persist::Home;
-use crate::controller::Result;
+use crate::controller::{Context, Result};
 
 /// The decision and the object it was taken on.
 pub struct Decided {
@@ -26,9 +30,10 @@ pub async fn decide(
     cached: Arc<DirectoryUser>,
     inputs: &Inputs,
     directory: &[Arc<DirectoryUser>],
+    context: &Context,
     now: DateTime<Utc>,
 ) -> Result<Decided> {
-    let decision = step(&cached, inputs, directory, now);
+    let decision = step(&cached, inputs, directory, true, now);
     // Nothing to run and nothing to write: the cache is good enough. Otherwise decide
     // again on a fresh read, so a cache that lags behind roster's own last write can
     // neither repeat a call nor rewrite a settled status (new transition times).
@@ -40,8 +45,15 @@ pub async fn decide(
         });
     }
     let fresh = Arc::new(home.fresh(&cached.name_any()).await?);
+    let mut decision = step(&fresh, inputs, directory, true, now);
+    if decision.guarded_removal
+        && super::guard::admit(context, &fresh, &inputs.policy.guard, now).await?
+            == Admission::Admit
+    {
+        decision = step(&fresh, inputs, directory, false, now);
+    }
     Ok(Decided {
-        decision: step(&fresh, inputs, directory, now),
+        decision,
         user: fresh,
     })
 }
@@ -50,6 +62,7 @@ fn step(
     user: &DirectoryUser,
     inputs: &Inputs,
     directory: &[Arc<DirectoryUser>],
+    hold: bool,
     now: DateTime<Utc>,
 ) -> Decision {
     let status = user.status.clone().unwrap_or_default();
@@ -67,6 +80,10 @@ fn step(
             approve: annotation(APPROVE_ANNOTATION),
         },
         manager: gather::manager(user, directory),
+        guard: Gate {
+            hold,
+            decisions: super::guard::decisions(&inputs.tenant),
+        },
     };
     roster_lifecycle::step(&observed, &inputs.policy, &inputs.settings, now)
 }

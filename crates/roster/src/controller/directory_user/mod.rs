@@ -8,6 +8,7 @@ mod announce;
 mod decide;
 pub mod departure;
 mod gather;
+pub mod guard;
 mod persist;
 mod run;
 
@@ -185,7 +186,8 @@ pub(super) async fn lifecycle(
         ),
         None => Vec::new(),
     };
-    let Decided { user, decision } = decide::decide(&home, user, &inputs, &directory, now).await?;
+    let Decided { user, decision } =
+        decide::decide(&home, user, &inputs, &directory, context, now).await?;
 
     // PII goes before the status that says it is gone. (A Departure is deleted once
     // purged, with the record it holds.)
