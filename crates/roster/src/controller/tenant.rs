@@ -450,12 +450,19 @@ fn endpoints_check(tenant: &Tenant, policy: &EndpointPolicy) -> Check {
             endpoints.push(("spec.sources.hrAPI.tokenURL", token_url));
         }
     }
+    // The SFTP host of the CSV source, as an https URL (crate::feeds::fetch::sftp).
+    let sftp = tenant.spec.sources.csv.as_ref().map(|csv| {
+        let url = crate::feeds::fetch::sftp::host_url(&csv.host);
+        ("spec.sources.csv.host", url)
+    });
     let problems: Vec<String> = endpoints
         .into_iter()
-        .filter_map(|(what, endpoint)| {
-            let refused = match url::Url::parse(endpoint) {
-                Ok(url) => policy.check(what, &url).err(),
-                Err(_) => Some(roster_connectors::endpoint::EndpointRefused::NotAUrl { what }),
+        .map(|(what, endpoint)| (what, url::Url::parse(endpoint).ok()))
+        .chain(sftp)
+        .filter_map(|(what, url)| {
+            let refused = match url {
+                Some(url) => policy.check(what, &url).err(),
+                None => Some(roster_connectors::endpoint::EndpointRefused::NotAUrl { what }),
             };
             refused.map(|refused| match endpoint_fix(&refused) {
                 Some(fix) => format!("{refused}; {fix}"),

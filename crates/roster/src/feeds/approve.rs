@@ -9,8 +9,8 @@
 use anyhow::{Context as _, bail};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
-use roster_api::Tenant;
 use roster_api::tenant::{APPROVE_REMOVALS_ANNOTATION, REJECT_REMOVALS_ANNOTATION};
+use roster_api::{Departure, DirectoryUser, Tenant};
 use serde_json::json;
 
 use crate::clock::Clock;
@@ -31,7 +31,7 @@ pub async fn approve(
     answer: Answer,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
-    let api: Api<Tenant> = Api::namespaced(client, namespace);
+    let api: Api<Tenant> = Api::namespaced(client.clone(), namespace);
     let tenants = api
         .list(&ListParams::default())
         .await
@@ -43,11 +43,7 @@ pub async fn approve(
             tenants.len()
         );
     };
-    let held = tenant
-        .status
-        .as_ref()
-        .and_then(|s| s.user_counts.as_ref())
-        .map_or(0, |c| c.held);
+    let held = held_users(&client, namespace, &tenant.name_any()).await?;
     let trip = guard::current_trip(tenant);
     if trip.is_none() && held == 0 {
         writeln!(out, "{}: nothing is held", tenant.name_any())?;
@@ -81,4 +77,31 @@ pub async fn approve(
         tenant.name_any()
     )?;
     Ok(())
+}
+
+/// The tenant's users (and Departures) in `Held`, counted now (the Tenant's
+/// `userCounts` may lag a moment behind).
+async fn held_users(client: &Client, namespace: &str, tenant: &str) -> anyhow::Result<usize> {
+    let users: Api<DirectoryUser> = Api::namespaced(client.clone(), namespace);
+    let departures: Api<Departure> = Api::namespaced(client.clone(), namespace);
+    let held = |status: Option<&roster_api::DirectoryUserStatus>| {
+        status.is_some_and(|s| s.phase == roster_api::Phase::Held)
+    };
+    let users = users
+        .list(&ListParams::default())
+        .await
+        .context("list the DirectoryUsers")?
+        .items
+        .into_iter()
+        .filter(|u| u.spec.tenant_ref.name == tenant && held(u.status.as_ref()))
+        .count();
+    let departed = departures
+        .list(&ListParams::default())
+        .await
+        .context("list the Departures")?
+        .items
+        .into_iter()
+        .filter(|d| d.spec.record.tenant_ref.name == tenant && held(d.status.as_ref()))
+        .count();
+    Ok(users + departed)
 }

@@ -539,6 +539,8 @@ pub async fn fetch(feeds: &Feeds, tenant: &Tenant, source: Source) -> Result<Vec
                 .csv
                 .as_ref()
                 .ok_or(FetchError::Settings("the Tenant has no csv source"))?;
+            // The operator's endpoint policy first: a refused host is never contacted.
+            fetch::sftp::check_host(&feeds.endpoints, &csv.host)?;
             let host_key = csv.host_key.clone().ok_or(FetchError::Settings(
                 "spec.sources.csv.hostKey is not set: pin the SFTP server's host key (ssh-keyscan HOST) so that roster can tell it from an impostor",
             ))?;

@@ -423,6 +423,82 @@ async fn an_unknown_host_key_is_refused_and_nothing_is_fetched() {
     );
 }
 
+/// An SFTP host the operator's endpoint policy does not allow is never contacted: the
+/// sync fails with `EndpointRefused` before the Secret is read, and the Tenant says which
+/// field the policy refuses (`EndpointsAllowed=False`).
+#[tokio::test]
+async fn an_sftp_host_the_endpoint_policy_refuses_is_reported_and_nothing_is_fetched() {
+    use crate::support::wait_object;
+    let env = TestEnv::new("feeds-sftp-policy").await;
+    let sshd = start_sshd().await;
+    let path = sshd
+        .put("people.csv", format!("{HEADER}{FIRST}").as_bytes())
+        .unwrap();
+    let tenant = setup_csv(&env, &sshd, csv_source(&sshd, &path, sshd.host_key())).await;
+    let policy = EndpointPolicy {
+        allowed_hosts: vec!["sftp.hr.example.com".into()],
+        allow_loopback_http: false,
+        ..Default::default()
+    };
+    let refusing = Feeds {
+        endpoints: policy.clone(),
+        ..feeds(&env)
+    };
+    let sync = sync::run(&refusing, &tenant, Source::Csv).await;
+    assert_eq!(sync.result, SyncResult::Failed, "{sync:?}");
+    assert!(
+        sync.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sources.csv.host is refused by the operator's endpoint policy"),
+        "{sync:?}"
+    );
+    assert!(versions(&env).await.is_empty(), "nothing was applied");
+    let failures = event_notes(&env, "CsvSyncFailed").await;
+    assert!(
+        failures.iter().any(|n| n.contains("(EndpointRefused)")),
+        "{failures:?}"
+    );
+    assert!(
+        !sshd.log().contains("Accepted publickey"),
+        "no login happened:\n{}",
+        sshd.log()
+    );
+    // The Tenant controller reports the same policy on the Tenant.
+    let options = roster::controller::Options {
+        namespaces: vec![env.namespace.clone()],
+        endpoints: policy,
+        ..Default::default()
+    };
+    let _operator = Operator::start_with(
+        &env.client,
+        options,
+        Arc::new(roster::effects::memory::MemoryEffects::new()),
+    );
+    let tenant = wait_object(env.api::<Tenant>(), "acme", "EndpointsAllowed=False", |t| {
+        t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.r#type == "EndpointsAllowed" && c.reason == "EndpointRefused")
+        })
+    })
+    .await
+    .unwrap();
+    let condition = tenant
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == "EndpointsAllowed")
+        .unwrap();
+    assert!(
+        condition
+            .message
+            .contains("spec.sources.csv.host host 127.0.0.1 is not among the operator's allowed endpoint hosts"),
+        "{condition:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_newest_file_matching_a_glob_wins() {
     let env = TestEnv::new("feeds-glob").await;

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use roster_api::tenant::{APPROVE_REMOVALS_ANNOTATION, REJECT_REMOVALS_ANNOTATION};
 use roster_api::{DirectoryUser, GuardTrip, MassDeprovisionGuard, Phase, Tenant};
@@ -35,10 +36,13 @@ type TenantKey = (String, String);
 
 #[derive(Default)]
 struct TenantLedger {
-    /// Removals admitted within the window, by user UID.
-    admitted: HashMap<String, DateTime<Utc>>,
+    /// Removals admitted within the window, by user UID: when, and the object's name.
+    admitted: HashMap<String, (DateTime<Utc>, String)>,
     /// The trip that holds, if any.
     trip: Option<GuardTrip>,
+    /// A reconcile of this process is writing `trip` to the Tenant (one writer, one
+    /// Event per trip).
+    writing: bool,
     /// When the ledger last merged the users' persisted admissions.
     merged_at: Option<DateTime<Utc>>,
 }
@@ -101,7 +105,9 @@ pub async fn admit(
             merge_persisted(ledger, context, &namespace, &tenant_name);
             ledger.merged_at = Some(now);
         }
-        ledger.admitted.retain(|_, at| *at > now - guard::WINDOW);
+        ledger
+            .admitted
+            .retain(|_, (at, _)| *at > now - guard::WINDOW);
         let decisions = decisions(&tenant);
         let persisted = current_trip(&tenant).cloned();
         ledger.trip = match persisted {
@@ -119,15 +125,28 @@ pub async fn admit(
         }
         let counts = context.directory.counts(&namespace, &tenant_name);
         let in_window = ledger.admitted.len();
+        // Who had access at the start of the window: the Active and Held users, and
+        // those admitted since who are no longer Active (the index and the store are
+        // kept by the same watch, so nobody is counted twice or missed).
+        let left = ledger
+            .admitted
+            .values()
+            .filter(|(_, name)| {
+                context
+                    .users
+                    .get(&ObjectRef::new(name).within(&namespace))
+                    .is_none_or(|u| u.status.as_ref().is_some_and(|s| s.phase != Phase::Active))
+            })
+            .count();
         let tally = Tally {
-            tenant_size: (counts.active + counts.held).max(0) as usize + in_window,
+            tenant_size: (counts.active + counts.held).max(0) as usize + left,
             admitted: in_window,
             tripped: ledger.trip.is_some(),
         };
         let admission = guard::admit(settings, tally, 1);
         match &admission {
             Admission::Admit => {
-                ledger.admitted.insert(uid, now);
+                ledger.admitted.insert(uid, (now, user.name_any()));
             }
             Admission::Hold {
                 trips: true,
@@ -148,12 +167,28 @@ pub async fn admit(
             .status
             .as_ref()
             .and_then(|s| s.removal_guard.as_ref());
-        let to_write = ledger.trip.clone().filter(|t| Some(t) != shown);
+        let to_write = ledger
+            .trip
+            .clone()
+            .filter(|t| Some(t) != shown && !ledger.writing);
+        ledger.writing |= to_write.is_some();
         (admission, to_write)
     };
     if let Some(trip) = trip_to_write {
-        write_trip(&tenants, &tenant_name, &trip).await?;
-        announce_trip(context, &tenant, &trip).await;
+        let written = write_trip(&tenants, &tenant_name, &trip).await;
+        if let Some(ledger) = context
+            .guard
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&(namespace.clone(), tenant_name.clone()))
+        {
+            ledger.writing = false;
+        }
+        written?;
+        if matches!(admission, Admission::Hold { trips: true, .. }) {
+            announce_trip(context, &tenant, &trip).await;
+        }
     }
     Ok(admission)
 }
@@ -170,18 +205,16 @@ fn merge_persisted(ledger: &mut TenantLedger, context: &Context, namespace: &str
     });
     let persisted = users
         .iter()
-        .filter_map(|u| Some((u.uid()?, u.status.as_ref()?.clone())))
+        .filter_map(|u| Some((u.uid()?, u.name_any(), u.status.as_ref()?.clone())))
         .chain(departures.map(|d| {
-            (
-                d.spec.origin_uid.clone(),
-                d.status.clone().unwrap_or_default(),
-            )
+            let status = d.status.clone().unwrap_or_default();
+            (d.spec.origin_uid.clone(), d.name_any(), status)
         }));
-    for (uid, status) in persisted {
+    for (uid, name, status) in persisted {
         if status.phase != Phase::Active
             && let Some(at) = status.removal_guard.admitted_time
         {
-            ledger.admitted.entry(uid).or_insert(at);
+            ledger.admitted.entry(uid).or_insert((at, name));
         }
     }
 }
