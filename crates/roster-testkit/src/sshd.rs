@@ -3,8 +3,9 @@
 //!
 //! `sshd` comes from Debian's `openssh-server` (`.ci/run` installs it when missing);
 //! `ssh-keygen` makes the keys. The server runs as the current user, logging in only
-//! that user, with public-key authentication only; files to serve go under
-//! [`Sshd::files`]. It is stopped (and its directory removed) on drop, and never
+//! that user, with public-key authentication only (or, from
+//! [`Sshd::start_with_password_user`], also a system user with a password); files to
+//! serve go under [`Sshd::files`]. It is stopped (and its directory removed) on drop, and never
 //! outlives the test process ([`crate::process`]).
 
 use std::fs;
@@ -262,7 +263,11 @@ fn ensure_password_user(name: &str, password: &str) -> Result<(), SshdError> {
         let mut command = Command::new(program);
         command
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = command.spawn().map_err(io(Path::new(program)))?;

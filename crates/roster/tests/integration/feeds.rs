@@ -499,6 +499,57 @@ async fn an_sftp_host_the_endpoint_policy_refuses_is_reported_and_nothing_is_fet
     );
 }
 
+/// Password login: the Secret has `username` and `password` (no `privateKey`), and
+/// OpenSSH's sshd checks the password against a real system user
+/// (`roster_testkit::sshd::PASSWORD_USER`, created by the harness; needs root, as CI runs).
+#[tokio::test]
+async fn a_password_login_fetches_the_file() {
+    let env = TestEnv::new("feeds-password").await;
+    let sshd = tokio::task::spawn_blocking(Sshd::start_with_password_user)
+        .await
+        .expect("sshd start thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = sshd
+        .put("people.csv", format!("{HEADER}{FIRST}").as_bytes())
+        .unwrap();
+    let (user, password) = sshd.password_login().expect("a password user");
+    secret(&env, "sftp", &[("username", user), ("password", password)]).await;
+    let mut spec = crate::support::tenant_spec("http://127.0.0.1:9/api/v1");
+    spec.sources.csv = Some(csv_source(&sshd, &path, sshd.host_key()));
+    let tenant = tenant(&env, spec).await;
+    let sync = sync::run(&feeds(&env), &tenant, Source::Csv).await;
+    assert_ne!(sync.result, SyncResult::Failed, "{sync:?}");
+    assert!(sync.created > 0, "{sync:?}");
+    assert!(
+        sshd.log()
+            .contains(&format!("Accepted password for {user}")),
+        "sshd accepted the password:\n{}",
+        sshd.log()
+    );
+
+    // A wrong password is refused, and nothing changes.
+    let before = versions(&env).await;
+    env.api::<Secret>()
+        .patch(
+            "sftp",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"password": "wrong"}})),
+        )
+        .await
+        .unwrap();
+    let refused = sync::run(&feeds(&env), &tenant, Source::Csv).await;
+    assert_eq!(refused.result, SyncResult::Failed, "{refused:?}");
+    assert!(
+        refused
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("refused the credentials"),
+        "{refused:?}"
+    );
+    assert_eq!(versions(&env).await, before);
+}
+
 #[tokio::test]
 async fn the_newest_file_matching_a_glob_wins() {
     let env = TestEnv::new("feeds-glob").await;
