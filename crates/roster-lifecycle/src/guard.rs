@@ -150,9 +150,11 @@ mod tests {
 
     /// (maxUsers, maxPercent, tenant size, admitted in the window, tripped, new
     /// removals) → admitted?, trips?
+    type Row = (i32, i32, usize, usize, bool, usize, bool, bool);
+
     #[test]
     fn the_admission_table() {
-        let cases: &[(i32, i32, usize, usize, bool, usize, bool, bool)] = &[
+        let cases: &[Row] = &[
             // Below both thresholds.
             (50, 20, 1000, 0, false, 1, true, false),
             (50, 20, 1000, 49, false, 1, true, false),
