@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
@@ -91,7 +91,15 @@ pub async fn admit(
     let tenants: Api<Tenant> = Api::namespaced(context.client.clone(), &namespace);
     // Fresh: a trip written by a feed sync must hold even the removals its own writes
     // cause, whose watch events may arrive before the Tenant's.
-    let tenant = tenants.get(&tenant_name).await?;
+    // A list by name: the operator's RBAC lists and watches Tenants, it does not get them.
+    let by_name = ListParams::default().fields(&format!("metadata.name={tenant_name}"));
+    let Some(tenant) = tenants.list(&by_name).await?.items.into_iter().next() else {
+        // The Tenant went away meanwhile: nothing to guard, nothing to decide now.
+        return Ok(Admission::Hold {
+            trips: false,
+            message: "the Tenant is gone".into(),
+        });
+    };
     let uid = user.uid().unwrap_or_default();
     let key = (namespace.clone(), tenant_name.clone());
     let (admission, trip_to_write) = {
