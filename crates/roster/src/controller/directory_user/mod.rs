@@ -8,6 +8,7 @@ mod announce;
 mod decide;
 pub mod departure;
 mod gather;
+pub mod guard;
 mod persist;
 mod run;
 
@@ -191,7 +192,16 @@ pub(super) async fn lifecycle(
     let Decided {
         user: mut persisted,
         mut decision,
-    } = decide::decide(&home, user, &inputs, &directory, &context.written, now).await?;
+    } = decide::decide(
+        &home,
+        user,
+        &inputs,
+        &directory,
+        &context.written,
+        context,
+        now,
+    )
+    .await?;
 
     // Decide, write, run, and decide again on what this reconcile itself wrote (known
     // to be fresh: no read), until nothing is due now. The last result of each run is
@@ -255,7 +265,9 @@ pub(super) async fn lifecycle(
         }
         let mut next = (*persisted).clone();
         next.status = Some(status);
-        decision = decide::step(&next, &inputs, &directory, context.clock.now());
+        let now = context.clock.now();
+        decision = decide::step(&next, &inputs, &directory, now);
+        decision = decide::guarded(context, &next, &inputs, &directory, decision, now).await?;
     };
     if let Home::User(api) = &home
         && deleting
