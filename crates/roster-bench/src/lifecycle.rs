@@ -49,6 +49,9 @@ pub struct Args {
     /// apply loop runs at the same.
     #[arg(long, default_value_t = 16)]
     operator_concurrency: usize,
+    /// Print the summary of an earlier run's JSON file instead of running.
+    #[arg(long)]
+    summary: Option<std::path::PathBuf>,
     /// Longest wait for any one stage.
     #[arg(long, default_value_t = 3600)]
     stage_limit_seconds: u64,
@@ -80,6 +83,10 @@ struct Stage {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(file) = &args.summary {
+        print_summary(&serde_json::from_slice(&std::fs::read(file)?)?);
+        return Ok(());
+    }
     anyhow::ensure!(
         args.first_wave <= args.users && args.second_wave <= args.users,
         "a wave cannot be larger than --users"
@@ -306,7 +313,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // What a status write of the operator's size costs the API server, by server-side
     // apply (as the operator writes) and by JSON patch, on users it does not watch.
-    let sample = users.get(&name(0)).await?.status.context("a leaver's status")?;
+    let sample = users
+        .get(&name(0))
+        .await?
+        .status
+        .context("a leaver's status")?;
     let sample = serde_json::to_value(&sample)?;
     let size = sample.to_string().len();
     let full_apply = measure(raw_count, args.operator_concurrency, |i| {
@@ -418,7 +429,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let file = roster_testkit::repo_path(format!("target/bench/lifecycle-{}.json", args.users));
     std::fs::write(&file, serde_json::to_string_pretty(&report)?)?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    print_summary(&report);
     println!(
         "(written to {}; the operator's log: {})",
         file.display(),
@@ -627,4 +638,89 @@ async fn setup(client: &Client) -> anyhow::Result<()> {
         .create(&PostParams::default(), &Tenant::new("acme", spec))
         .await?;
     Ok(())
+}
+
+/// The run's figures beside the API server's, as `docs/performance.md` shows them. The
+/// fair baseline for a status write is a status write of the operator's own size (the
+/// API server's cost grows with the object), so each rate is also given as a share of
+/// what that write rate allows for the writes the stage needed per user.
+fn print_summary(report: &Value) {
+    let stage = |name: &str, key: &str| report["stages"][name][key].as_f64().unwrap_or_default();
+    let per_user = |name: &str, key: &str| {
+        report["stages"][name]["requests"][key]
+            .as_f64()
+            .unwrap_or_default()
+    };
+    let full_write = report["stages"]["raw_full_status"]["server_side_apply"]["per_second"]
+        .as_f64()
+        .unwrap_or_default();
+    let list_s = report["raw"]["list_ms"].as_f64().unwrap_or_default() / 1000.0;
+    // Users per second the API server allows at `writes` status writes per user.
+    let allows = |writes: f64| full_write / writes.max(1.0);
+    println!(
+        "roster at {} users ({} reconciles at once); the API server: LIST {:.2} s, a status write of the operator's size ({} bytes) {:.0}/s",
+        report["users"],
+        report["operator_concurrency"],
+        list_s,
+        report["stages"]["raw_full_status"]["status_bytes"],
+        full_write
+    );
+    println!("| figure | roster | the API server's own | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| restart to idle | {:.2} s | paginated LIST {:.2} s | {:.2}× |",
+        stage("restart", "idle_s"),
+        list_s,
+        stage("restart", "idle_s") / list_s
+    );
+    for (name, what, rate_key) in [
+        ("first_start", "first start (new users)", "users_per_second"),
+        (
+            "first_wave",
+            "first wave (deactivations)",
+            "users_per_second",
+        ),
+        (
+            "second_wave",
+            "second wave (termination dates)",
+            "users_per_second",
+        ),
+    ] {
+        let writes = per_user(name, "status_writes_per_user");
+        let rate = stage(name, rate_key);
+        println!(
+            "| {what}: {} users | {rate:.0} users/s ({writes:.1} status writes, {:.1} reads, {:.1} Events per user) | {:.0} users/s at {writes:.1} writes each | {:.2}× |",
+            report["stages"][name]["users"]
+                .as_u64()
+                .unwrap_or(report["users"].as_u64().unwrap_or_default()),
+            per_user(name, "reads_per_user"),
+            per_user(name, "events_per_user"),
+            allows(writes),
+            rate / allows(writes)
+        );
+    }
+    for name in ["first_wave", "second_wave"] {
+        println!(
+            "| {name}: trigger → access revoked | p50 {:.2} s, p99 {:.2} s | all of them written at that rate: {:.2} s | |",
+            stage(name, "trigger_to_revoked_p50_s"),
+            stage(name, "trigger_to_revoked_p99_s"),
+            stage(name, "users") / allows(per_user(name, "status_writes_per_user")),
+        );
+    }
+    println!(
+        "| {} deadlines in the same second: lateness | p50 {:.2} s, p99 {:.2} s | one write each at that rate: {:.2} s | |",
+        stage("deadlines", "users"),
+        stage("deadlines", "lateness_p50_s"),
+        stage("deadlines", "lateness_p99_s"),
+        stage("deadlines", "users") / full_write.max(1.0)
+    );
+    println!(
+        "| RSS idle / after the waves | {:.0} / {:.0} MiB | | |",
+        stage("at_rest", "rss_mib"),
+        stage("deadlines", "rss_peak_mib")
+    );
+    println!(
+        "| writes at rest | {:.1}/min | | |",
+        stage("at_rest", "writes_per_minute")
+    );
 }

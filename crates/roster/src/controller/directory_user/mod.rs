@@ -226,7 +226,14 @@ pub(super) async fn lifecycle(
         persisted = persist::status(&home, persisted, &status, &context.written).await?;
         announce::transitions(context, &persisted, &decision.transitions, &status).await;
         let work = !decision.sync.is_empty() || !decision.actions.is_empty();
-        if !work || rounds == MAX_ROUNDS {
+        // A deadline reached: its transition is written now, and the hand-over steps
+        // wait for this user's next turn, so that every other deadline of the same
+        // moment (and every revocation) is written before them.
+        let yields = decision
+            .transitions
+            .iter()
+            .any(|t| t.to == Phase::Deprovisioning);
+        if !work || yields || rounds == MAX_ROUNDS {
             break status;
         }
         rounds += 1;
