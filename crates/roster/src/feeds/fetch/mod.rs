@@ -22,8 +22,10 @@ pub enum FetchError {
     Unauthorized,
     #[error("no file at the configured path (or no file matches its pattern)")]
     NotFound,
-    #[error("the file is larger than the limit")]
-    TooLarge,
+    #[error(
+        "the file is larger than the limit of {limit} bytes; nothing was read past it or applied (split the export or filter it at the source)"
+    )]
+    TooLarge { limit: u64 },
     #[error("the file could not be read")]
     Read,
     #[error("timed out")]
@@ -46,7 +48,7 @@ impl FetchError {
             Self::HostKeyMismatch => "HostKeyMismatch",
             Self::Unauthorized => "Unauthorized",
             Self::NotFound => "FileNotFound",
-            Self::TooLarge => "FileTooLarge",
+            Self::TooLarge { .. } => "FileTooLarge",
             Self::Read | Self::Status(_) => "FetchFailed",
             Self::Credentials(e) => e.reason(),
         }
