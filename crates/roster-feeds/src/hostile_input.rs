@@ -168,8 +168,9 @@ fn a_file_past_the_size_limit_is_refused_before_it_is_parsed() {
             limit: MAX_FILE_BYTES
         }
     );
-    assert!(err.to_string().contains("67108864 bytes"), "{err}");
+    assert!(err.to_string().contains("33554432 bytes"), "{err}");
     assert_eq!(err.reason(), "FeedTooLarge");
+    let big = vec![0u8; crate::limits::MAX_REPORT_BYTES + 1];
     let err = read_report(&big, &mappings()).unwrap_err();
     assert!(matches!(err, FeedError::TooLarge { what: "report", .. }));
 }
