@@ -26,10 +26,18 @@ fuzz_target!(|data: &[u8]| {
         },
         rule("Work_Email", ProfileField::Email, Transform::Lowercase),
         rule("Hire_Date", ProfileField::HireDate, Transform::DateOnly),
-        rule("Termination_Date", ProfileField::TerminationDate, Transform::DateOnly),
+        rule(
+            "Termination_Date",
+            ProfileField::TerminationDate,
+            Transform::DateOnly,
+        ),
         AttributeMapping {
             default: Some("Unassigned".into()),
-            ..rule("Cost_Center", ProfileField::Department, Transform::Uppercase)
+            ..rule(
+                "Cost_Center",
+                ProfileField::Department,
+                Transform::Uppercase,
+            )
         },
         rule("Manager_ID", ProfileField::ManagerEmail, Transform::None),
         rule("Active", ProfileField::Active, Transform::Trim),

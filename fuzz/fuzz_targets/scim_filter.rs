@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
         Ok(f) => {
             let _ = f.matches(user);
         }
-        Err(e) => assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidFilter))),
+        Err(e) => assert_eq!(
+            (e.status, e.scim_type),
+            (400, Some(ScimType::InvalidFilter))
+        ),
     }
     let _ = Filter::parse_for(Kind::Group, text);
     let _ = roster_scim::resource::project(user, Some(text), None);
