@@ -320,6 +320,45 @@ impl HandledRequests {
     }
 }
 
+/// The mass-deprovisioning guard's record of one person. Persisted so that the
+/// tenant's one-minute window and every hold survive a restart: the window is counted
+/// from `admittedTime`, and a hold ends when the Tenant's approve or reject annotation
+/// no longer has the value recorded here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovalGuardRecord {
+    /// When the guard let this episode's removal through (it counts in the tenant's
+    /// one-minute window until a minute later). Not set for an approved removal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_time: Option<DateTime<Utc>>,
+    /// When the guard held this person (phase `Held`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_time: Option<DateTime<Utc>>,
+    /// The Tenant's `roster.dev/approve-removals` value when the person was held: a
+    /// different value approves the hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub held_approve_token: Option<String>,
+    /// The Tenant's `roster.dev/reject-removals` value when the person was held: a
+    /// different value rejects the hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub held_reject_token: Option<String>,
+    /// When a rejection sent the person back to Active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_time: Option<DateTime<Utc>>,
+    /// The record's `.metadata.generation` the rejection applies to: until the record
+    /// changes, the trigger it carries is not acted on again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_generation: Option<i64>,
+}
+
+impl RemovalGuardRecord {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// The person's account at the learning platform: whether roster provisioned it, what
 /// it last sent, and how the sync is going. Profile fields are kept only as salted
 /// digests (never the values), so a settled person makes no call and a restart does
@@ -484,6 +523,10 @@ pub struct DirectoryUserStatus {
     /// The one-off requests (annotations) roster has acted on, by their value.
     #[serde(default, skip_serializing_if = "HandledRequests::is_empty")]
     pub handled_requests: HandledRequests,
+    /// What the mass-deprovisioning guard decided about this person's removal
+    /// (docs/lifecycle.md, "The mass-deprovisioning guard").
+    #[serde(default, skip_serializing_if = "RemovalGuardRecord::is_empty")]
+    pub removal_guard: RemovalGuardRecord,
     /// Dry-run: the steps that would run, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]

@@ -21,13 +21,13 @@ pub use directory_group::{DirectoryGroup, DirectoryGroupSpec};
 pub use directory_user::{
     APPROVE_ANNOTATION, AccountStatus, DEPROVISION_NOW_ANNOTATION, DirectoryUser,
     DirectoryUserSpec, DirectoryUserStatus, HandledRequests, Phase, Provisioning, RETRY_ANNOTATION,
-    RecordSource, StepName, StepState, StepStatus, SyncedProfile, Trigger,
+    RecordSource, RemovalGuardRecord, StepName, StepState, StepStatus, SyncedProfile, Trigger,
 };
 pub use policy::{
     CalendarOwnerCandidate, DeprovisionActions, DeprovisionPolicy, DeprovisionPolicySpec,
     MassDeprovisionGuard, ObjectDeletionMode, RuleTransferTarget,
 };
-pub use tenant::{CalendarProvider, Tenant, TenantSpec, TenantStatus, UserCounts};
+pub use tenant::{CalendarProvider, GuardTrip, Tenant, TenantSpec, TenantStatus, UserCounts};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -143,10 +143,15 @@ impl From<&str> for UserRef {
 /// the Secret owner's consent.
 pub const CREDENTIALS_LABEL: &str = "roster.dev/credentials";
 
-/// Annotation on a Tenant: let the people sources' next sync take out of Active the
-/// users the mass-deprovisioning guard held back. Its value is a token (e.g. the time
-/// of the approval); a new value is a new approval, used once.
+/// Annotation on a Tenant: let the users the mass-deprovisioning guard holds leave
+/// (their quarantine starts), and end the guard's trip. Its value is a token (e.g. the
+/// time of the approval); a new value is a new approval.
 pub const APPROVE_REMOVALS_ANNOTATION: &str = "roster.dev/approve-removals";
+
+/// Annotation on a Tenant: reject the removals the mass-deprovisioning guard holds; the
+/// held users go back to Active and stay there until their record changes again. Its
+/// value is a token; a new value is a new rejection.
+pub const REJECT_REMOVALS_ANNOTATION: &str = "roster.dev/reject-removals";
 
 /// A key of a Secret in the same namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
@@ -456,6 +461,11 @@ pub struct TenantStatus {
     /// Users per lifecycle phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_counts: Option<UserCounts>,
+    /// The mass-deprovisioning guard's last trip (written by the guard under its own
+    /// field manager, `roster-guard`). It holds every new removal while the Tenant's
+    /// approve and reject annotations still have the values recorded here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal_guard: Option<GuardTrip>,
     /// Last result of each people source's sync.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["source"]))]
@@ -463,6 +473,25 @@ pub struct TenantStatus {
     /// The `.metadata.generation` last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// A trip of the mass-deprovisioning guard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardTrip {
+    /// When the guard tripped.
+    pub tripped_time: DateTime<Utc>,
+    /// Why, in numbers (never a person).
+    #[schemars(length(max = 1024))]
+    pub message: String,
+    /// `roster.dev/approve-removals` when it tripped; another value ends the trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub approve_token: Option<String>,
+    /// `roster.dev/reject-removals` when it tripped; another value ends the trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub reject_token: Option<String>,
 }
 
 /// Number of users in each phase.
@@ -529,10 +558,6 @@ pub struct SourceSync {
     /// Users the mass-deprovisioning guard kept from leaving (the sync was held).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<i32>,
-    /// The `roster.dev/approve-removals` value this source last acted on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
-    pub approved: Option<String>,
     /// The first rejected rows: row number, column and reason (never the value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]

@@ -48,6 +48,7 @@ use roster::effects::platform::{PlatformEffects, PlatformSettings};
 use roster_api::tenant::SecretKeyRef;
 use roster_api::{DeprovisionPolicy, DirectoryUser, Phase, Tenant};
 use roster_standins::calendar::GoogleCalendarStandin;
+use roster_standins::hr::{HrStandIn, HrState};
 use roster_standins::lms::{LmsStandIn, LmsState};
 use roster_testkit::{ControlPlane, process};
 use view::{Line, Row, Tracker};
@@ -64,6 +65,11 @@ const JOINER: &str = "1015";
 const MOVER: &str = "1004";
 /// Who an identity provider creates, updates and deactivates over SCIM.
 const IDP_USER: &str = "1030";
+/// The people the HR report stand-in delivers (employee IDs); the Tenant's hrAPI source
+/// creates them.
+const HR_PEOPLE: [&str; 2] = ["2101", "2102"];
+/// The HR report's bearer token (Secret `hr-api`).
+const HR_TOKEN: &str = "demo-hr-token";
 
 /// `roster demo` options.
 #[derive(clap::Args, Clone, Debug)]
@@ -199,6 +205,7 @@ struct Stack {
     plane: Option<ControlPlane>,
     lms: Option<LmsStandIn>,
     calendar: Option<GoogleCalendarStandin>,
+    hr: Option<HrStandIn>,
     operator: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     tasks: Vec<AbortHandle>,
 }
@@ -225,6 +232,7 @@ impl Stack {
         // Dropping a stand-in stops its server.
         self.lms.take();
         self.calendar.take();
+        self.hr.take();
         if let Some(plane) = self.plane.take() {
             let _ = tokio::time::timeout(
                 Duration::from_secs(6),
@@ -465,6 +473,19 @@ async fn demo(args: &DemoArgs, stack: &mut Stack, out: &Out) -> anyhow::Result<b
         out.step(format!(
             "then the demo deletes {deleted} (like a GitOps prune) and deactivates {reversed}, reinstating it during its quarantine"
         ));
+    }
+    // The HR feed: a Workday-style report the Tenant pulls on the operator's first sync.
+    let hr = start_hr_feed(&client, ns, &tenant_name).await?;
+    out.step(format!(
+        "HR report stand-in at {} (Workday style): the Tenant's hrAPI source pulls {} people from it ({}) on the operator's first sync",
+        hr.report_url(),
+        HR_PEOPLE.len(),
+        HR_PEOPLE.map(object_name).join(", ")
+    ));
+    stack.hr = Some(hr);
+    let mut plan = plan;
+    for id in HR_PEOPLE {
+        plan.expected.insert(object_name(id), Expect::Joined);
     }
     let expected = &plan.expected;
 
@@ -755,6 +776,83 @@ async fn start_operator(
     Ok(((stop, task), format!("http://{}/scim/v2/{ns}", scim.addr)))
 }
 
+/// Starts the HR report stand-in with [`HR_PEOPLE`] and points the Tenant's hrAPI
+/// source at it (bearer token in Secret `hr-api`, labelled for roster; the report's
+/// aliases mapped to profile fields).
+async fn start_hr_feed(client: &Client, ns: &str, tenant: &str) -> anyhow::Result<HrStandIn> {
+    let state = HrState::new(HR_TOKEN, "demo-client", "demo-secret");
+    state.set_entries(
+        HR_PEOPLE
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let first = ["Hana", "Ravi"][i % 2];
+                json!({
+                    "Employee_ID": id,
+                    "First_Name": first,
+                    "Last_Name": "Hrfeed",
+                    "Work_Email": format!("person.{id}@example.com"),
+                    "Hire_Date": format!("{}-08:00", Utc::now().date_naive()),
+                    "Cost_Center": "Engineering",
+                    "Job_Title": "Analyst",
+                })
+            })
+            .collect(),
+    );
+    let hr = HrStandIn::start(state)
+        .await
+        .context("start the HR report stand-in")?;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("hr-api".into()),
+            labels: Some(
+                [(
+                    roster_api::tenant::CREDENTIALS_LABEL.to_string(),
+                    "true".to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        string_data: Some([("token".to_string(), HR_TOKEN.to_string())].into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .patch(
+            "hr-api",
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .context("store the HR report's token in Secret hr-api")?;
+    let rule = |from: &str, to: &str, transform: &str| json!({"from": from, "to": to, "transform": transform});
+    let source = json!({
+        "url": hr.report_url(),
+        "credentialsSecretRef": {"name": "hr-api"},
+        "interval": "1h",
+        "mappings": [
+            rule("Employee_ID", "employeeID", "Trim"),
+            {"from": "First_Name", "concat": ["Last_Name"], "to": "fullName"},
+            rule("Work_Email", "email", "Lowercase"),
+            rule("Hire_Date", "hireDate", "DateOnly"),
+            rule("Cost_Center", "department", "Trim"),
+            rule("Job_Title", "title", "Trim"),
+        ],
+    });
+    Api::<Tenant>::namespaced(client.clone(), ns)
+        .patch(
+            tenant,
+            &PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"spec": {"sources": {"hrAPI": source}}})),
+        )
+        .await
+        .with_context(|| format!("add the hrAPI source to Tenant {tenant}"))?;
+    Ok(hr)
+}
+
 /// Turns SCIM on for the Tenant: a fresh bearer token in Secret `scim` (labelled for
 /// roster), named by `spec.sources.scim`. Returns the token.
 async fn enable_scim(client: &Client, ns: &str, tenant: &str) -> anyhow::Result<String> {
@@ -923,7 +1021,7 @@ impl Report<'_> {
         out.say("");
         if finished {
             out.step(
-                "every scripted leaver is Purged or back to Active; the joiner and the mover are in sync at the learning platform",
+                "every scripted leaver is Purged or back to Active; the joiner, the mover and the HR feed's people are in sync at the learning platform",
             );
         } else {
             let pending: Vec<String> = expected

@@ -226,6 +226,9 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "→ 201, id e-1030",
         "PUT /Users/e-1030 (title changed) → 200",
         "→ 200, active false: the deactivation",
+        // The HR feed: the report stand-in, pulled by the Tenant's hrAPI source.
+        "HR report stand-in at http://127.0.0.1:",
+        "the Tenant's hrAPI source pulls 2 people from it (e-2101, e-2102)",
     ] {
         assert!(
             output.contains(phase),
@@ -239,7 +242,7 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
     );
     assert!(
         output.contains(
-            "every scripted leaver is Purged or back to Active; the joiner and the mover are in sync"
+            "every scripted leaver is Purged or back to Active; the joiner, the mover and the HR feed's people are in sync"
         ),
         "{output}"
     );
@@ -252,8 +255,8 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
         "attendee seats freed",
         "assignment rules moved",
         "group memberships left",
-        // The scripted joiner and the identity provider's SCIM joiner.
-        "2 accounts created at the learning platform",
+        // The scripted joiner, the identity provider's SCIM joiner and the HR feed's two.
+        "4 accounts created at the learning platform",
         "sent (only the changed fields)",
         "outstanding assignments removed",
         "users anonymized",

@@ -1,70 +1,61 @@
-//! The mass-deprovisioning guard's decision: would this sync take more users out of
-//! Active than the policy allows at once? Then none of them leaves; they are held
-//! until an administrator approves (docs/feeds.md).
+//! The mass-deprovisioning guard on a sync that knows its plan up front: would its
+//! removals take more users out of Active than the policy allows at once? Then the
+//! guard trips before anything is written, so that even the first removals are held
+//! (phase `Held`, one by one, by the lifecycle: docs/lifecycle.md). The decision itself
+//! is the lifecycle's ([`roster_lifecycle::guard::admit`]); this counts its inputs.
 
 use roster_api::{MassDeprovisionGuard, Phase};
+use roster_lifecycle::guard::{Admission, Tally, admit};
 
 use crate::{Existing, Plan};
 
 /// The guard's verdict on a sync.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Below the thresholds (or the guard is off): the removals apply.
+    /// Below the thresholds (or the guard is off, or nobody leaves): the removals apply.
     Proceed,
-    /// Above a threshold: the removals are held. The message names the numbers and
-    /// the threshold, never a person.
-    Hold { message: String },
+    /// The removals will be held. `trips`: the sync must trip the guard before it
+    /// writes (it was not tripped). The message names the numbers and the threshold,
+    /// never a person.
+    Hold {
+        message: String,
+        leaving: usize,
+        trips: bool,
+    },
 }
 
-/// The guard's verdict on a plan: counts the tenant's Active users (of any source)
-/// and the plan's writes that take one out of Active. `approved` (an approval not yet
-/// acted on) lets a held sync through once.
+/// The guard's verdict on a plan: counts the tenant's Active and Held users (of any
+/// source) and the plan's writes that take one out of Active. `tripped`: the tenant's
+/// guard is tripped already.
 pub fn check(
     guard: &MassDeprovisionGuard,
     tenant: &str,
     existing: &[Existing],
     plan: &Plan,
-    approved: bool,
+    tripped: bool,
 ) -> Verdict {
-    if approved {
-        return Verdict::Proceed;
-    }
-    let active = existing
+    let size = existing
         .iter()
         .filter(|e| {
             e.spec.tenant_ref.name == tenant
-                && e.spec.active
                 && !e.deleting
-                && e.phase == Phase::Active
+                && matches!(e.phase, Phase::Active | Phase::Held)
         })
         .count();
     let leaving = plan.writes.iter().filter(|w| w.deactivates).count();
-    decide(guard, active, leaving)
-}
-
-/// Decides for `leaving` users out of `active` Active users of the tenant.
-pub fn decide(guard: &MassDeprovisionGuard, active: usize, leaving: usize) -> Verdict {
-    if !guard.enabled || leaving == 0 {
-        return Verdict::Proceed;
+    let tally = Tally {
+        tenant_size: size,
+        admitted: 0,
+        tripped,
+    };
+    match admit(guard, tally, leaving) {
+        Admission::Admit => Verdict::Proceed,
+        Admission::Hold { trips, message } => Verdict::Hold {
+            message,
+            leaving,
+            trips,
+        },
     }
-    let max_users = guard.max_users.max(0) as usize;
-    let percent = leaving as f64 * 100.0 / active.max(1) as f64;
-    if leaving > max_users {
-        return Verdict::Hold {
-            message: format!(
-                "{leaving} of {active} active users would leave at once, more than maxUsers {max_users}"
-            ),
-        };
-    }
-    if percent > f64::from(guard.max_percent) {
-        return Verdict::Hold {
-            message: format!(
-                "{leaving} of {active} active users ({percent:.0} %) would leave at once, more than maxPercent {}",
-                guard.max_percent
-            ),
-        };
-    }
-    Verdict::Proceed
 }
 
 #[cfg(test)]
@@ -109,47 +100,26 @@ mod tests {
             "joiners are never held"
         );
         let truncated = plan(&target, &read(&few), &users);
-        match check(&guard, "acme", &users, &truncated, false) {
-            Verdict::Hold { message } => assert_eq!(
-                message,
-                "6 of 10 active users (60 %) would leave at once, more than maxPercent 20"
-            ),
-            other => panic!("{other:?}"),
-        }
         assert_eq!(
+            check(&guard, "acme", &users, &truncated, false),
+            Verdict::Hold {
+                message:
+                    "6 of 10 users (60 %) would leave Active within a minute, more than maxPercent 20"
+                        .into(),
+                leaving: 6,
+                trips: true,
+            }
+        );
+        // Tripped already: held, without tripping again.
+        assert!(matches!(
             check(&guard, "acme", &users, &truncated, true),
+            Verdict::Hold { trips: false, .. }
+        ));
+        // One leaver of ten is ordinary.
+        let one_less = plan(&target, &read(&all[..all.rfind("010,").unwrap()]), &users);
+        assert_eq!(
+            check(&guard, "acme", &users, &one_less, false),
             Verdict::Proceed
         );
-    }
-
-    #[test]
-    fn thresholds() {
-        let guard = MassDeprovisionGuard {
-            enabled: true,
-            max_users: 10,
-            max_percent: 20,
-        };
-        let cases = [
-            (100, 0, true),
-            (100, 10, true),
-            (100, 11, false),
-            (20, 4, true),
-            (20, 5, false),
-            (10, 6, false),
-            (0, 1, false),
-        ];
-        for (active, leaving, proceeds) in cases {
-            let verdict = decide(&guard, active, leaving);
-            assert_eq!(
-                verdict == Verdict::Proceed,
-                proceeds,
-                "{leaving} of {active}: {verdict:?}"
-            );
-        }
-        let off = MassDeprovisionGuard {
-            enabled: false,
-            ..guard
-        };
-        assert_eq!(decide(&off, 10, 10), Verdict::Proceed);
     }
 }

@@ -42,6 +42,7 @@ fn measure(
                 status,
                 requests: Default::default(),
                 manager: Default::default(),
+                guard: Default::default(),
             };
             black_box(step(&observed, policy, tenant, now));
         }
@@ -76,6 +77,7 @@ fn main() {
                 status: &status,
                 requests: Default::default(),
                 manager: Default::default(),
+                guard: Default::default(),
             };
             let decision = step(&observed, &policy, &tenant, now);
             status = decision.status;

@@ -111,7 +111,14 @@ fn derive(
             Phase::Held => (
                 true,
                 "Held",
-                "held by the mass-deprovisioning guard until approved".to_string(),
+                format!(
+                    "the record says the person left, but the mass-deprovisioning guard holds the removal (since {}); access is kept until the Tenant's removals are approved (roster approve --tenant NAMESPACE) or rejected (roster approve --reject --tenant NAMESPACE)",
+                    status
+                        .removal_guard
+                        .held_time
+                        .map(stamp)
+                        .unwrap_or_default()
+                ),
             ),
             Phase::Quarantined => (
                 true,
@@ -220,6 +227,17 @@ fn derive(
             String::new(),
         ),
     ];
+    if let Some(at) = status.removal_guard.rejected_time {
+        conditions.push(make(
+            "RemovalRejected",
+            true,
+            "RemovalRejected",
+            format!(
+                "the record says the person left, but the mass-deprovisioning guard's held removals were rejected at {}; access is kept until the record changes again",
+                stamp(at)
+            ),
+        ));
+    }
     if let Some(location) = inputs.spec.location.as_deref() {
         let known = inputs
             .locations

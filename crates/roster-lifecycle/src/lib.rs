@@ -8,6 +8,7 @@
 pub mod conditions;
 pub mod directory;
 pub mod groups;
+pub mod guard;
 pub mod handover;
 pub mod machine;
 pub mod ownership;
@@ -20,8 +21,8 @@ pub mod trigger;
 mod tests;
 
 pub use machine::{
-    Action, Decision, Observed, Outcome, Requests, STAGE_TWO, Transition, backoff, idempotency_key,
-    record_outcome, step,
+    Action, Decision, Gate, Observed, Outcome, Requests, STAGE_TWO, Transition, backoff,
+    idempotency_key, record_outcome, step,
 };
 pub use settings::{Policy, TenantSettings};
 pub use sync::{Manager, SyncAction, SyncOp, SyncOutcome, record_sync_outcome};

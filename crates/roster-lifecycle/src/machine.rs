@@ -14,6 +14,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::conditions::{self, ConditionInputs};
+use super::guard::{self, Decisions, Verdict};
 use super::settings::{Policy, TenantSettings};
 use super::sync::{self, Manager, SyncAction};
 use super::{groups, pii, trigger};
@@ -35,6 +36,18 @@ pub struct Observed<'a> {
     pub requests: Requests<'a>,
     /// The record's manager as found among the tenant's users.
     pub manager: Manager<'a>,
+    /// The mass-deprovisioning guard's say on this user.
+    pub guard: Gate<'a>,
+}
+
+/// What the mass-deprovisioning guard tells `step` (see [`crate::guard`]). The default
+/// admits every removal and carries no decision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gate<'a> {
+    /// A new guarded removal would be held (the shell's [`guard::admit`] said so).
+    pub hold: bool,
+    /// The Tenant's approve and reject annotation values.
+    pub decisions: Decisions<'a>,
 }
 
 /// The values of the request annotations (`roster.dev/deprovision-now`,
@@ -83,6 +96,10 @@ pub struct Decision {
     pub scrub_pii: bool,
     /// Everything is done and the object is being deleted: drop the finalizer.
     pub release: bool,
+    /// This step took the person out of Active (or held them) through a trigger the
+    /// mass-deprovisioning guard watches, so the guard's gate decided it: the shell
+    /// must have asked the guard before carrying it out.
+    pub guarded_removal: bool,
 }
 
 /// One side effect to run.
@@ -156,8 +173,23 @@ pub fn step(
         tenant.time_zone,
         now,
     );
-    let triggers =
+    let mut triggers =
         record.with_deprovision_now(requests.deprovision_now || deprovision_now_holds(&status));
+    // A rejected removal: the record's trigger is not acted on until the record changes.
+    let rejection = &mut status.removal_guard;
+    if rejection.rejected_generation.is_some()
+        && (rejection.rejected_generation != observed.generation || observed.deleting)
+    {
+        rejection.rejected_time = None;
+        rejection.rejected_generation = None;
+    }
+    if status.removal_guard.rejected_generation.is_some()
+        && status.phase == Phase::Active
+        && triggers.active.is_some_and(guarded)
+    {
+        triggers.active = None;
+        triggers.scheduled = None;
+    }
     if requests.retry {
         // An administrator asked: failed steps are due now, not after their backoff.
         for s in &mut status.steps {
@@ -175,12 +207,19 @@ pub fn step(
     };
     let mut transitions = Vec::new();
     let before = status.phase;
+    let mut guarded_removal = false;
 
     // Transitions chain within one step (e.g. an immediate trigger whose revoke already
     // succeeded), but each phase is entered at most once per call.
     for _ in 0..6 {
         let from = status.phase;
         let reason = advance(&mut status, observed, &triggers, context, policy, now);
+        guarded_removal |= matches!(reason, Some("HeldByGuard" | "AdmittedByGuard"));
+        let reason = reason.map(|r| match r {
+            // Admitted: the usual reason of the trigger.
+            "AdmittedByGuard" => trigger_reason(status.trigger),
+            other => other,
+        });
         match reason {
             Some(reason) => {
                 transitions.push(Transition {
@@ -246,6 +285,26 @@ pub fn step(
         actions,
         transitions,
         scrub_pii,
+        guarded_removal,
+    }
+}
+
+/// Whether the mass-deprovisioning guard watches this trigger: everything a source or a
+/// GitOps tool can do to many people at once. A deprovision-now request is an
+/// administrator's decision about one person, like the per-user approval.
+pub fn guarded(trigger: Trigger) -> bool {
+    matches!(
+        trigger,
+        Trigger::Deactivated | Trigger::TerminationDate | Trigger::ObjectDeleted
+    )
+}
+
+fn trigger_reason(trigger: Option<Trigger>) -> &'static str {
+    match trigger {
+        Some(Trigger::Deactivated) | None => "Deactivated",
+        Some(Trigger::TerminationDate) => "TerminationDateReached",
+        Some(Trigger::DeprovisionNow) => "DeprovisionNowRequested",
+        Some(Trigger::ObjectDeleted) => "ObjectDeleted",
     }
 }
 
@@ -298,21 +357,62 @@ fn advance(
 ) -> Option<&'static str> {
     match (status.phase, triggers.active) {
         (Phase::Active, Some(trigger)) => {
+            // Someone roster never gave access loses nothing: only a provisioned
+            // person's removal is the guard's business.
+            let watched = guarded(trigger) && status.account.provisioned.is_some();
+            if watched && observed.guard.hold {
+                status.phase = Phase::Held;
+                let decisions = observed.guard.decisions;
+                status.removal_guard = roster_api::RemovalGuardRecord {
+                    held_time: Some(now),
+                    held_approve_token: decisions.approve.map(str::to_string),
+                    held_reject_token: decisions.reject.map(str::to_string),
+                    ..Default::default()
+                };
+                return Some("HeldByGuard");
+            }
             begin_episode(status, observed.uid, trigger, triggers, policy, now);
-            Some(match trigger {
-                Trigger::Deactivated => "Deactivated",
-                Trigger::TerminationDate => "TerminationDateReached",
-                Trigger::DeprovisionNow => "DeprovisionNowRequested",
-                Trigger::ObjectDeleted => "ObjectDeleted",
+            status.removal_guard = roster_api::RemovalGuardRecord {
+                admitted_time: watched.then_some(now),
+                ..Default::default()
+            };
+            Some(if watched {
+                "AdmittedByGuard"
+            } else {
+                trigger_reason(Some(trigger))
             })
         }
         (Phase::Held, None) => {
             status.phase = Phase::Active;
+            status.removal_guard = Default::default();
             Some("TriggerCleared")
         }
-        (Phase::Held, Some(trigger)) if context.approved => {
-            begin_episode(status, observed.uid, trigger, triggers, policy, now);
-            Some("Approved")
+        (Phase::Held, Some(trigger)) => {
+            let record = &status.removal_guard;
+            let verdict = guard::verdict(
+                record.held_approve_token.as_deref(),
+                record.held_reject_token.as_deref(),
+                observed.guard.decisions,
+            );
+            // A deleted object cannot be un-deleted by a rejection: it stays held
+            // until approved, or taken back by applying the record again.
+            let rejected = verdict == Verdict::Rejected && trigger != Trigger::ObjectDeleted;
+            if rejected {
+                status.phase = Phase::Active;
+                status.removal_guard = roster_api::RemovalGuardRecord {
+                    rejected_time: Some(now),
+                    rejected_generation: observed.generation,
+                    ..Default::default()
+                };
+                Some("RemovalRejected")
+            } else if context.approved || verdict == Verdict::Approved {
+                // Approved removals do not count in the window: an administrator let them through.
+                begin_episode(status, observed.uid, trigger, triggers, policy, now);
+                status.removal_guard = Default::default();
+                Some("Approved")
+            } else {
+                None
+            }
         }
         (Phase::Quarantined, None) => {
             restore(status, observed.uid, now);
@@ -381,8 +481,8 @@ fn advance(
                 "PIIPurged"
             })
         }
-        // Held users wait for approval; Purged is terminal.
-        (Phase::Held, Some(_)) | (Phase::Active, None) | (Phase::Purged, _) => None,
+        // Purged is terminal.
+        (Phase::Active, None) | (Phase::Purged, _) => None,
     }
 }
 
@@ -688,5 +788,6 @@ fn dry_run(
         transitions: Vec::new(),
         scrub_pii: false,
         release: false,
+        guarded_removal: false,
     }
 }

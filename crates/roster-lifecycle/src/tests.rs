@@ -62,6 +62,11 @@ struct World {
     deprovision_now: Option<String>,
     retry: Option<String>,
     approve: Option<String>,
+    /// The mass-deprovisioning guard: hold new removals; the Tenant's annotations.
+    hold: bool,
+    approve_removals: Option<String>,
+    reject_removals: Option<String>,
+    generation: i64,
 }
 
 impl World {
@@ -79,6 +84,10 @@ impl World {
             deprovision_now: None,
             retry: None,
             approve: None,
+            hold: false,
+            approve_removals: None,
+            reject_removals: None,
+            generation: 1,
         }
     }
 
@@ -97,7 +106,7 @@ impl World {
     fn decide(&self, now: DateTime<Utc>) -> Decision {
         let observed = Observed {
             uid: UID,
-            generation: Some(1),
+            generation: Some(self.generation),
             deleting: self.deleting,
             spec: &self.spec,
             status: &self.status,
@@ -107,6 +116,13 @@ impl World {
                 approve: self.approve.as_deref(),
             },
             manager: crate::sync::Manager::NotSet,
+            guard: crate::Gate {
+                hold: self.hold,
+                decisions: crate::guard::Decisions {
+                    approve: self.approve_removals.as_deref(),
+                    reject: self.reject_removals.as_deref(),
+                },
+            },
         };
         step(&observed, &self.policy, &self.tenant, now)
     }
@@ -1053,19 +1069,40 @@ const PHASE_TABLE: &[PhaseRow] = &[
     PhaseRow {
         phase: Phase::Held,
         meaning: "would leave, held by the mass-deprovisioning guard",
-        leaves_when: "the trigger clears (→ `Active`); approval arrives with the guard, which is not implemented yet",
+        leaves_when: "the trigger clears (→ `Active`), the removals are approved (→ `Quarantined`) or rejected (→ `Active`)",
         enter: |world| {
+            world.settle(at(T0));
+            world.hold = true;
             world.spec.active = false;
-            world.status.phase = Phase::Held;
+            world.generation += 1;
+            world.settle(at(T0));
         },
-        exits: &[Exit {
-            what: "trigger clears",
-            apply: |w| {
-                w.spec.active = true;
-                at(T0)
+        exits: &[
+            Exit {
+                what: "trigger clears",
+                apply: |w| {
+                    w.spec.active = true;
+                    at(T0)
+                },
+                to: Phase::Active,
             },
-            to: Phase::Active,
-        }],
+            Exit {
+                what: "the Tenant's removals are approved",
+                apply: |w| {
+                    w.approve_removals = Some("a1".into());
+                    at(T0)
+                },
+                to: Phase::Quarantined,
+            },
+            Exit {
+                what: "the Tenant's removals are rejected",
+                apply: |w| {
+                    w.reject_removals = Some("r1".into());
+                    at(T0)
+                },
+                to: Phase::Active,
+            },
+        ],
         holds: &[],
     },
     PhaseRow {
@@ -1524,4 +1561,95 @@ fn failing_sync_calls_report_and_then_stall() {
     assert_eq!(get("Stalled").reason, "SyncFailing");
     assert!(get("Stalled").message.contains("HTTP 503"));
     assert_eq!(get("Ready").reason, "SyncFailed");
+}
+
+/// The guard holds a provisioned person's removal; a rejection sends them back to
+/// Active, where they stay while the record is unchanged, with a condition saying why.
+#[test]
+fn a_rejected_removal_stays_rejected_until_the_record_changes() {
+    let mut world = World::new(person(), Policy::default());
+    world.settle(at(T0));
+    assert!(world.status.account.provisioned.is_some());
+    world.hold = true;
+    world.approve_removals = Some("a0".into());
+    world.spec.active = false;
+    world.generation += 1;
+    let decision = world.settle(at(T0));
+    assert_eq!(world.phase(), Phase::Held);
+    assert!(
+        decision.guarded_removal || world.transitions.iter().any(|t| t.reason == "HeldByGuard")
+    );
+    assert!(decision.actions.is_empty(), "access is not revoked");
+    assert_eq!(
+        world.status.removal_guard.held_approve_token.as_deref(),
+        Some("a0")
+    );
+    // The same approval value as when held is no approval.
+    world.settle(at(T0) + Duration::minutes(5));
+    assert_eq!(world.phase(), Phase::Held);
+
+    world.reject_removals = Some("r1".into());
+    world.settle(at(T0) + Duration::minutes(6));
+    assert_eq!(world.phase(), Phase::Active);
+    assert_eq!(world.transitions.last().unwrap().reason, "RemovalRejected");
+    let rejected = condition(&world.status, "RemovalRejected");
+    assert!(rejected.message.contains("record says the person left"));
+    // Still inactive in the record, the guard open again: nothing happens.
+    world.hold = false;
+    world.settle(at(T0) + Duration::minutes(10));
+    assert_eq!(world.phase(), Phase::Active);
+
+    // The record changes (another edit while still inactive): the trigger counts again.
+    world.generation += 1;
+    let decision = world.decide(at(T0) + Duration::minutes(11));
+    assert!(decision.guarded_removal);
+    world.settle(at(T0) + Duration::minutes(11));
+    assert_eq!(world.phase(), Phase::Quarantined);
+    assert!(
+        world
+            .status
+            .conditions
+            .iter()
+            .all(|c| c.r#type != "RemovalRejected"),
+        "the rejection is over"
+    );
+    assert_eq!(
+        world.status.removal_guard.admitted_time,
+        Some(at(T0) + Duration::minutes(11)),
+        "an admitted removal counts in the window"
+    );
+}
+
+#[test]
+fn an_approved_removal_does_not_count_in_the_window() {
+    let mut world = World::new(person(), Policy::default());
+    world.settle(at(T0));
+    world.hold = true;
+    world.spec.active = false;
+    world.settle(at(T0));
+    assert_eq!(world.phase(), Phase::Held);
+    world.approve_removals = Some("a1".into());
+    world.settle(at(T0));
+    assert_eq!(world.phase(), Phase::Quarantined);
+    assert_eq!(world.transitions.last().unwrap().reason, "Approved");
+    assert_eq!(world.status.removal_guard.admitted_time, None);
+}
+
+#[test]
+fn the_guard_ignores_who_never_had_an_account_and_deprovision_now() {
+    // Never provisioned: the removal takes nothing away.
+    let mut world = World::new(person(), Policy::default());
+    world.hold = true;
+    world.spec.active = false;
+    world.status.account.provisioned = None;
+    let decision = world.decide(at(T0));
+    assert!(!decision.guarded_removal);
+    assert_eq!(decision.status.phase, Phase::Quarantined);
+    // An administrator's deprovision-now is a decision about one person.
+    let mut world = World::new(person(), Policy::default());
+    world.settle(at(T0));
+    world.hold = true;
+    world.request_deprovision_now();
+    world.settle(at(T0));
+    assert_ne!(world.phase(), Phase::Held);
 }

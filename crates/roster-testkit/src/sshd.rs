@@ -3,8 +3,9 @@
 //!
 //! `sshd` comes from Debian's `openssh-server` (`.ci/run` installs it when missing);
 //! `ssh-keygen` makes the keys. The server runs as the current user, logging in only
-//! that user, with public-key authentication only; files to serve go under
-//! [`Sshd::files`]. It is stopped (and its directory removed) on drop, and never
+//! that user, with public-key authentication only (or, from
+//! [`Sshd::start_with_password_user`], also a system user with a password); files to
+//! serve go under [`Sshd::files`]. It is stopped (and its directory removed) on drop, and never
 //! outlives the test process ([`crate::process`]).
 
 use std::fs;
@@ -52,7 +53,12 @@ pub struct Sshd {
     user: String,
     host_key: String,
     client_key: String,
+    /// The user that logs in with a password, and the password, if any.
+    password_login: Option<(String, String)>,
 }
+
+/// The system user [`Sshd::start_with_password_user`] logs in with a password.
+pub const PASSWORD_USER: &str = "roster-sftp-test";
 
 /// The sshd binary, if installed.
 pub fn sshd_binary() -> Option<PathBuf> {
@@ -70,6 +76,20 @@ pub fn sshd_binary() -> Option<PathBuf> {
 impl Sshd {
     /// Starts a fresh server with new host and client keys. Blocking.
     pub fn start() -> Result<Self, SshdError> {
+        Self::start_inner(None)
+    }
+
+    /// Like [`Sshd::start`], and also lets the system user [`PASSWORD_USER`] log in
+    /// with a password (new each start). sshd checks passwords against the system's
+    /// user database, so the user is created (once; `useradd`, no home, `/bin/sh`) and
+    /// its password set with `chpasswd`: this needs root, as CI runs.
+    pub fn start_with_password_user() -> Result<Self, SshdError> {
+        let password = format!("pw-{:016x}", rand::random::<u64>());
+        ensure_password_user(PASSWORD_USER, &password)?;
+        Self::start_inner(Some((PASSWORD_USER.to_string(), password)))
+    }
+
+    fn start_inner(password_login: Option<(String, String)>) -> Result<Self, SshdError> {
         let binary = sshd_binary().ok_or(SshdError::NotInstalled)?;
         let dir = std::env::temp_dir().join(format!(
             "roster-sshd-{}-{:08x}",
@@ -96,7 +116,9 @@ impl Sshd {
         for _ in 0..3 {
             let port = process::free_port().map_err(io(&dir))?;
             let config = dir.join("sshd_config");
-            fs::write(&config, config_text(&dir, port, &user)).map_err(io(&config))?;
+            let password_user = password_login.as_ref().map(|(u, _)| u.as_str());
+            fs::write(&config, config_text(&dir, port, &user, password_user))
+                .map_err(io(&config))?;
             let log = dir.join("sshd.log");
             let log_file = fs::File::create(&log).map_err(io(&log))?;
             let mut command = Command::new(&binary);
@@ -127,6 +149,7 @@ impl Sshd {
                     user,
                     host_key,
                     client_key,
+                    password_login,
                 });
             }
             let _ = child.kill();
@@ -150,6 +173,14 @@ impl Sshd {
     /// The host's public key, as `ssh-keyscan` prints it (`ssh-ed25519 AAAA…`).
     pub fn host_key(&self) -> &str {
         &self.host_key
+    }
+
+    /// The user and password that log in with a password
+    /// ([`Sshd::start_with_password_user`]).
+    pub fn password_login(&self) -> Option<(&str, &str)> {
+        self.password_login
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
     }
 
     /// The authorized client's private key (OpenSSH format).
@@ -201,8 +232,12 @@ impl Drop for Sshd {
     }
 }
 
-fn config_text(dir: &Path, port: u16, user: &str) -> String {
+fn config_text(dir: &Path, port: u16, user: &str, password_user: Option<&str>) -> String {
     let d = dir.display();
+    let (password, users) = match password_user {
+        Some(other) => ("yes", format!("{user} {other}")),
+        None => ("no", user.to_string()),
+    };
     format!(
         "Port {port}\n\
          ListenAddress 127.0.0.1\n\
@@ -210,15 +245,62 @@ fn config_text(dir: &Path, port: u16, user: &str) -> String {
          PidFile {d}/sshd.pid\n\
          AuthorizedKeysFile {d}/authorized_keys\n\
          PubkeyAuthentication yes\n\
-         PasswordAuthentication no\n\
+         PasswordAuthentication {password}\n\
+         PermitEmptyPasswords no\n\
          KbdInteractiveAuthentication no\n\
          PermitRootLogin prohibit-password\n\
          UsePAM no\n\
          StrictModes no\n\
-         AllowUsers {user}\n\
+         AllowUsers {users}\n\
          Subsystem sftp internal-sftp\n\
          LogLevel VERBOSE\n"
     )
+}
+
+/// Creates the system user `name` when missing and sets its password.
+fn ensure_password_user(name: &str, password: &str) -> Result<(), SshdError> {
+    let run = |program: &str, args: &[&str], stdin: Option<String>| -> Result<(), SshdError> {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(io(Path::new(program)))?;
+        if let Some(text) = stdin {
+            use std::io::Write as _;
+            if let Some(mut pipe) = child.stdin.take() {
+                pipe.write_all(text.as_bytes())
+                    .map_err(io(Path::new(program)))?;
+            }
+        }
+        let output = child.wait_with_output().map_err(io(Path::new(program)))?;
+        if !output.status.success() {
+            return Err(SshdError::Command {
+                command: format!("{program} (password login needs root)"),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        Ok(())
+    };
+    let exists = Command::new("id")
+        .arg(name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !exists {
+        run(
+            "useradd",
+            &["--system", "--no-create-home", "--shell", "/bin/sh", name],
+            None,
+        )?;
+    }
+    run("chpasswd", &[], Some(format!("{name}:{password}\n")))
 }
 
 /// An ed25519 key pair at `path` (private) and `path.pub`, without a passphrase.

@@ -24,11 +24,16 @@ enum Command {
     /// Import people from a file, the way the Tenant's scheduled source does.
     #[command(subcommand)]
     Import(ImportCommand),
-    /// Approve the removals the mass-deprovisioning guard held for a tenant.
+    /// Approve (or, with --reject, reject) the removals the mass-deprovisioning guard
+    /// holds for a tenant.
     Approve {
         /// The tenant's namespace.
         #[arg(long = "tenant")]
         namespace: String,
+        /// Reject instead: the held users go back to Active and stay there until their
+        /// record changes again.
+        #[arg(long)]
+        reject: bool,
     },
 }
 
@@ -127,12 +132,17 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => print!("{}", roster_api::to_yaml()),
-        Command::Approve { namespace } => {
+        Command::Approve { namespace, reject } => {
             let client = kube::Client::try_default().await?;
             roster::feeds::approve::approve(
                 client,
                 &roster::clock::SystemClock,
                 &namespace,
+                if reject {
+                    roster::feeds::approve::Answer::Reject
+                } else {
+                    roster::feeds::approve::Answer::Approve
+                },
                 &mut std::io::stdout(),
             )
             .await?;

@@ -11,6 +11,7 @@ mod error;
 mod patch;
 pub mod tenant;
 pub mod watches;
+pub(crate) mod written;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -81,6 +82,10 @@ pub struct Context {
     pub departures: Store<roster_api::Departure>,
     /// The operator's endpoint policy (for the Tenant's `EndpointsAllowed` condition).
     pub endpoints: EndpointPolicy,
+    /// The mass-deprovisioning guard's admission ledger (per tenant).
+    pub guard: directory_user::guard::Ledger,
+    /// The version of roster's own last status write to each lifecycle object.
+    pub(crate) written: written::Written,
     /// Consecutive failures per object UID, for error backoff.
     failures: Mutex<HashMap<String, i32>>,
 }
@@ -221,6 +226,8 @@ async fn run_scope(
         directory: scope.directory.clone(),
         departures: scope.departures.store.clone(),
         endpoints: options.endpoints.clone(),
+        guard: Default::default(),
+        written: written::Written::default(),
         failures: Mutex::default(),
     });
     let users = directory_user::controller(

@@ -155,6 +155,17 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
             message,
         });
     }
+    // The mass-deprovisioning guard's trip and the users it holds.
+    let (ok, reason, message) = super::directory_user::guard::tenant_condition(
+        &tenant,
+        super::directory_user::guard::held(&context, &namespace, &name),
+    );
+    checks.push(Check {
+        r#type: "RemovalGuard",
+        ok,
+        reason,
+        message,
+    });
 
     let mut status: TenantStatus = tenant.status.clone().unwrap_or_default();
     let all_ok = checks.iter().all(|c| c.ok);
@@ -210,6 +221,8 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
 fn without_source_syncs(status: TenantStatus) -> TenantStatus {
     TenantStatus {
         source_syncs: Vec::new(),
+        // The guard's trip belongs to the guard (`directory_user::guard`).
+        removal_guard: None,
         ..status
     }
 }
@@ -437,12 +450,19 @@ fn endpoints_check(tenant: &Tenant, policy: &EndpointPolicy) -> Check {
             endpoints.push(("spec.sources.hrAPI.tokenURL", token_url));
         }
     }
+    // The SFTP host of the CSV source, as an https URL (crate::feeds::fetch::sftp).
+    let sftp = tenant.spec.sources.csv.as_ref().map(|csv| {
+        let url = crate::feeds::fetch::sftp::host_url(&csv.host);
+        ("spec.sources.csv.host", url)
+    });
     let problems: Vec<String> = endpoints
         .into_iter()
-        .filter_map(|(what, endpoint)| {
-            let refused = match url::Url::parse(endpoint) {
-                Ok(url) => policy.check(what, &url).err(),
-                Err(_) => Some(roster_connectors::endpoint::EndpointRefused::NotAUrl { what }),
+        .map(|(what, endpoint)| (what, url::Url::parse(endpoint).ok()))
+        .chain(sftp)
+        .filter_map(|(what, url)| {
+            let refused = match url {
+                Some(url) => policy.check(what, &url).err(),
+                None => Some(roster_connectors::endpoint::EndpointRefused::NotAUrl { what }),
             };
             refused.map(|refused| match endpoint_fix(&refused) {
                 Some(fix) => format!("{refused}; {fix}"),

@@ -130,7 +130,8 @@ where
     }
 
     /// [`objects`](Self::objects), but an applied object only when its spec changed
-    /// (a new generation) or it is being deleted; a deletion always. For the kinds a
+    /// (a new generation), it is being deleted, or the mass-deprovisioning guard's
+    /// approve/reject annotations changed; a deletion always. For the kinds a
     /// controller follows for its *own* objects' sake (a Tenant for its users): the
     /// Tenant controller writes the Tenant's status whenever a user changes phase, and
     /// each such write must not wake every user of the tenant.
@@ -139,9 +140,22 @@ where
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
             let deleting = k.meta().deletion_timestamp.is_some();
+            // A Tenant's answer to the mass-deprovisioning guard is an annotation, and
+            // it concerns the tenant's held users.
+            let answers: Vec<(&String, &String)> = k
+                .meta()
+                .annotations
+                .iter()
+                .flatten()
+                .filter(|(key, _)| {
+                    key.as_str() == roster_api::tenant::APPROVE_REMOVALS_ANNOTATION
+                        || key.as_str() == roster_api::tenant::REJECT_REMOVALS_ANNOTATION
+                })
+                .collect();
             (
                 k.meta().generation,
                 deleting.then(|| k.meta().resource_version.clone()),
+                answers,
             )
                 .hash(&mut h);
             h.finish()

@@ -56,7 +56,15 @@ pub async fn import_csv(
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("read {}", args.file.display()))?;
     let write_nothing = args.dry_run || args.output_dir.is_some();
-    let result = sync::apply_bytes(&client, &tenant, Source::Csv, &bytes, write_nothing).await;
+    let result = sync::apply_bytes(
+        &client,
+        &tenant,
+        Source::Csv,
+        &bytes,
+        write_nothing,
+        clock.now(),
+    )
+    .await;
     if write_nothing {
         let applied = result.map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         print_plan(out, &applied, args.dry_run)?;
@@ -96,6 +104,9 @@ pub async fn import_csv(
         s.rejected,
         s.unchanged.unwrap_or(0)
     )?;
+    if let Some(held) = &outcome.held {
+        writeln!(out, "  {}", held.note())?;
+    }
     for row in outcome.rejected.iter().chain(&outcome.notes) {
         writeln!(out, "  {row}")?;
     }

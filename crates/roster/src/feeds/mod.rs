@@ -77,12 +77,9 @@ pub fn sources_condition(tenant: &roster_api::Tenant) -> Option<(bool, &'static 
                     reason = "NotSyncedYet";
                 }
             }
+            // Removals the guard holds are the Tenant's `RemovalGuard` condition's.
             Some(entry) if entry.result == SyncResult::Failed => {
-                reason = if entry.held.is_some() {
-                    "MassDeprovisionHeld"
-                } else {
-                    "SyncFailed"
-                };
+                reason = "SyncFailed";
                 problems.push(format!(
                     "{}: {}",
                     source.as_str(),
@@ -116,7 +113,6 @@ mod tests {
             unchanged: None,
             message: Some("why".into()),
             held,
-            approved: None,
             rejected_rows: vec![],
         }
     }
@@ -154,13 +150,19 @@ mod tests {
             sources_condition(&tenant(true, vec![ok])),
             Some((true, "Synced", String::new()))
         );
-        let held = entry(RecordSource::Csv, SyncResult::Failed, Some(6));
+        let held = entry(RecordSource::Csv, SyncResult::Succeeded, Some(6));
         assert_eq!(
-            sources_condition(&tenant(true, vec![held.clone()])),
-            Some((false, "MassDeprovisionHeld", "CSV: why".into()))
+            sources_condition(&tenant(true, vec![held])),
+            Some((true, "Synced", String::new())),
+            "held removals are the RemovalGuard condition's"
+        );
+        let failed = entry(RecordSource::Csv, SyncResult::Failed, None);
+        assert_eq!(
+            sources_condition(&tenant(true, vec![failed.clone()])),
+            Some((false, "SyncFailed", "CSV: why".into()))
         );
         // The scheduler reads the same entry.
-        let t = tenant(true, vec![held]);
+        let t = tenant(true, vec![failed]);
         let last = runner::last_sync(&t, Source::Csv).unwrap();
         assert!(last.failed);
         assert_eq!(

@@ -83,14 +83,7 @@ pub async fn run(
                 };
                 let key = (namespace.clone(), tenant.name_any(), source);
                 let last = latest(last_sync(&tenant, source), finished_of(&finished, &key));
-                // A held sync runs again as soon as it is approved.
-                let stored = last_sync(&tenant, source);
-                let store_current = finished_of(&finished, &key)
-                    .is_none_or(|f| stored.is_some_and(|s| s.completed >= f.completed));
-                let approved = store_current
-                    && sync::approval(&tenant, source).1
-                    && sync::last_entry(&tenant, source).is_some_and(|s| s.held.is_some());
-                if !approved && !is_due(schedule, zone, last, now) {
+                if !is_due(schedule, zone, last, now) {
                     continue;
                 }
                 if !lock(&running).insert(key.clone()) {

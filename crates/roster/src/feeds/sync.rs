@@ -11,7 +11,7 @@ use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
-use roster_api::tenant::{APPROVE_REMOVALS_ANNOTATION, RejectedRow, SourceSync, SyncResult};
+use roster_api::tenant::{RejectedRow, SourceSync, SyncResult};
 use roster_api::{DirectoryUser, RecordSource, Tenant};
 use roster_connectors::endpoint::EndpointPolicy;
 use roster_feeds::plan::Target;
@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use super::Source;
 use super::fetch::{self, FetchError};
 use crate::clock::Clock;
+use crate::controller::directory_user::guard;
 
 /// Writes in flight at once during a sync.
 const WRITE_CONCURRENCY: usize = 16;
@@ -50,6 +51,8 @@ pub struct Outcome {
     pub notes: Vec<RowError>,
     /// The plan, when the source could be read.
     pub plan: Option<Plan>,
+    /// The removals the guard holds, if it does.
+    pub held: Option<Held>,
 }
 
 /// Why a sync failed as a whole.
@@ -61,11 +64,28 @@ pub enum SyncError {
     Feed(#[from] FeedError),
     #[error("cannot list the tenant's DirectoryUsers: {0}")]
     List(kube::Error),
-    /// The mass-deprovisioning guard held the sync: nothing applied.
-    #[error(
-        "held by the mass-deprovisioning guard: {message}; nothing was applied. If these people really left, approve: roster approve --tenant NAMESPACE (or kubectl annotate tenant NAME {APPROVE_REMOVALS_ANNOTATION}=<new token>)"
-    )]
-    Held { message: String, leaving: usize },
+    /// The guard had to trip before the writes, and could not.
+    #[error("cannot trip the mass-deprovisioning guard on the Tenant, so nothing was applied: {0}")]
+    Trip(String),
+}
+
+/// The removals of a sync the mass-deprovisioning guard holds: the people are written
+/// (`active: false`) and wait in `Held`, with their access, for an approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub leaving: usize,
+    /// The numbers and the threshold, never a person.
+    pub message: String,
+}
+
+impl Held {
+    /// What the status entry and the Event say: why, and how to answer.
+    pub fn note(&self) -> String {
+        format!(
+            "{} removal(s) held by the mass-deprovisioning guard: {}; nobody leaves until approved (roster approve --tenant NAMESPACE) or rejected (roster approve --reject --tenant NAMESPACE)",
+            self.leaving, self.message
+        )
+    }
 }
 
 impl SyncError {
@@ -74,7 +94,7 @@ impl SyncError {
             Self::Fetch(e) => e.reason(),
             Self::Feed(e) => e.reason(),
             Self::List(_) => "ApiError",
-            Self::Held { .. } => "MassDeprovisionHeld",
+            Self::Trip(_) => "GuardNotTripped",
         }
     }
 
@@ -159,7 +179,9 @@ pub async fn list_users(client: &Client, namespace: &str) -> Result<Vec<Existing
 }
 
 /// Plans a snapshot against the namespace's users and, unless `dry_run`, applies the
-/// writes under the source's field manager. Writes the API server refuses are
+/// writes under the source's field manager. A plan whose removals exceed the
+/// mass-deprovisioning guard trips it first (on the Tenant), so that every one of them
+/// is held. Writes the API server refuses are
 /// reported like bad rows (by row, with the status code only: its message may quote
 /// the value).
 pub async fn plan_and_apply(
@@ -168,8 +190,8 @@ pub async fn plan_and_apply(
     source: Source,
     snapshot: &Snapshot,
     dry_run: bool,
-    approved: bool,
-) -> Result<(Plan, Vec<RowError>), SyncError> {
+    now: DateTime<Utc>,
+) -> Result<(Plan, Vec<RowError>, Option<Held>), SyncError> {
     let namespace = tenant.namespace().unwrap_or_default();
     let existing = list_users(client, &namespace)
         .await
@@ -182,14 +204,22 @@ pub async fn plan_and_apply(
     };
     let plan = roster_feeds::plan(&target, snapshot, &existing);
     let guard = guard_of(client, tenant).await;
-    if let roster_feeds::guard::Verdict::Hold { message } =
-        roster_feeds::guard::check(&guard, &name, &existing, &plan, approved)
-    {
-        let leaving = plan.writes.iter().filter(|w| w.deactivates).count();
-        return Err(SyncError::Held { message, leaving });
-    }
+    let tripped = guard::current_trip(tenant).is_some();
+    let held = match roster_feeds::guard::check(&guard, &name, &existing, &plan, tripped) {
+        roster_feeds::guard::Verdict::Proceed => None,
+        roster_feeds::guard::Verdict::Hold {
+            message,
+            leaving,
+            trips,
+        } => {
+            if trips && !dry_run {
+                trip(client, tenant, &message, now).await?;
+            }
+            Some(Held { leaving, message })
+        }
+    };
     if dry_run {
-        return Ok((plan, Vec::new()));
+        return Ok((plan, Vec::new(), held));
     }
     let rows: HashMap<&str, u64> = snapshot
         .records
@@ -214,7 +244,28 @@ pub async fn plan_and_apply(
         .collect()
         .await;
     let failed: Vec<RowError> = results.into_iter().flatten().collect();
-    Ok((plan, failed))
+    Ok((plan, failed, held))
+}
+
+/// Trips the Tenant's guard (its `status.removalGuard`, with the annotations' values
+/// of now), before any removal is written.
+async fn trip(
+    client: &Client,
+    tenant: &Tenant,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    let decisions = guard::decisions(tenant);
+    let trip = roster_api::GuardTrip {
+        tripped_time: now,
+        message: message.to_string(),
+        approve_token: decisions.approve.map(str::to_string),
+        reject_token: decisions.reject.map(str::to_string),
+    };
+    let api: Api<Tenant> = Api::namespaced(client.clone(), &tenant.namespace().unwrap_or_default());
+    guard::write_trip(&api, &tenant.name_any(), &trip)
+        .await
+        .map_err(|e| SyncError::Trip(e.category().to_string()))
 }
 
 /// One server-side apply; a refusal comes back as a report on the row.
@@ -258,19 +309,6 @@ async fn guard_of(client: &Client, tenant: &Tenant) -> roster_api::MassDeprovisi
     }
 }
 
-/// The Tenant's approval for held removals: its value, and whether this source has
-/// not acted on it yet.
-pub fn approval(tenant: &Tenant, source: Source) -> (Option<String>, bool) {
-    let value = tenant
-        .annotations()
-        .get(APPROVE_REMOVALS_ANNOTATION)
-        .filter(|v| !v.is_empty())
-        .cloned();
-    let handled = last_entry(tenant, source).and_then(|s| s.approved.clone());
-    let new = value.is_some() && value != handled;
-    (if new { value } else { handled }, new)
-}
-
 /// The source's entry in the Tenant's status.
 pub fn last_entry(tenant: &Tenant, source: Source) -> Option<&SourceSync> {
     let record = source.record_source();
@@ -296,7 +334,7 @@ pub fn sync_status(
     plan: &Plan,
     failed: &[RowError],
     dry_run: bool,
-    approved: Option<String>,
+    held: Option<&Held>,
     now: DateTime<Utc>,
 ) -> SourceSync {
     use roster_feeds::Change;
@@ -319,9 +357,12 @@ pub fn sync_status(
         rejected: rejected_count as i32,
         rows_read: Some(snapshot.rows_read as i32),
         unchanged: Some(plan.unchanged as i32),
-        message: dry_run.then(|| "dry run: nothing was written".to_string()),
-        held: None,
-        approved,
+        message: match (dry_run, held) {
+            (true, None) => Some("dry run: nothing was written".to_string()),
+            (true, Some(held)) => Some(format!("dry run: nothing was written; {}", held.note())),
+            (false, held) => held.map(Held::note),
+        },
+        held: held.map(|h| h.leaving as i32),
         rejected_rows: rejected
             .iter()
             .take(STATUS_ROWS)
@@ -335,12 +376,7 @@ pub fn sync_status(
 }
 
 /// The status entry of a sync that failed as a whole.
-pub fn failed_status(
-    source: Source,
-    error: &SyncError,
-    approved: Option<String>,
-    now: DateTime<Utc>,
-) -> SourceSync {
+pub fn failed_status(source: Source, error: &SyncError, now: DateTime<Utc>) -> SourceSync {
     SourceSync {
         source: source.record_source(),
         completion_time: now,
@@ -352,11 +388,7 @@ pub fn failed_status(
         rows_read: None,
         unchanged: None,
         message: Some(error.message().chars().take(1024).collect()),
-        held: match error {
-            SyncError::Held { leaving, .. } => Some(*leaving as i32),
-            _ => None,
-        },
-        approved,
+        held: None,
         rejected_rows: Vec::new(),
     }
 }
@@ -398,13 +430,9 @@ pub async fn announce(
         publish(recorder, &reference, type_, reason, note)
     };
     if let Some(error) = failure {
-        let what = match error {
-            SyncError::Held { .. } => "RemovalsHeld",
-            _ => "SyncFailed",
-        };
         publish(
             EventType::Warning,
-            format!("{}{what}", source.event_prefix()),
+            format!("{}SyncFailed", source.event_prefix()),
             format!(
                 "{} sync failed ({}): {}",
                 source.as_str(),
@@ -416,6 +444,14 @@ pub async fn announce(
         return;
     }
     let s = &outcome.sync;
+    if let Some(held) = &outcome.held {
+        publish(
+            EventType::Warning,
+            format!("{}RemovalsHeld", source.event_prefix()),
+            format!("{} sync: {}", source.as_str(), held.note()),
+        )
+        .await;
+    }
     publish(
         if s.rejected > 0 { EventType::Warning } else { EventType::Normal },
         format!("{}Synced", source.event_prefix()),
@@ -503,6 +539,8 @@ pub async fn fetch(feeds: &Feeds, tenant: &Tenant, source: Source) -> Result<Vec
                 .csv
                 .as_ref()
                 .ok_or(FetchError::Settings("the Tenant has no csv source"))?;
+            // The operator's endpoint policy first: a refused host is never contacted.
+            fetch::sftp::check_host(&feeds.endpoints, &csv.host)?;
             let host_key = csv.host_key.clone().ok_or(FetchError::Settings(
                 "spec.sources.csv.hostKey is not set: pin the SFTP server's host key (ssh-keyscan HOST) so that roster can tell it from an impostor",
             ))?;
@@ -559,6 +597,8 @@ pub struct Applied {
     pub plan: Plan,
     /// Writes the API server refused.
     pub failed: Vec<RowError>,
+    /// The removals the guard holds, if it does.
+    pub held: Option<Held>,
 }
 
 /// Reads `bytes` as the Tenant's source, plans, and applies unless `dry_run`.
@@ -568,15 +608,16 @@ pub async fn apply_bytes(
     source: Source,
     bytes: &[u8],
     dry_run: bool,
+    now: DateTime<Utc>,
 ) -> Result<Applied, SyncError> {
     let snapshot = read(source, tenant, bytes)?;
-    let (_, approved) = approval(tenant, source);
-    let (plan, failed) =
-        plan_and_apply(client, tenant, source, &snapshot, dry_run, approved).await?;
+    let (plan, failed, held) =
+        plan_and_apply(client, tenant, source, &snapshot, dry_run, now).await?;
     Ok(Applied {
         snapshot,
         plan,
         failed,
+        held,
     })
 }
 
@@ -585,7 +626,15 @@ pub async fn apply_bytes(
 pub async fn run(feeds: &Feeds, tenant: &Tenant, source: Source) -> SourceSync {
     let result = async {
         let bytes = fetch(feeds, tenant, source).await?;
-        apply_bytes(&feeds.client, tenant, source, &bytes, false).await
+        apply_bytes(
+            &feeds.client,
+            tenant,
+            source,
+            &bytes,
+            false,
+            feeds.clock.now(),
+        )
+        .await
     }
     .await;
     conclude(feeds, tenant, source, result).await.sync
@@ -600,22 +649,14 @@ pub async fn conclude(
     result: Result<Applied, SyncError>,
 ) -> Outcome {
     let now = feeds.clock.now();
-    // An approval is used by a sync that read its source; a failed fetch leaves it
-    // pending.
-    let (value, new) = approval(tenant, source);
-    let handled = last_entry(tenant, source).and_then(|s| s.approved.clone());
-    let approved = if new && result.is_ok() {
-        value
-    } else {
-        handled
-    };
     let (outcome, failure) = match result {
         Ok(Applied {
             snapshot,
             plan,
             failed,
+            held,
         }) => {
-            let sync = sync_status(source, &snapshot, &plan, &failed, false, approved, now);
+            let sync = sync_status(source, &snapshot, &plan, &failed, false, held.as_ref(), now);
             let mut rejected = snapshot.errors.clone();
             rejected.extend(failed);
             rejected.sort();
@@ -625,16 +666,18 @@ pub async fn conclude(
                     rejected,
                     notes: plan.notes.clone(),
                     plan: Some(plan),
+                    held,
                 },
                 None,
             )
         }
         Err(error) => (
             Outcome {
-                sync: failed_status(source, &error, approved, now),
+                sync: failed_status(source, &error, now),
                 rejected: Vec::new(),
                 notes: Vec::new(),
                 plan: None,
+                held: None,
             },
             Some(error),
         ),

@@ -203,18 +203,6 @@ async fn versions(env: &TestEnv) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every DirectoryUser's spec, by employee ID (status changes while the operator runs).
-async fn specs(env: &TestEnv) -> BTreeMap<String, roster_api::DirectoryUserSpec> {
-    env.api::<DirectoryUser>()
-        .list(&ListParams::default())
-        .await
-        .expect("list users")
-        .items
-        .into_iter()
-        .map(|u| (u.spec.employee_id.clone(), u.spec))
-        .collect()
-}
-
 async fn user(env: &TestEnv, employee_id: &str) -> DirectoryUser {
     env.api::<DirectoryUser>()
         .get(&roster_api::directory_user::object_name(employee_id))
@@ -433,6 +421,133 @@ async fn an_unknown_host_key_is_refused_and_nothing_is_fetched() {
         "no login happened:\n{}",
         sshd.log()
     );
+}
+
+/// An SFTP host the operator's endpoint policy does not allow is never contacted: the
+/// sync fails with `EndpointRefused` before the Secret is read, and the Tenant says which
+/// field the policy refuses (`EndpointsAllowed=False`).
+#[tokio::test]
+async fn an_sftp_host_the_endpoint_policy_refuses_is_reported_and_nothing_is_fetched() {
+    use crate::support::wait_object;
+    let env = TestEnv::new("feeds-sftp-policy").await;
+    let sshd = start_sshd().await;
+    let path = sshd
+        .put("people.csv", format!("{HEADER}{FIRST}").as_bytes())
+        .unwrap();
+    let tenant = setup_csv(&env, &sshd, csv_source(&sshd, &path, sshd.host_key())).await;
+    let policy = EndpointPolicy {
+        allowed_hosts: vec!["sftp.hr.example.com".into()],
+        allow_loopback_http: false,
+        ..Default::default()
+    };
+    let refusing = Feeds {
+        endpoints: policy.clone(),
+        ..feeds(&env)
+    };
+    let sync = sync::run(&refusing, &tenant, Source::Csv).await;
+    assert_eq!(sync.result, SyncResult::Failed, "{sync:?}");
+    assert!(
+        sync.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sources.csv.host is refused by the operator's endpoint policy"),
+        "{sync:?}"
+    );
+    assert!(versions(&env).await.is_empty(), "nothing was applied");
+    let failures = event_notes(&env, "CsvSyncFailed").await;
+    assert!(
+        failures.iter().any(|n| n.contains("(EndpointRefused)")),
+        "{failures:?}"
+    );
+    assert!(
+        !sshd.log().contains("Accepted publickey"),
+        "no login happened:\n{}",
+        sshd.log()
+    );
+    // The Tenant controller reports the same policy on the Tenant.
+    let options = roster::controller::Options {
+        namespaces: vec![env.namespace.clone()],
+        endpoints: policy,
+        ..Default::default()
+    };
+    let _operator = Operator::start_with(
+        &env.client,
+        options,
+        Arc::new(roster::effects::memory::MemoryEffects::new()),
+    );
+    let tenant = wait_object(env.api::<Tenant>(), "acme", "EndpointsAllowed=False", |t| {
+        t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.r#type == "EndpointsAllowed" && c.reason == "EndpointRefused")
+        })
+    })
+    .await
+    .unwrap();
+    let condition = tenant
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == "EndpointsAllowed")
+        .unwrap();
+    assert!(
+        condition
+            .message
+            .contains("spec.sources.csv.host host 127.0.0.1 is not among the operator's allowed endpoint hosts"),
+        "{condition:?}"
+    );
+}
+
+/// Password login: the Secret has `username` and `password` (no `privateKey`), and
+/// OpenSSH's sshd checks the password against a real system user
+/// (`roster_testkit::sshd::PASSWORD_USER`, created by the harness; needs root, as CI runs).
+#[tokio::test]
+async fn a_password_login_fetches_the_file() {
+    let env = TestEnv::new("feeds-password").await;
+    let sshd = tokio::task::spawn_blocking(Sshd::start_with_password_user)
+        .await
+        .expect("sshd start thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = sshd
+        .put("people.csv", format!("{HEADER}{FIRST}").as_bytes())
+        .unwrap();
+    let (user, password) = sshd.password_login().expect("a password user");
+    secret(&env, "sftp", &[("username", user), ("password", password)]).await;
+    let mut spec = crate::support::tenant_spec("http://127.0.0.1:9/api/v1");
+    spec.sources.csv = Some(csv_source(&sshd, &path, sshd.host_key()));
+    let tenant = tenant(&env, spec).await;
+    let sync = sync::run(&feeds(&env), &tenant, Source::Csv).await;
+    assert_ne!(sync.result, SyncResult::Failed, "{sync:?}");
+    assert!(sync.created > 0, "{sync:?}");
+    assert!(
+        sshd.log()
+            .contains(&format!("Accepted password for {user}")),
+        "sshd accepted the password:\n{}",
+        sshd.log()
+    );
+
+    // A wrong password is refused, and nothing changes.
+    let before = versions(&env).await;
+    env.api::<Secret>()
+        .patch(
+            "sftp",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"password": "wrong"}})),
+        )
+        .await
+        .unwrap();
+    let refused = sync::run(&feeds(&env), &tenant, Source::Csv).await;
+    assert_eq!(refused.result, SyncResult::Failed, "{refused:?}");
+    assert!(
+        refused
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("refused the credentials"),
+        "{refused:?}"
+    );
+    assert_eq!(versions(&env).await, before);
 }
 
 #[tokio::test]
@@ -742,55 +857,79 @@ async fn a_truncated_file_deprovisions_nobody_until_the_hold_is_approved() {
     )
     .await;
     assert_eq!(first.created, 10, "{first:?}");
+    for i in 1..=10 {
+        crate::support::wait_status(&env, &format!("e-{i:05}"), "provisioned", |s| {
+            s.account.provisioned.is_some()
+        })
+        .await;
+    }
 
-    // 60 % of the rows are missing: the guard (default: at most 20 %) holds the sync.
+    // 60 % of the rows are missing: the guard (default: at most 20 %) trips before the
+    // sync writes, and every one of the six is held, with their access.
     let truncated: String = everyone.lines().take(4).map(|l| format!("{l}\n")).collect();
     sshd.put("people.csv", format!("{HEADER}{truncated}").as_bytes())
         .unwrap();
-    let before = specs(&env).await;
     let held = sync::run(&feeds(&env), &tenant, Source::Csv).await;
     assert_eq!(
-        (held.result, held.held),
-        (SyncResult::Failed, Some(6)),
+        (held.result, held.held, held.removed),
+        (SyncResult::Succeeded, Some(6), 6),
         "{held:?}"
     );
     let message = held.message.clone().unwrap_or_default();
     assert!(
-        message
-            .contains("6 of 10 active users (60 %) would leave at once, more than maxPercent 20"),
+        message.contains(
+            "6 removal(s) held by the mass-deprovisioning guard: 6 of 10 users (60 %) would leave Active within a minute, more than maxPercent 20"
+        ),
         "{message}"
     );
-    assert_eq!(specs(&env).await, before, "nobody was deprovisioned");
+    for i in 5..=10 {
+        let du =
+            crate::support::wait_phase(&env, &format!("e-{i:05}"), roster_api::Phase::Held).await;
+        let status = du.status.unwrap();
+        assert!(status.steps.is_empty(), "access is not revoked: {status:?}");
+        let ready = crate::support::condition(&status, "Ready").unwrap();
+        assert!(
+            ready.message.contains("roster approve --tenant"),
+            "{ready:?}"
+        );
+    }
     let events = event_notes(&env, "CsvRemovalsHeld").await;
     assert!(
         events.iter().any(|n| n.contains("roster approve")),
         "{events:?}"
     );
     let condition = poll(
-        "the SourcesSynced condition",
+        "the RemovalGuard condition",
         Duration::from_millis(200),
         || async {
             let t = env.api::<Tenant>().get("acme").await.ok()?;
             t.status?
                 .conditions
                 .into_iter()
-                .find(|c| c.r#type == "SourcesSynced" && c.reason == "MassDeprovisionHeld")
+                .find(|c| c.r#type == "RemovalGuard" && c.message.starts_with("6 user(s) held"))
         },
     )
     .await;
+    assert_eq!(condition.reason, "RemovalsHeld");
     assert!(
-        condition
-            .message
-            .contains("CSV: held by the mass-deprovisioning guard")
+        condition.message.contains("roster approve --reject"),
+        "{condition:?}"
+    );
+    // The next scheduled sync of the same file writes nothing more and holds them still.
+    let again = sync::run(&feeds(&env), &tenant, Source::Csv).await;
+    assert_eq!(
+        (again.removed, again.created, again.updated),
+        (0, 0, 0),
+        "{again:?}"
     );
 
-    // `roster approve`: the scheduler runs the held sync again at once, and the six
-    // leave for their quarantine.
+    // `roster approve`: the six leave for their quarantine.
     let kubeconfig = crate::support::control_plane()
         .await
         .kubeconfig_path()
         .to_path_buf();
     let namespace = env.namespace.clone();
+    let approved_at = std::time::Instant::now();
     let approve = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
             .args(["approve", "--tenant", &namespace])
@@ -807,21 +946,33 @@ async fn a_truncated_file_deprovisions_nobody_until_the_hold_is_approved() {
         String::from_utf8_lossy(&approve.stderr)
     );
     assert!(
-        stdout.contains("approved the held removals of CSV (6 users)"),
+        stdout.contains("approved the held removals of 6 users"),
         "{stdout}"
     );
-    let applied = poll("the approved sync", Duration::from_millis(200), || async {
-        let s = source_sync(&env, roster_api::RecordSource::Csv).await?;
-        (s.result != SyncResult::Failed).then_some(s)
-    })
-    .await;
-    assert_eq!((applied.removed, applied.held), (6, None), "{applied:?}");
-    assert!(applied.approved.is_some());
-    crate::support::wait_phase(&env, "e-00010", roster_api::Phase::Quarantined).await;
+    for i in 5..=10 {
+        crate::support::wait_phase(&env, &format!("e-{i:05}"), roster_api::Phase::Quarantined)
+            .await;
+    }
+    eprintln!(
+        "guard: 6 of 10 held; approval to all 6 Quarantined: {:?}",
+        approved_at.elapsed()
+    );
     assert_eq!(
         user(&env, "00001").await.status.map(|s| s.phase),
         Some(roster_api::Phase::Active)
     );
+    poll(
+        "the RemovalGuard condition to clear",
+        Duration::from_millis(200),
+        || async {
+            let t = env.api::<Tenant>().get("acme").await.ok()?;
+            t.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.r#type == "RemovalGuard" && c.reason == "Clear")
+        },
+    )
+    .await;
     drop(operator);
 }
 

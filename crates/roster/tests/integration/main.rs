@@ -12,6 +12,7 @@ mod departures;
 mod deprovisioning;
 mod examples;
 mod feeds;
+mod guard;
 mod health;
 mod image;
 mod invalid;

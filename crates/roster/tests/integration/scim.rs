@@ -37,10 +37,10 @@ impl Drop for Scim {
     }
 }
 
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: reqwest::header::HeaderMap,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 impl Scim {
@@ -140,7 +140,7 @@ impl Scim {
         }
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         self.send(
             method,
             path,

@@ -91,6 +91,36 @@ impl client::Handler for Pinned {
 }
 
 /// Fetches the file.
+/// The SFTP host as the operator's endpoint policy sees it: the host of an
+/// `https://HOST/` URL (SSH is always encrypted and its host key pinned, so the http
+/// rules do not apply; the allowed hosts and the never-called addresses do).
+pub fn host_url(host: &str) -> Option<url::Url> {
+    let host = host.trim();
+    let bracketed = if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let url = url::Url::parse(&format!("https://{bracketed}/")).ok()?;
+    (url.host_str().is_some() && url.path() == "/").then_some(url)
+}
+
+/// Checks the SFTP host against the operator's endpoint policy before anything is
+/// read or sent.
+pub fn check_host(
+    endpoints: &roster_connectors::endpoint::EndpointPolicy,
+    host: &str,
+) -> Result<(), FetchError> {
+    let url = host_url(host).ok_or(FetchError::Settings(
+        "csv.host is not a host name or address",
+    ))?;
+    endpoints.check("sources.csv.host", &url).map_err(|_| {
+        FetchError::Refused(
+            "sources.csv.host is refused by the operator's endpoint policy (--allowed-endpoint-hosts); nothing was fetched",
+        )
+    })
+}
+
 pub async fn fetch(target: &SftpTarget) -> Result<Fetched, FetchError> {
     tokio::time::timeout(target.timeout * 4, fetch_inner(target))
         .await
