@@ -306,7 +306,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // What a status write of the operator's size costs the API server, by server-side
     // apply (as the operator writes) and by JSON patch, on users it does not watch.
-    let sample = users.get(&name(0)).await?.status.context("a leaver's status")?;
+    let sample = users
+        .get(&name(0))
+        .await?
+        .status
+        .context("a leaver's status")?;
     let sample = serde_json::to_value(&sample)?;
     let size = sample.to_string().len();
     let full_apply = measure(raw_count, args.operator_concurrency, |i| {

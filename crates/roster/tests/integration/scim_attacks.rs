@@ -230,6 +230,9 @@ impl Attacked {
     }
 }
 
+/// A hostile but authenticated request: (what, method, path, body, status, scimType).
+type Hostile<'a> = (&'a str, &'a str, &'a str, String, u16, Option<&'a str>);
+
 /// An RFC 7644 error body with that status, and no secret in the whole answer.
 fn assert_refused(r: &Reply, status: u16, scim_type: Option<&str>, what: &str) {
     assert_eq!(r.status, status, "{what}: {}", r.text);
@@ -384,7 +387,7 @@ async fn attacks_write_nothing_read_nothing_and_leak_nothing() {
         .map(|i| json!({"value": format!("e{i}@example.com")}))
         .collect();
     let many_values = patch(json!([{"op": "add", "path": "emails", "value": emails}]));
-    let hostile: Vec<(&str, &str, &str, String, u16, Option<&str>)> = vec![
+    let hostile: Vec<Hostile> = vec![
         (
             "a body over 256 KiB",
             "POST",

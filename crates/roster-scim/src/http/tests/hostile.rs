@@ -125,6 +125,17 @@ async fn a_path_that_is_not_utf8_is_a_scim_error() {
     }
 }
 
+/// (what, method, URI, Authorization, body, status, scimType)
+type Hostile<'a> = (
+    &'a str,
+    &'a str,
+    String,
+    Option<&'a [u8]>,
+    Vec<u8>,
+    u16,
+    Option<&'a str>,
+);
+
 /// Too big, too deep, not UTF-8, huge numbers, a token in the query string: each a
 /// SCIM error with its status and type, and nothing written.
 #[tokio::test]
@@ -136,7 +147,7 @@ async fn hostile_bodies_are_refused() {
     let deep = format!("{}{}", "[".repeat(1500), "]".repeat(1500));
     let mut not_utf8 = br#"{"userName": "#.to_vec();
     not_utf8.extend_from_slice(b"\"\xff\xfe\"}");
-    let cases: Vec<(&str, &str, String, Option<&[u8]>, Vec<u8>, u16, Option<&str>)> = vec![
+    let cases: Vec<Hostile> = vec![
         ("a body over max_body", "POST", users.clone(), auth, vec![b' '; 5000], 413, None),
         ("deep nesting", "POST", users.clone(), auth, deep.clone().into_bytes(), 400, Some("invalidSyntax")),
         ("deep nesting in a search", "POST", format!("{A}/.search"), auth, deep.into_bytes(), 400, Some("invalidSyntax")),
