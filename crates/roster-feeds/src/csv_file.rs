@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use roster_api::tenant::{ColumnMapping, ProfileField};
 
+use crate::limits::{MAX_COLUMNS, MAX_FILE_BYTES, MAX_ROW_BYTES, MAX_ROWS};
 use crate::record::{DateFormat, FIELDS, RawRow, default_headers, field_label, fold_header};
 use crate::{FeedError, Snapshot};
 
@@ -38,9 +39,16 @@ fn labels(format: &CsvFormat, field: ProfileField) -> Vec<String> {
 }
 
 /// Reads a whole file. A file-level problem (no header, a required column missing,
-/// two columns for one field, no rows at all) refuses the file: nothing applies and
-/// nobody is treated as removed. Row problems reject only their row.
+/// two columns for one field, no rows at all, a limit of [`crate::limits`] passed)
+/// refuses the file: nothing applies and nobody is treated as removed. Row problems
+/// (a row longer than [`MAX_ROW_BYTES`] among them) reject only their row.
 pub fn read_csv(bytes: &[u8], format: &CsvFormat) -> Result<Snapshot, FeedError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(FeedError::TooLarge {
+            what: "file",
+            limit: MAX_FILE_BYTES,
+        });
+    }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -53,6 +61,12 @@ pub fn read_csv(bytes: &[u8], format: &CsvFormat) -> Result<Snapshot, FeedError>
     if header.is_empty() {
         return Err(FeedError::Empty);
     }
+    if header.len() > MAX_COLUMNS {
+        return Err(FeedError::TooManyColumns { limit: MAX_COLUMNS });
+    }
+    // The labels each field answers to, folded once (not once per column).
+    let field_labels: Vec<(ProfileField, Vec<String>)> =
+        FIELDS.iter().map(|&f| (f, labels(format, f))).collect();
     // Column index → (field, the header as written, for reports).
     let mut columns: BTreeMap<usize, (ProfileField, String)> = BTreeMap::new();
     for (index, raw) in header.iter().enumerate() {
@@ -60,8 +74,9 @@ pub fn read_csv(bytes: &[u8], format: &CsvFormat) -> Result<Snapshot, FeedError>
             continue;
         };
         let folded = fold_header(text);
-        for field in FIELDS {
-            if labels(format, field).contains(&folded) {
+        for (field, names) in &field_labels {
+            let field = *field;
+            if names.contains(&folded) {
                 if let Some((_, other)) = columns.values().find(|(f, _)| *f == field) {
                     return Err(FeedError::DuplicateColumn {
                         field: field_label(field).into(),
@@ -107,8 +122,24 @@ pub fn read_csv(bytes: &[u8], format: &CsvFormat) -> Result<Snapshot, FeedError>
         lines.advance(bytes, start);
         let row = lines.line;
         snapshot.rows_read += 1;
+        if snapshot.rows_read > MAX_ROWS {
+            return Err(FeedError::TooManyRows {
+                what: "file",
+                limit: MAX_ROWS,
+            });
+        }
         let mut raw = RawRow::new(row);
         let mut problems = Vec::new();
+        let too_long = record.as_slice().len() > MAX_ROW_BYTES;
+        if too_long {
+            // Refused on its own; only its employee ID is read, so that the person
+            // is not taken as removed from the feed.
+            problems.push(crate::RowError::new(
+                row,
+                "",
+                format!("is longer than {MAX_ROW_BYTES} bytes"),
+            ));
+        }
         if record.len() != header.len() {
             problems.push(crate::RowError::new(
                 row,
@@ -124,6 +155,9 @@ pub fn read_csv(bytes: &[u8], format: &CsvFormat) -> Result<Snapshot, FeedError>
             let Some(value) = record.get(*index) else {
                 continue;
             };
+            if too_long && *field != ProfileField::EmployeeId {
+                continue;
+            }
             match std::str::from_utf8(value) {
                 Ok(text) => raw.set(*field, label, text),
                 Err(_) => problems.push(crate::RowError::new(row, label, "not UTF-8 text")),

@@ -10,7 +10,8 @@
 //!   removed from the feed, managers resolved in a second pass;
 //! - [`guard`]: the mass-deprovisioning guard's decision;
 //! - [`schedule`]: when a source is due, from the last sync persisted in status;
-//! - [`files`]: which file of a directory listing a glob `path` picks.
+//! - [`files`]: which file of a directory listing a glob `path` picks;
+//! - [`limits`]: the bounds on file and report size, rows, columns and nesting.
 //!
 //! Architecture invariant: no I/O, no async, no clock. The operator fetches the file
 //! or report, lists the users, calls these functions and applies what they return;
@@ -19,6 +20,7 @@
 pub mod csv_file;
 pub mod files;
 pub mod guard;
+pub mod limits;
 pub mod plan;
 pub mod record;
 pub mod report;
@@ -59,6 +61,16 @@ pub enum FeedError {
     NotAReport(String),
     #[error("invalid source settings: {0}")]
     Settings(String),
+    #[error(
+        "the {what} is larger than the limit of {limit} bytes; nothing applied (split the export or filter it at the source)"
+    )]
+    TooLarge { what: &'static str, limit: usize },
+    #[error(
+        "the file has more than {limit} columns; nothing applied (export only the columns roster reads)"
+    )]
+    TooManyColumns { limit: usize },
+    #[error("the {what} has more than {limit} rows; nothing applied")]
+    TooManyRows { what: &'static str, limit: usize },
 }
 
 impl FeedError {
@@ -69,6 +81,9 @@ impl FeedError {
             Self::MissingColumn { .. } | Self::DuplicateColumn { .. } => "BadHeader",
             Self::Unreadable(_) | Self::NotAReport(_) => "Unreadable",
             Self::Settings(_) => "InvalidSettings",
+            Self::TooLarge { .. } | Self::TooManyColumns { .. } | Self::TooManyRows { .. } => {
+                "FeedTooLarge"
+            }
         }
     }
 }
@@ -165,3 +180,6 @@ impl Snapshot {
             .len()
     }
 }
+
+#[cfg(test)]
+mod hostile_input;

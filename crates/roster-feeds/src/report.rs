@@ -7,6 +7,7 @@
 use roster_api::tenant::{AttributeMapping, ProfileField, Transform};
 use serde_json::Value;
 
+use crate::limits::{MAX_REPORT_BYTES, MAX_REPORT_DEPTH, MAX_ROWS, json_depth};
 use crate::record::{DateFormat, RawRow};
 use crate::{FeedError, RowError, Snapshot};
 
@@ -22,6 +23,17 @@ pub fn read_report(body: &[u8], mappings: &[AttributeMapping]) -> Result<Snapsho
             "hrAPI.mappings must map exactly one report field to employeeID".into(),
         ));
     }
+    if body.len() > MAX_REPORT_BYTES {
+        return Err(FeedError::TooLarge {
+            what: "report",
+            limit: MAX_REPORT_BYTES,
+        });
+    }
+    if json_depth(body) > MAX_REPORT_DEPTH {
+        return Err(FeedError::NotAReport(format!(
+            "arrays and objects nested deeper than {MAX_REPORT_DEPTH} levels"
+        )));
+    }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         FeedError::NotAReport(format!(
             "not JSON ({:?} at line {} column {})",
@@ -34,6 +46,12 @@ pub fn read_report(body: &[u8], mappings: &[AttributeMapping]) -> Result<Snapsho
         .get("Report_Entry")
         .and_then(Value::as_array)
         .ok_or_else(|| FeedError::NotAReport("no \"Report_Entry\" array".into()))?;
+    if entries.len() > MAX_ROWS {
+        return Err(FeedError::TooManyRows {
+            what: "report",
+            limit: MAX_ROWS,
+        });
+    }
     let dates = DateFormat::iso();
     let mut snapshot = Snapshot::default();
     for (index, entry) in entries.iter().enumerate() {
@@ -76,6 +94,15 @@ pub fn mapped_value(
         match entry.get(key) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => parts.push(s.trim().to_string()),
+            // A number past 2^53 was rounded when it was read: its text would not be
+            // what the report said (an employee ID losing digits).
+            Some(Value::Number(n))
+                if n.is_f64()
+                    && n.as_f64()
+                        .is_some_and(|f| f.abs() >= 9.007_199_254_740_992e15) =>
+            {
+                return Err("a number too large to keep exactly (send it as text)");
+            }
             Some(Value::Number(n)) => parts.push(n.to_string()),
             Some(Value::Bool(b)) => parts.push(b.to_string()),
             Some(Value::Array(_) | Value::Object(_)) => {

@@ -4,6 +4,17 @@
 //! values are personal data (names, emails) and error bodies end up in IdP logs.
 use serde_json::{Value, json};
 
+/// An attribute name a client sent, as an error detail may quote it: the leading
+/// characters that can be in a name or URN (so a value filter or anything after a
+/// space stays out), at most 64 of them.
+pub fn quoted_name(text: &str) -> String {
+    text.trim()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '$' | '-'))
+        .take(64)
+        .collect()
+}
+
 /// The schema URN of an error body.
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 

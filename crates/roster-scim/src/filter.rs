@@ -19,6 +19,12 @@ use crate::schema::{self, Attr, Home, Kind, Type};
 pub const MAX_LEN: usize = 4096;
 /// Deepest nesting of parentheses, brackets and `not` accepted.
 pub const MAX_DEPTH: usize = 32;
+/// Most comparisons (`attr op value`, `attr pr`) in one filter. A chain of `and`s and
+/// `or`s is a tree as deep as it is long, which the checks and the evaluation walk
+/// recursively: this bounds their depth and cost.
+pub const MAX_CLAUSES: usize = 100;
+/// Longest attribute path, in bytes (filters, PATCH paths, `attributes`).
+pub const MAX_PATH_LEN: usize = 256;
 
 /// An attribute path: `[urn:]name[.sub]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +38,18 @@ impl AttrPath {
     /// Parses `[urn:…:]name[.sub]`. The URN is everything up to the last `:` (URNs
     /// contain dots, as in `2.0`, so the split at `:` comes first).
     pub fn parse(text: &str) -> Result<Self, ScimError> {
-        let (urn, rest) = if text.len() > 4 && text[..4].eq_ignore_ascii_case("urn:") {
+        if text.len() > MAX_PATH_LEN {
+            return Err(ScimError::invalid_filter(format!(
+                "an attribute path is longer than {MAX_PATH_LEN} bytes"
+            )));
+        }
+        // `get`, not an index: the text may be any UTF-8 (a PATCH path, `attributes`),
+        // and byte 4 need not be a character boundary.
+        let (urn, rest) = if text.len() > 4
+            && text
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
             match text.rfind(':') {
                 Some(i) => (Some(text[..i].to_string()), &text[i + 1..]),
                 None => (None, text),
@@ -49,7 +66,13 @@ impl AttrPath {
             matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '$')
                 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$')
         };
-        if !valid(name) || sub.is_some_and(|s| !valid(s)) {
+        // A URN is schema vocabulary: the characters of a word (so that no value, such
+        // as an email, can travel in it into an error message).
+        let valid_urn = |u: &str| u.bytes().all(is_word);
+        if !valid(name)
+            || sub.is_some_and(|s| !valid(s))
+            || urn.as_deref().is_some_and(|u| !valid_urn(u))
+        {
             return Err(ScimError::invalid_filter(
                 "an attribute path must be [urn:]name[.subAttribute]",
             ));
@@ -242,6 +265,7 @@ struct Parser {
     tokens: Vec<Token>,
     pos: usize,
     depth: usize,
+    clauses: usize,
 }
 
 impl Parser {
@@ -342,6 +366,12 @@ impl Parser {
     }
 
     fn comparison(&mut self, path: AttrPath) -> Result<Filter, ScimError> {
+        self.clauses += 1;
+        if self.clauses > MAX_CLAUSES {
+            return Err(ScimError::invalid_filter(format!(
+                "a filter may have at most {MAX_CLAUSES} comparisons"
+            )));
+        }
         let op = match self.next() {
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("pr") => {
                 return Ok(Filter::Present(path));
@@ -390,6 +420,7 @@ impl Filter {
             tokens: lex(input)?,
             pos: 0,
             depth: 0,
+            clauses: 0,
         };
         let f = p.or()?;
         if p.pos < p.tokens.len() {

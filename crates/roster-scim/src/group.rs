@@ -62,7 +62,8 @@ pub fn normalize(body: &Value) -> Result<(Resource, Members), ScimError> {
             "members" => members = members_in(value)?,
             _ => {
                 return Err(ScimError::invalid_syntax(format!(
-                    "unknown Group attribute '{key}'"
+                    "unknown Group attribute '{}'",
+                    crate::error::quoted_name(key)
                 )));
             }
         }
@@ -130,7 +131,8 @@ fn members_in(value: &Value) -> Result<Members, ScimError> {
                 "display" => "display",
                 _ => {
                     return Err(ScimError::invalid_syntax(format!(
-                        "unknown member attribute '{key}'"
+                        "unknown member attribute '{}'",
+                        crate::error::quoted_name(key)
                     )));
                 }
             };
@@ -334,7 +336,8 @@ fn run(
             "operation {i}: '{path}' is read-only"
         ))),
         _ => Err(ScimError::invalid_path(format!(
-            "operation {i}: unknown Group attribute '{path}'"
+            "operation {i}: unknown Group attribute '{}'",
+            crate::error::quoted_name(path)
         ))),
     }
 }

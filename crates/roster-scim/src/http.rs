@@ -126,7 +126,32 @@ pub fn router<S: Store>(store: Arc<S>, config: Config) -> Router {
                 "method not allowed on this endpoint",
             ))
         })
+        .layer(axum::middleware::map_response(scim_errors))
         .with_state(app)
+}
+
+/// What axum's extractors refuse (a path segment or query that is not UTF-8 when
+/// decoded, say) comes back as plain text that echoes the input: made an RFC 7644
+/// error body like every other failure, with a detail that echoes nothing.
+async fn scim_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_scim = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == SCIM_JSON.as_bytes());
+    if !(status.is_client_error() || status.is_server_error()) || is_scim {
+        return response;
+    }
+    let error = if status == StatusCode::BAD_REQUEST {
+        ScimError::invalid_syntax("the request's path or query cannot be read")
+    } else {
+        ScimError::new(
+            status.as_u16(),
+            None,
+            "the request cannot be served as it was sent",
+        )
+    };
+    Failure(error).into_response()
 }
 
 /// A SCIM error as a response.
@@ -245,11 +270,7 @@ async fn read_json<S: Store>(app: &App<S>, body: Body) -> Result<Value> {
                 ),
             )
         })?;
-    serde_json::from_slice(&bytes).map_err(|_| {
-        Failure(ScimError::invalid_syntax(
-            "the request body is not valid JSON",
-        ))
-    })
+    Ok(crate::json::read(&bytes)?)
 }
 
 /// The User as returned: `meta.location` and `meta.version` filled in.

@@ -1,7 +1,7 @@
 //! roster's SCIM 2.0 service provider (RFC 7643, RFC 7644).
 //!
 //! Architecture invariant: the protocol modules ([`filter`], [`schema`], [`resource`],
-//! [`patch`], [`mapping`], [`list`], [`error`]) are pure: no I/O, no clock (the caller
+//! [`patch`], [`mapping`], [`list`], [`error`], [`json`]) are pure: no I/O, no clock (the caller
 //! passes `now`), no async. Only SCIM JSON lives here; the operator turns the result of
 //! [`mapping`] into DirectoryUser objects.
 //!
@@ -18,6 +18,7 @@ pub mod error;
 pub mod filter;
 pub mod group;
 pub mod http;
+pub mod json;
 pub mod list;
 pub mod mapping;
 pub mod objects;
@@ -28,3 +29,6 @@ pub mod store;
 
 pub use error::{ScimError, ScimType};
 pub use filter::Filter;
+
+#[cfg(test)]
+mod hostile_input;

@@ -22,8 +22,11 @@ use crate::filter::{AttrPath, CompareOp, Filter, Literal};
 use crate::resource::{self, Resource, normalize_value};
 use crate::schema::{self, Attr, ENTERPRISE_SCHEMA, Home, Mutability, PATCH_OP_SCHEMA, Type};
 
-/// Most operations in one request.
+/// Most operations in one request (more: 400 `tooMany`).
 pub const MAX_OPERATIONS: usize = 1000;
+/// Longest `path` of an operation, in bytes, value filter included (longer: 400
+/// `invalidPath`).
+pub const MAX_PATH_BYTES: usize = crate::filter::MAX_LEN;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -41,6 +44,11 @@ struct Target {
 }
 
 fn parse_target(path: &str) -> Result<Target, ScimError> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(ScimError::invalid_path(format!(
+            "a path may be at most {MAX_PATH_BYTES} bytes long"
+        )));
+    }
     let invalid = || {
         ScimError::invalid_path(
             "a path must be [urn:]attribute[.subAttribute] or attribute[filter][.subAttribute]",
@@ -71,10 +79,12 @@ fn parse_target(path: &str) -> Result<Target, ScimError> {
     }
     let sub_name = p.sub.as_deref().or(sub_text);
     let sub = match sub_name {
-        Some(s) => Some(
-            attr.sub_attr(s)
-                .ok_or_else(|| ScimError::invalid_path(format!("unknown attribute '{p}.{s}'")))?,
-        ),
+        Some(s) => Some(attr.sub_attr(s).ok_or_else(|| {
+            ScimError::invalid_path(format!(
+                "unknown attribute '{p}.{}'",
+                crate::error::quoted_name(s)
+            ))
+        })?),
         None => None,
     };
     if let Some(f) = &filter {
@@ -129,10 +139,9 @@ pub fn apply(res: &Resource, body: &Value) -> Result<Resource, ScimError> {
         }
     };
     if ops.len() > MAX_OPERATIONS {
-        return Err(ScimError::new(
-            413,
-            None,
-            format!("more than {MAX_OPERATIONS} operations"),
+        return Err(ScimError::bad(
+            crate::ScimType::TooMany,
+            format!("at most {MAX_OPERATIONS} operations per request"),
         ));
     }
     let mut work = res.clone();
@@ -205,6 +214,9 @@ pub fn apply(res: &Resource, body: &Value) -> Result<Resource, ScimError> {
                 )));
             }
         }
+        // Each operation may add values: the lists stay bounded as they grow, so
+        // that the next operation's work on them is bounded too.
+        resource::check_value_counts(&work)?;
     }
     tidy(&mut work);
     resource::validate_user(&work)?;

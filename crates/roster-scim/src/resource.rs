@@ -28,6 +28,29 @@ use crate::schema::{self, Attr, ENTERPRISE_SCHEMA, Home, Mutability, Type, USER_
 /// A User in canonical form.
 pub type Resource = Map<String, Value>;
 
+/// Most values of one multi-valued attribute (`emails`, `phoneNumbers`, …) a User
+/// may have (more: 400 `invalidValue`). Identity providers send a handful; the bound
+/// keeps the duplicate checks, which compare each value with the others, cheap.
+pub const MAX_VALUES: usize = 100;
+
+/// Refuses a User whose multi-valued attributes hold more than [`MAX_VALUES`] values.
+pub fn check_value_counts(res: &Resource) -> Result<(), ScimError> {
+    let ext = res.get(ENTERPRISE_SCHEMA).and_then(Value::as_object);
+    for (name, value) in res.iter().chain(ext.into_iter().flatten()) {
+        if let Value::Array(items) = value
+            && items.len() > MAX_VALUES
+        {
+            return Err(too_many_values(name));
+        }
+    }
+    Ok(())
+}
+
+fn too_many_values(name: &str) -> ScimError {
+    let name = crate::error::quoted_name(name);
+    ScimError::invalid_value(format!("'{name}' may have at most {MAX_VALUES} values"))
+}
+
 /// Normalizes a client's User body (POST or PUT) into canonical form, without
 /// `id` and `meta` (the service assigns those).
 pub fn normalize_user(body: &Value) -> Result<Resource, ScimError> {
@@ -84,8 +107,9 @@ pub fn normalize_user(body: &Value) -> Result<Resource, ScimError> {
 }
 
 fn unknown(key: &str) -> ScimError {
-    // Attribute names are schema vocabulary, not personal data; cap the length anyway.
-    let key: String = key.chars().take(64).collect();
+    // Attribute names are schema vocabulary, not personal data; what is not a name
+    // is left out anyway.
+    let key = crate::error::quoted_name(key);
     ScimError::invalid_syntax(format!("unknown attribute '{key}'"))
 }
 
@@ -114,6 +138,9 @@ pub fn normalize_value(attr: &'static Attr, v: &Value) -> Result<Option<Value>, 
             Value::Array(a) => a.iter().collect(),
             other => vec![other],
         };
+        if items.len() > MAX_VALUES {
+            return Err(too_many_values(attr.name));
+        }
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             if let Some(n) = normalize_single(attr, item)?
@@ -197,6 +224,18 @@ fn normalize_single(attr: &'static Attr, v: &Value) -> Result<Option<Value>, Sci
             Some(v.clone())
         }
         (Type::String | Type::Reference | Type::Binary, Value::String(_)) => Some(v.clone()),
+        // A number past 2^53 was rounded when it was read: its text would not be what
+        // the client meant (an employee number losing digits), so it is refused.
+        (Type::String, Value::Number(n))
+            if n.as_f64()
+                .is_some_and(|f| f.abs() >= 9.007_199_254_740_992e15)
+                && n.is_f64() =>
+        {
+            return Err(ScimError::invalid_value(format!(
+                "'{}' is a number too large to keep exactly; send it as a string",
+                attr.name
+            )));
+        }
         (Type::String, Value::Number(n)) => Some(Value::String(n.to_string())),
         (Type::String, Value::Bool(b)) => Some(Value::String(b.to_string())),
         _ => return Err(wrong()),

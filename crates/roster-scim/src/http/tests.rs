@@ -1126,3 +1126,5 @@ async fn groups_as_okta_and_entra_push_them() {
         StatusCode::NOT_FOUND
     );
 }
+
+mod hostile;

@@ -448,5 +448,9 @@ fn refuses_with_the_right_scim_type_and_changes_nothing() {
         json!({"op": "remove", "path": "title"});
         MAX_OPERATIONS + 1
     ]));
-    assert_eq!(apply(&base(), &too_many).unwrap_err().status, 413);
+    let err = apply(&base(), &too_many).unwrap_err();
+    assert_eq!(
+        (err.status, err.scim_type),
+        (400, Some(crate::ScimType::TooMany))
+    );
 }

@@ -21,6 +21,7 @@ mod kubectl;
 mod lifecycle;
 mod rbac;
 mod scim;
+mod scim_attacks;
 mod scim_conformance;
 mod standin_calendar;
 mod standin_lms;

@@ -13,8 +13,10 @@ use russh_sftp::client::SftpSession;
 
 use super::FetchError;
 
-/// Files larger than this are refused (a runaway export must not exhaust memory).
-pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+/// Files larger than this are refused (a runaway export must not exhaust memory):
+/// the feeds' limit, checked on the file's size and again while reading, so a file
+/// that grows (or a server that misreports its size) is never read past it.
+pub const MAX_FILE_BYTES: u64 = roster_feeds::limits::MAX_FILE_BYTES as u64;
 
 /// How to reach the file.
 #[derive(Clone)]
@@ -125,6 +127,23 @@ pub async fn fetch(target: &SftpTarget) -> Result<Fetched, FetchError> {
         .map_err(|_| FetchError::Timeout)?
 }
 
+/// Reads the file, at most one byte past [`MAX_FILE_BYTES`] (which refuses it).
+async fn read_bounded(sftp: &SftpSession, path: &str) -> Result<Vec<u8>, FetchError> {
+    use tokio::io::AsyncReadExt;
+    let file = sftp.open(path).await.map_err(|_| FetchError::Read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|_| FetchError::Read)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(FetchError::TooLarge {
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
 async fn fetch_inner(target: &SftpTarget) -> Result<Fetched, FetchError> {
     let pinned = parse_host_key(&target.host_key)?;
     let addrs: Vec<std::net::SocketAddr> =
@@ -233,12 +252,11 @@ async fn fetch_inner(target: &SftpTarget) -> Result<Fetched, FetchError> {
         .await
         .map_err(|_| FetchError::NotFound)?;
     if meta.size.is_some_and(|s| s > MAX_FILE_BYTES) {
-        return Err(FetchError::TooLarge);
+        return Err(FetchError::TooLarge {
+            limit: MAX_FILE_BYTES,
+        });
     }
-    let bytes = sftp
-        .read(path.as_str())
-        .await
-        .map_err(|_| FetchError::Read)?;
+    let bytes = read_bounded(&sftp, &path).await?;
     let _ = sftp.close().await;
     let _ = session
         .disconnect(russh::Disconnect::ByApplication, "", "en")
