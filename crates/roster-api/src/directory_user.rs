@@ -484,6 +484,9 @@ pub struct DirectoryUserStatus {
     /// The one-off requests (annotations) roster has acted on, by their value.
     #[serde(default, skip_serializing_if = "HandledRequests::is_empty")]
     pub handled_requests: HandledRequests,
+    /// The ErasureReceipt written for this person's purge (its name), once written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_receipt: Option<String>,
     /// Dry-run: the steps that would run, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
