@@ -76,6 +76,145 @@ pub fn subject(key: Option<&[u8]>, tenant_uid: &str, employee_id: &str) -> Strin
     }
 }
 
+/// Where a purged person's record was kept in the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordHome {
+    /// The DirectoryUser (its spec is scrubbed; `Immediate` deletion then releases it).
+    DirectoryUser,
+    /// The Departure that carried the lifecycle on after a deletion (deleted next).
+    Departure,
+}
+
+/// Who a receipt is for and which chain it joins.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceiptFor<'a> {
+    pub tenant: &'a str,
+    pub tenant_uid: &'a str,
+    pub key: Option<&'a [u8]>,
+}
+
+/// The (unsealed) receipt of one person's purge, from their persisted status: what the
+/// steps recorded, when, and the persisted purge deadline. `None` until they are purged.
+pub fn user_draft(
+    chain: ReceiptFor<'_>,
+    employee_id: &str,
+    subject_uid: &str,
+    status: &roster_api::DirectoryUserStatus,
+    home: RecordHome,
+    calendar_configured: bool,
+) -> Option<ErasureReceiptSpec> {
+    use roster_api::{ErasureSystem, Phase, Removal, StepName};
+    if status.phase != Phase::Purged {
+        return None;
+    }
+    let erased = status.purged_time?;
+    let step = |name: StepName| status.steps.iter().find(|s| s.name == name);
+    let anonymized = step(StepName::Anonymize).and_then(|s| s.completion_time);
+    let purged = step(StepName::Purge).and_then(|s| s.completion_time);
+    let platform = match (anonymized, purged) {
+        (Some(_), Some(_)) => "personal data anonymized (Anonymize), then every remaining personal field removed (Purge); engagement records kept, anonymized, reachable by employee ID only",
+        (None, Some(_)) => "every remaining personal field removed (Purge); engagement records kept, anonymized",
+        _ => "no personal data sent (the steps were turned off or had nothing to remove)",
+    };
+    let calendar = match (calendar_configured, step(StepName::TransferCalendarEvents)) {
+        (false, _) => "no calendar service configured: nothing stored there by roster".to_string(),
+        (true, Some(s)) => format!(
+            "events the person organized handed over to colleagues: {}",
+            s.summary.as_deref().unwrap_or("done")
+        ),
+        (true, None) => "calendar hand-over turned off by the policy: nothing changed".into(),
+    };
+    let cluster = match home {
+        RecordHome::DirectoryUser => "DirectoryUser spec scrubbed (name, email and every profile field but the employee ID; the last-applied-configuration annotation removed); status and Events never held personal data",
+        RecordHome::Departure => "Departure (the deleted DirectoryUser's record) deleted; the DirectoryUser itself was already gone",
+    };
+    Some(ErasureReceiptSpec {
+        tenant_ref: chain.tenant.into(),
+        tenant_uid: chain.tenant_uid.into(),
+        sequence: 0,
+        kind: ReceiptKind::User,
+        subject: Some(subject(chain.key, chain.tenant_uid, employee_id)),
+        subject_uid: Some(subject_uid.into()),
+        removals: vec![
+            Removal {
+                system: ErasureSystem::LearningPlatform,
+                what: platform.into(),
+                time: purged.or(anonymized),
+            },
+            Removal {
+                system: ErasureSystem::Calendar,
+                what: calendar,
+                time: step(StepName::TransferCalendarEvents).and_then(|s| s.completion_time),
+            },
+            Removal {
+                system: ErasureSystem::Cluster,
+                what: cluster.into(),
+                time: Some(erased),
+            },
+        ],
+        erasure_time: erased,
+        deadline: status.purge_due_time,
+        within_deadline: status.purge_due_time.is_none_or(|due| erased <= due),
+        previous_hash: String::new(),
+        hash: String::new(),
+        signature: None,
+        key_id: None,
+        signing_key_ref: None,
+    })
+}
+
+/// The (unsealed) receipt of a tenant's exit, which ends its chain.
+pub fn exit_draft(
+    chain: ReceiptFor<'_>,
+    exit: &roster_api::TenantExitStatus,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ErasureReceiptSpec {
+    use roster_api::{ErasureSystem, ExitStage, Removal};
+    let when = |stage: ExitStage| {
+        exit.completed
+            .iter()
+            .find(|r| r.stage == stage)
+            .map(|r| r.completion_time)
+    };
+    let objects = exit.objects_at_start.unwrap_or_default();
+    ErasureReceiptSpec {
+        tenant_ref: chain.tenant.into(),
+        tenant_uid: chain.tenant_uid.into(),
+        sequence: 0,
+        kind: ReceiptKind::TenantExit,
+        subject: None,
+        subject_uid: None,
+        removals: vec![
+            Removal {
+                system: ErasureSystem::LearningPlatform,
+                what: "the tenant's full deletion (DELETE /tenant): every person, event, session, rule, group, assignment and engagement record".into(),
+                time: when(ExitStage::ErasePlatform),
+            },
+            Removal {
+                system: ErasureSystem::Calendar,
+                what: "nothing to remove: the calendars are the customer's own service, and roster keeps nothing there".into(),
+                time: None,
+            },
+            Removal {
+                system: ErasureSystem::Cluster,
+                what: format!(
+                    "{} DirectoryUser(s), {} Departure(s) and {} DirectoryGroup(s) deleted; the Tenant released",
+                    objects.users, objects.departures, objects.groups
+                ),
+                time: when(ExitStage::DeleteObjects),
+            },
+        ],
+        erasure_time: now,
+        deadline: None,
+        within_deadline: true,
+        previous_hash: String::new(),
+        hash: String::new(),
+        signature: None,
+        key_id: None,
+        signing_key_ref: None,
+    }
+}
+
 /// The chain's last receipt, as the next one links to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head {

@@ -81,6 +81,8 @@ pub struct Context {
     pub departures: Store<roster_api::Departure>,
     /// The operator's endpoint policy (for the Tenant's `EndpointsAllowed` condition).
     pub endpoints: EndpointPolicy,
+    /// The erasure receipt chains this process appends to.
+    pub receipts: crate::receipts::Chains,
     /// Consecutive failures per object UID, for error backoff.
     failures: Mutex<HashMap<String, i32>>,
 }
@@ -221,6 +223,7 @@ async fn run_scope(
         directory: scope.directory.clone(),
         departures: scope.departures.store.clone(),
         endpoints: options.endpoints.clone(),
+        receipts: crate::receipts::Chains::default(),
         failures: Mutex::default(),
     });
     let users = directory_user::controller(

@@ -25,6 +25,7 @@ use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Phase, Tenant};
 
 use super::{Context, Error, FINALIZER, Options, Result, jitter};
 use decide::Decided;
+use roster_lifecycle::erasure::RecordHome;
 use gather::Gathered;
 pub(super) use persist::Home;
 
@@ -158,6 +159,10 @@ pub(super) async fn lifecycle(
         home.release(&name).await?;
         return Ok(Action::await_change());
     }
+    if gather::tenant_exiting(&user, &namespace, context) {
+        // The Tenant's changes wake this person again.
+        return Ok(Action::await_change());
+    }
 
     let inputs = match gather::gather(&user, &namespace, context) {
         Gathered::Ready(inputs) => inputs,
@@ -215,6 +220,17 @@ pub(super) async fn lifecycle(
             &mut status,
         )
         .await?;
+    }
+    // Proof of erasure: the receipt is written (once) before the record goes.
+    let kept_in = match home {
+        Home::User(_) => RecordHome::DirectoryUser,
+        Home::Departure(_) => RecordHome::Departure,
+    };
+    if let Some(receipt) =
+        crate::receipts::user::for_purged(context, &user, &inputs.tenant, &status, kept_in).await?
+    {
+        status.erasure_receipt = Some(receipt);
+        persist::step_result(&home, &name, &status).await?;
     }
     if let Home::User(api) = &home
         && deleting
