@@ -35,11 +35,7 @@ pub const RECEIPT_KIND_LABEL: &str = "roster.dev/receipt-kind";
         name = "Within-Deadline",
         type_ = "boolean"
     ),
-    printcolumn(
-        json_path = ".spec.erasureTime",
-        name = "Erased",
-        type_ = "string"
-    )
+    printcolumn(json_path = ".spec.erasureTime", name = "Erased", type_ = "string")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ErasureReceiptSpec {
@@ -63,7 +59,11 @@ pub struct ErasureReceiptSpec {
     #[schemars(length(max = 64))]
     pub subject: Option<String>,
     /// The erased object's UID (not personal data; the stem of its idempotency keys).
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "subjectUID")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "subjectUID"
+    )]
     #[schemars(length(max = 64))]
     pub subject_uid: Option<String>,
     /// What was removed, system by system (PII-free summaries).
@@ -76,7 +76,8 @@ pub struct ErasureReceiptSpec {
     /// tenant exit, which has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<DateTime<Utc>>,
-    /// `erasureTime` is not after `deadline` (true when there is no deadline).
+    /// `erasureTime` is at most one second after `deadline` (roster purges when the
+    /// deadline arrives and acts within a second of it); true when there is no deadline.
     pub within_deadline: bool,
     /// The hash of the previous receipt of the chain (64 hex digits); 64 zeros for the first.
     #[schemars(length(min = 64, max = 64))]

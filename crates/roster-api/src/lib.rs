@@ -33,8 +33,8 @@ pub use policy::{
     MassDeprovisionGuard, ObjectDeletionMode, RuleTransferTarget,
 };
 pub use tenant::{
-    CalendarProvider, ErasureReceiptSettings, ExitObjectCounts, ExitStage, ExitStageRecord,
-    Tenant, TenantExitStatus, TenantSpec, TenantStatus, UserCounts,
+    CalendarProvider, ErasureReceiptSettings, ExitObjectCounts, ExitStage, ExitStageRecord, Tenant,
+    TenantExitStatus, TenantSpec, TenantStatus, UserCounts,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

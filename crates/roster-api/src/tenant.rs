@@ -532,7 +532,9 @@ pub struct ExitStageRecord {
 }
 
 /// The stages of a tenant's exit, in the order they run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum ExitStage {
     /// The learning platform's `DELETE /tenant`: every person, event, session, rule,
     /// group, assignment and engagement record of the tenant.

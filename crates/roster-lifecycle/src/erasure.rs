@@ -76,6 +76,11 @@ pub fn subject(key: Option<&[u8]>, tenant_uid: &str, employee_id: &str) -> Strin
     }
 }
 
+/// The lifecycle purges *at* the deadline (the Purge step becomes due then) and acts
+/// within a second of it (docs/lifecycle.md, "Timing"): a purge that completes within
+/// that second counts as on time.
+pub const DEADLINE_REACTION: chrono::Duration = chrono::Duration::seconds(1);
+
 /// Where a purged person's record was kept in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordHome {
@@ -112,8 +117,12 @@ pub fn user_draft(
     let anonymized = step(StepName::Anonymize).and_then(|s| s.completion_time);
     let purged = step(StepName::Purge).and_then(|s| s.completion_time);
     let platform = match (anonymized, purged) {
-        (Some(_), Some(_)) => "personal data anonymized (Anonymize), then every remaining personal field removed (Purge); engagement records kept, anonymized, reachable by employee ID only",
-        (None, Some(_)) => "every remaining personal field removed (Purge); engagement records kept, anonymized",
+        (Some(_), Some(_)) => {
+            "personal data anonymized (Anonymize), then every remaining personal field removed (Purge); engagement records kept, anonymized, reachable by employee ID only"
+        }
+        (None, Some(_)) => {
+            "every remaining personal field removed (Purge); engagement records kept, anonymized"
+        }
         _ => "no personal data sent (the steps were turned off or had nothing to remove)",
     };
     let calendar = match (calendar_configured, step(StepName::TransferCalendarEvents)) {
@@ -125,8 +134,12 @@ pub fn user_draft(
         (true, None) => "calendar hand-over turned off by the policy: nothing changed".into(),
     };
     let cluster = match home {
-        RecordHome::DirectoryUser => "DirectoryUser spec scrubbed (name, email and every profile field but the employee ID; the last-applied-configuration annotation removed); status and Events never held personal data",
-        RecordHome::Departure => "Departure (the deleted DirectoryUser's record) deleted; the DirectoryUser itself was already gone",
+        RecordHome::DirectoryUser => {
+            "DirectoryUser spec scrubbed (name, email and every profile field but the employee ID; the last-applied-configuration annotation removed); status and Events never held personal data"
+        }
+        RecordHome::Departure => {
+            "Departure (the deleted DirectoryUser's record) deleted; the DirectoryUser itself was already gone"
+        }
     };
     Some(ErasureReceiptSpec {
         tenant_ref: chain.tenant.into(),
@@ -154,7 +167,9 @@ pub fn user_draft(
         ],
         erasure_time: erased,
         deadline: status.purge_due_time,
-        within_deadline: status.purge_due_time.is_none_or(|due| erased <= due),
+        within_deadline: status
+            .purge_due_time
+            .is_none_or(|due| erased <= due + DEADLINE_REACTION),
         previous_hash: String::new(),
         hash: String::new(),
         signature: None,
@@ -279,7 +294,10 @@ impl std::fmt::Display for Problem {
             Self::Gap { from, to } => write!(f, "receipts #{from}–#{to} are missing"),
             Self::Duplicate { sequence } => write!(f, "#{sequence} appears more than once"),
             Self::Altered { sequence } => {
-                write!(f, "#{sequence} was altered: its content does not match its hash")
+                write!(
+                    f,
+                    "#{sequence} was altered: its content does not match its hash"
+                )
             }
             Self::BrokenLink { sequence } => write!(
                 f,
@@ -291,10 +309,16 @@ impl std::fmt::Display for Problem {
             }
             Self::Unsigned { sequence } => write!(f, "#{sequence} is not signed"),
             Self::OtherKey { sequence } => {
-                write!(f, "#{sequence} was signed with another key than the one given")
+                write!(
+                    f,
+                    "#{sequence} was signed with another key than the one given"
+                )
             }
             Self::AfterExit { sequence } => {
-                write!(f, "#{sequence} comes after the tenant's exit, which ends the chain")
+                write!(
+                    f,
+                    "#{sequence} comes after the tenant's exit, which ends the chain"
+                )
             }
             Self::OtherTenant { sequence } => {
                 write!(f, "#{sequence} belongs to another Tenant UID")
@@ -432,7 +456,11 @@ mod tests {
     fn a_sealed_chain_verifies() {
         let mut receipts = chain(4, Some(KEY));
         let head = Head::of(receipts.last().unwrap());
-        receipts.push(seal(draft(ReceiptKind::TenantExit, 5), Some(&head), Some(KEY)));
+        receipts.push(seal(
+            draft(ReceiptKind::TenantExit, 5),
+            Some(&head),
+            Some(KEY),
+        ));
         receipts.reverse(); // the order they are listed in does not matter
         let v = verify(&receipts, Some(KEY));
         assert_eq!(v.problems, vec![]);
@@ -528,7 +556,11 @@ mod tests {
     fn a_receipt_after_the_exit_is_reported() {
         let mut receipts = chain(2, Some(KEY));
         let head = Head::of(&receipts[1]);
-        receipts.push(seal(draft(ReceiptKind::TenantExit, 3), Some(&head), Some(KEY)));
+        receipts.push(seal(
+            draft(ReceiptKind::TenantExit, 3),
+            Some(&head),
+            Some(KEY),
+        ));
         let head = Head::of(&receipts[2]);
         receipts.push(seal(draft(ReceiptKind::User, 4), Some(&head), Some(KEY)));
         assert_eq!(
@@ -543,13 +575,19 @@ mod tests {
         let other = verify(&receipts, Some(b"another key of thirty-two bytes!"));
         assert_eq!(
             other.problems,
-            vec![Problem::OtherKey { sequence: 1 }, Problem::OtherKey { sequence: 2 }]
+            vec![
+                Problem::OtherKey { sequence: 1 },
+                Problem::OtherKey { sequence: 2 }
+            ]
         );
         assert!(!verify(&receipts, None).ok());
         let unsigned = chain(2, None);
         assert_eq!(
             verify(&unsigned, None).problems,
-            vec![Problem::Unsigned { sequence: 1 }, Problem::Unsigned { sequence: 2 }]
+            vec![
+                Problem::Unsigned { sequence: 1 },
+                Problem::Unsigned { sequence: 2 }
+            ]
         );
     }
 
@@ -565,7 +603,10 @@ mod tests {
 
     #[test]
     fn messages_name_positions_only() {
-        assert_eq!(Problem::Gap { from: 2, to: 4 }.to_string(), "receipts #2–#4 are missing");
+        assert_eq!(
+            Problem::Gap { from: 2, to: 4 }.to_string(),
+            "receipts #2–#4 are missing"
+        );
         assert_eq!(
             Problem::BrokenLink { sequence: 3 }.to_string(),
             "#3 does not link to #2: reordered or replaced"

@@ -259,8 +259,17 @@ mod tests {
             })
         };
         let waiting = observe(at(12));
-        assert_eq!(waiting.step, ExitStep::Wait { until: Some(at(13)) });
-        assert!(waiting.message.contains("failed 2 time(s)"), "{}", waiting.message);
+        assert_eq!(
+            waiting.step,
+            ExitStep::Wait {
+                until: Some(at(13))
+            }
+        );
+        assert!(
+            waiting.message.contains("failed 2 time(s)"),
+            "{}",
+            waiting.message
+        );
         assert!(waiting.message.contains("3 DirectoryUser(s)"));
         assert_eq!(
             observe(at(13)).step,

@@ -667,14 +667,16 @@ impl Effects for PlatformEffects {
         Box::pin(async move {
             let result = async {
                 let connectors = self.connectors(tenant).await?;
-                self.request(tenant, "lms", || connectors.lms.delete_tenant(idempotency_key))
-                    .await
-                    .or_else(|e| match e {
-                        // Already erased (by an earlier attempt whose answer was lost).
-                        LmsError::NotFound => Ok(()),
-                        e => Err(e),
-                    })
-                    .map_err(StepError::from)
+                self.request(tenant, "lms", || {
+                    connectors.lms.delete_tenant(idempotency_key)
+                })
+                .await
+                .or_else(|e| match e {
+                    // Already erased (by an earlier attempt whose answer was lost).
+                    LmsError::NotFound => Ok(()),
+                    e => Err(e),
+                })
+                .map_err(StepError::from)
             }
             .await;
             result.map_err(|error| super::ExitFailure {

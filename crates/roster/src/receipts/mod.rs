@@ -159,7 +159,9 @@ async fn find(
     covers: Covers<'_>,
 ) -> Result<Option<ErasureReceipt>, kube::Error> {
     let selector = match covers {
-        Covers::Subject(uid) => format!("{TENANT_UID_LABEL}={tenant_uid},{SUBJECT_UID_LABEL}={uid}"),
+        Covers::Subject(uid) => {
+            format!("{TENANT_UID_LABEL}={tenant_uid},{SUBJECT_UID_LABEL}={uid}")
+        }
         Covers::Exit => format!("{TENANT_UID_LABEL}={tenant_uid},{RECEIPT_KIND_LABEL}=TenantExit"),
     };
     Ok(api
@@ -171,7 +173,10 @@ async fn find(
 }
 
 /// The chain's last receipt as the API server has it.
-async fn read_head(api: &Api<ErasureReceipt>, tenant_uid: &str) -> Result<Option<Head>, kube::Error> {
+async fn read_head(
+    api: &Api<ErasureReceipt>,
+    tenant_uid: &str,
+) -> Result<Option<Head>, kube::Error> {
     let list = api
         .list(&ListParams::default().labels(&format!("{TENANT_UID_LABEL}={tenant_uid}")))
         .await?;

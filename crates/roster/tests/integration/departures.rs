@@ -320,6 +320,16 @@ async fn a_tenant_exit_does_not_wait_for_quarantines() {
         )
         .await
         .unwrap();
+    // The Tenant controller debounces user changes: wait for its finalizer first.
+    wait_object(tenants.clone(), "acme", "roster's finalizer", |t| {
+        t.is_some_and(|t| {
+            t.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|f| f == "roster.dev/tenant-in-use"))
+        })
+    })
+    .await;
     lms.state().clear_calls();
     let started = tokio::time::Instant::now();
     tenants
@@ -336,7 +346,12 @@ async fn a_tenant_exit_does_not_wait_for_quarantines() {
         started.elapsed()
     );
     assert!(started.elapsed() < Duration::from_secs(10));
-    let operations: Vec<String> = lms.state().calls().into_iter().map(|c| c.operation).collect();
+    let operations: Vec<String> = lms
+        .state()
+        .calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
     assert_eq!(
         operations,
         vec!["deleteTenant"],

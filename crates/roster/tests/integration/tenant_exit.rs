@@ -57,21 +57,44 @@ async fn merge(env: &TestEnv, patch: serde_json::Value) {
 /// returns the time between the two.
 async fn exit(env: &TestEnv) -> Duration {
     tenant_in_use(env).await;
-    merge(env, serde_json::json!({ "spec": { "deletionProtection": false } })).await;
+    merge(
+        env,
+        serde_json::json!({ "spec": { "deletionProtection": false } }),
+    )
+    .await;
     let started = Instant::now();
-    kubectl(&["delete", "tenant", "acme", "-n", &env.namespace, "--wait=false"])
-        .await
-        .assert_success("kubectl delete tenant");
-    wait_object(env.api::<Tenant>(), "acme", "the Tenant gone", |t| t.is_none()).await;
+    kubectl(&[
+        "delete",
+        "tenant",
+        "acme",
+        "-n",
+        &env.namespace,
+        "--wait=false",
+    ])
+    .await
+    .assert_success("kubectl delete tenant");
+    wait_object(env.api::<Tenant>(), "acme", "the Tenant gone", |t| {
+        t.is_none()
+    })
+    .await;
     started.elapsed()
 }
 
 /// Waits until the Tenant controller has put its finalizer on (it debounces user
 /// changes, so right after a burst of them it may not have reconciled yet).
 async fn tenant_in_use(env: &TestEnv) {
-    wait_object(env.api::<Tenant>(), "acme", "roster's finalizer on the Tenant", |t| {
-        t.is_some_and(|t| t.finalizers().iter().any(|f| f == "roster.dev/tenant-in-use"))
-    })
+    wait_object(
+        env.api::<Tenant>(),
+        "acme",
+        "roster's finalizer on the Tenant",
+        |t| {
+            t.is_some_and(|t| {
+                t.finalizers()
+                    .iter()
+                    .any(|f| f == "roster.dev/tenant-in-use")
+            })
+        },
+    )
     .await;
 }
 
@@ -118,8 +141,16 @@ async fn assert_nothing_left(env: &TestEnv, lms: &LmsStandIn) {
     );
     assert_eq!(count::<DirectoryUser>(env).await, 0, "DirectoryUsers left");
     assert_eq!(count::<Departure>(env).await, 0, "Departures left");
-    assert_eq!(count::<DirectoryGroup>(env).await, 0, "DirectoryGroups left");
-    let receipts = env.api::<ErasureReceipt>().list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        count::<DirectoryGroup>(env).await,
+        0,
+        "DirectoryGroups left"
+    );
+    let receipts = env
+        .api::<ErasureReceipt>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     let exits = receipts
         .iter()
         .filter(|r| r.spec.kind == ReceiptKind::TenantExit)
@@ -142,11 +173,25 @@ async fn a_tenant_exit_erases_the_platform_once_then_the_objects_then_the_tenant
     }
     // Phases: J001/J002 Active, J003 Quarantined, J004 deleted (a Departure in
     // quarantine). (A purge and its receipt: erasure.rs.)
-    create(&env, &DirectoryUserSpec { active: false, ..joiner(3) }).await;
+    create(
+        &env,
+        &DirectoryUserSpec {
+            active: false,
+            ..joiner(3)
+        },
+    )
+    .await;
     wait_phase(&env, &name("J003"), Phase::Quarantined).await;
-    kubectl(&["delete", "du", &name("J004"), "-n", &env.namespace, "--wait=false"])
-        .await
-        .assert_success("delete J004");
+    kubectl(&[
+        "delete",
+        "du",
+        &name("J004"),
+        "-n",
+        &env.namespace,
+        "--wait=false",
+    ])
+    .await
+    .assert_success("delete J004");
     wait_object(env.api::<Departure>(), &name("J004"), "a Departure", |d| {
         d.and_then(|d| d.status.as_ref())
             .is_some_and(|s| s.phase == Phase::Quarantined)
@@ -156,12 +201,20 @@ async fn a_tenant_exit_erases_the_platform_once_then_the_objects_then_the_tenant
         apply(&env.api::<DirectoryGroup>(), g, &group(g)).await;
     }
     assert!(settled(
-        env.api::<DirectoryUser>().get(&name("J001")).await.unwrap().status.as_ref().unwrap()
+        env.api::<DirectoryUser>()
+            .get(&name("J001"))
+            .await
+            .unwrap()
+            .status
+            .as_ref()
+            .unwrap()
     ));
     lms.state().clear_calls();
 
     let took = exit(&env).await;
-    println!("tenant exit (4 people: Active, Quarantined, a Departure; 2 groups): {took:?} from kubectl delete to the Tenant gone");
+    println!(
+        "tenant exit (4 people: Active, Quarantined, a Departure; 2 groups): {took:?} from kubectl delete to the Tenant gone"
+    );
 
     // Exactly one call reached the platform, and it was the full deletion: nobody's
     // ordinary deprovisioning raced it.
@@ -173,7 +226,13 @@ async fn a_tenant_exit_erases_the_platform_once_then_the_objects_then_the_tenant
     // The exit's receipt ends the chain, which verifies.
     let report = verify_erasure(&env).await;
     assert!(report.0, "verify-erasure failed:\n{}", report.1);
-    assert!(report.1.contains("1 receipt(s), ended by the tenant's exit"), "{}", report.1);
+    assert!(
+        report
+            .1
+            .contains("1 receipt(s), ended by the tenant's exit"),
+        "{}",
+        report.1
+    );
 }
 
 /// Runs `roster verify-erasure --tenant <namespace>`: (success, stdout).
@@ -186,7 +245,10 @@ pub(crate) async fn verify_erasure(env: &TestEnv) -> (bool, String) {
         .await
         .expect("run roster verify-erasure");
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    println!("roster verify-erasure --tenant {}:\n{stdout}", env.namespace);
+    println!(
+        "roster verify-erasure --tenant {}:\n{stdout}",
+        env.namespace
+    );
     (output.status.success(), stdout)
 }
 
@@ -195,11 +257,27 @@ async fn deletion_protection_refuses_the_exit_with_how_to_proceed() {
     let env = TestEnv::new("exit-protected").await;
     let lms = standin(false).await;
     setup(&env, &lms).await;
-    let refused = kubectl(&["delete", "tenant", "acme", "-n", &env.namespace, "--wait=false"]).await;
+    let refused = kubectl(&[
+        "delete",
+        "tenant",
+        "acme",
+        "-n",
+        &env.namespace,
+        "--wait=false",
+    ])
+    .await;
     assert!(!refused.success, "the delete went through");
     println!("refused: {}", refused.stderr.trim());
-    for hint in ["deletionProtection: true", "set spec.deletionProtection to false", "kubectl patch tenant acme"] {
-        assert!(refused.stderr.contains(hint), "{hint:?} missing from: {}", refused.stderr);
+    for hint in [
+        "deletionProtection: true",
+        "set spec.deletionProtection to false",
+        "kubectl patch tenant acme",
+    ] {
+        assert!(
+            refused.stderr.contains(hint),
+            "{hint:?} missing from: {}",
+            refused.stderr
+        );
     }
     assert!(env.api::<Tenant>().get_opt("acme").await.unwrap().is_some());
 }
@@ -228,10 +306,21 @@ async fn kill_9_during_an_exit_neither_repeats_nor_skips_a_stage() {
     }
     lms.state().clear_calls();
     tenant_in_use(&env).await;
-    merge(&env, serde_json::json!({ "spec": { "deletionProtection": false } })).await;
-    kubectl(&["delete", "tenant", "acme", "-n", &env.namespace, "--wait=false"])
-        .await
-        .assert_success("kubectl delete tenant");
+    merge(
+        &env,
+        serde_json::json!({ "spec": { "deletionProtection": false } }),
+    )
+    .await;
+    kubectl(&[
+        "delete",
+        "tenant",
+        "acme",
+        "-n",
+        &env.namespace,
+        "--wait=false",
+    ])
+    .await
+    .assert_success("kubectl delete tenant");
     let mut moments = Vec::new();
     for _ in 0..6 {
         let wait = Duration::from_millis(100 + rand::random::<u64>() % 400);
@@ -241,15 +330,30 @@ async fn kill_9_during_an_exit_neither_repeats_nor_skips_a_stage() {
         operator = OperatorProcess::start(&env.namespace, plane.kubeconfig_path(), &log);
     }
     println!("killed after (ms): {moments:?}");
-    wait_object(env.api::<Tenant>(), "acme", "the Tenant gone", |t| t.is_none()).await;
+    wait_object(env.api::<Tenant>(), "acme", "the Tenant gone", |t| {
+        t.is_none()
+    })
+    .await;
     drop(operator);
     let state = lms.state();
     let deletes = state.calls_of("deleteTenant");
-    println!("DELETE /tenant sent {} time(s), applied {}", deletes.len(), state.applied_count("deleteTenant"));
-    assert_eq!(state.applied_count("deleteTenant"), 1, "the platform erased the tenant once");
+    println!(
+        "DELETE /tenant sent {} time(s), applied {}",
+        deletes.len(),
+        state.applied_count("deleteTenant")
+    );
+    assert_eq!(
+        state.applied_count("deleteTenant"),
+        1,
+        "the platform erased the tenant once"
+    );
     let keys: std::collections::BTreeSet<_> =
         deletes.iter().map(|c| c.idempotency_key.clone()).collect();
-    assert_eq!(keys.len(), 1, "every attempt carried the same key: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        1,
+        "every attempt carried the same key: {keys:?}"
+    );
     assert!(
         state.calls().iter().all(|c| c.operation == "deleteTenant"),
         "only the full deletion reached the platform"
@@ -257,7 +361,10 @@ async fn kill_9_during_an_exit_neither_repeats_nor_skips_a_stage() {
     assert_nothing_left(&env, &lms).await;
     assert!(verify_erasure(&env).await.0);
     let logs = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(!logs.contains("@example.com") && !logs.contains("Joiner J"), "operator logs hold PII");
+    assert!(
+        !logs.contains("@example.com") && !logs.contains("Joiner J"),
+        "operator logs hold PII"
+    );
     let _ = std::fs::remove_file(&log);
 }
 

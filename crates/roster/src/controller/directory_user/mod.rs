@@ -25,9 +25,9 @@ use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Phase, Tenant};
 
 use super::{Context, Error, FINALIZER, Options, Result, jitter};
 use decide::Decided;
-use roster_lifecycle::erasure::RecordHome;
 use gather::Gathered;
 pub(super) use persist::Home;
+use roster_lifecycle::erasure::RecordHome;
 
 const KIND: &str = "DirectoryUser";
 

@@ -31,11 +31,13 @@ use crate::receipts::Covers;
 
 /// How soon a stage that is waiting for the API server (objects finishing their
 /// deletion) looks again; status writes wake the controller sooner.
-const POLL: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(250);
 /// Deletes in flight at once.
 const DELETES_IN_FLIGHT: usize = 16;
 
-/// One reconcile of a Tenant that is being deleted.
+/// One reconcile of a Tenant that is being deleted: stages run one after the other,
+/// each recorded before the next, until one has to wait (a backoff, objects still
+/// finishing their deletion, a suspended tenant) or the Tenant is released.
 pub(super) async fn finalize(
     tenants: &Api<Tenant>,
     tenant: &Tenant,
@@ -43,6 +45,28 @@ pub(super) async fn finalize(
     context: &Context,
     now: DateTime<Utc>,
 ) -> Result<Action> {
+    let mut tenant = tenant.clone();
+    loop {
+        match stage(tenants, &tenant, namespace, context, now).await? {
+            Next::Continue(written) => tenant = written,
+            Next::Done(action) => return Ok(action),
+        }
+    }
+}
+
+enum Next {
+    /// The stage was recorded: go on with the Tenant as written.
+    Continue(Tenant),
+    Done(Action),
+}
+
+async fn stage(
+    tenants: &Api<Tenant>,
+    tenant: &Tenant,
+    namespace: &str,
+    context: &Context,
+    now: DateTime<Utc>,
+) -> Result<Next> {
     let name = tenant.name_any();
     let uid = tenant.uid().unwrap_or_default();
     let objects = Objects::list(context, namespace, &name).await?;
@@ -54,7 +78,7 @@ pub(super) async fn finalize(
         remaining: objects.counts(),
         now,
     });
-    let mut next = Action::requeue(POLL);
+    let mut next = None;
     match decision.step {
         ExitStep::Begin => status.exit = Some(exit::begin(now)),
         ExitStep::ErasePlatform { idempotency_key } => {
@@ -67,12 +91,15 @@ pub(super) async fn finalize(
                     Some(idempotency_key),
                     context.clock.now(),
                 ),
-                Err(failure) => exit::record_failure(
-                    state,
-                    failure.error,
-                    failure.retry_after,
-                    context.clock.now(),
-                ),
+                Err(failure) => {
+                    exit::record_failure(
+                        state,
+                        failure.error,
+                        failure.retry_after,
+                        context.clock.now(),
+                    );
+                    next = Some(Action::requeue(Duration::ZERO));
+                }
             }
         }
         ExitStep::DeleteObjects => {
@@ -80,9 +107,19 @@ pub(super) async fn finalize(
             if state.objects_at_start.is_none() {
                 // Counted before the first delete, for the exit's receipt.
                 state.objects_at_start = Some(objects.counts());
-                write(tenants, tenant, &name, &mut status, &objects, &decision.message, now).await?;
+                write(
+                    tenants,
+                    tenant,
+                    &name,
+                    &mut status,
+                    &objects,
+                    &decision.message,
+                    now,
+                )
+                .await?;
             }
             objects.delete(context, namespace).await?;
+            next = Some(Action::requeue(POLL));
         }
         ExitStep::ObjectsGone => exit::record_done(
             status.exit.as_mut().expect("the exit has begun"),
@@ -93,8 +130,13 @@ pub(super) async fn finalize(
         ExitStep::SealReceipts => {
             let state = status.exit.as_mut().expect("the exit has begun");
             match seal(tenant, namespace, &uid, state, context).await {
-                Ok(()) => exit::record_done(state, ExitStage::SealReceipts, None, context.clock.now()),
-                Err(error) => exit::record_failure(state, error, None, context.clock.now()),
+                Ok(()) => {
+                    exit::record_done(state, ExitStage::SealReceipts, None, context.clock.now())
+                }
+                Err(error) => {
+                    exit::record_failure(state, error, None, context.clock.now());
+                    next = Some(Action::requeue(Duration::ZERO));
+                }
             }
         }
         ExitStep::Release => {
@@ -102,17 +144,18 @@ pub(super) async fn finalize(
             if tenant.finalizers().iter().any(|f| f == TENANT_FINALIZER) {
                 patch::finalizer(tenants, &name, KIND, TENANT_FINALIZER, false).await?;
             }
-            return Ok(Action::await_change());
+            return Ok(Next::Done(Action::await_change()));
         }
         ExitStep::Wait { until } => {
-            next = match until {
-                Some(at) => Action::requeue((at - now).to_std().unwrap_or(Duration::ZERO) + POLL / 10),
+            next = Some(match until {
+                Some(at) => {
+                    Action::requeue((at - now).to_std().unwrap_or(Duration::ZERO) + POLL / 10)
+                }
                 None => Action::await_change(),
-            };
+            });
         }
     }
-    // The decision's message describes the stage about to run; after it ran, the next
-    // reconcile (woken by this write) describes the one after.
+    // The condition describes what comes next, now that this stage ran.
     let message = exit::next(ExitObserved {
         tenant_uid: &uid,
         exit: status.exit.as_ref(),
@@ -121,8 +164,13 @@ pub(super) async fn finalize(
         now: context.clock.now(),
     })
     .message;
-    write(tenants, tenant, &name, &mut status, &objects, &message, now).await?;
-    Ok(next)
+    let written = write(tenants, tenant, &name, &mut status, &objects, &message, now).await?;
+    Ok(match (next, written) {
+        (Some(action), _) => Next::Done(action),
+        (None, Some(written)) => Next::Continue(written),
+        // Nothing changed, which a recorded stage always does: look again shortly.
+        (None, None) => Next::Done(Action::requeue(POLL)),
+    })
 }
 
 /// Writes the exit's progress: `Ready` False with reason `Exiting` and the stage, the
@@ -135,7 +183,7 @@ async fn write(
     objects: &Objects,
     message: &str,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Option<Tenant>> {
     let ready = Check {
         r#type: "Ready",
         ok: false,
@@ -161,9 +209,11 @@ async fn write(
         .collect();
     status.user_counts = Some(count(UserCounts::default(), people.iter()));
     if tenant.status.as_ref() != Some(status) {
-        patch::status(tenants, name, KIND, &without_source_syncs(status.clone())).await?;
+        let written =
+            patch::status(tenants, name, KIND, &without_source_syncs(status.clone())).await?;
+        return Ok(Some(written));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Writes the receipt that ends the tenant's erasure chain (once: a receipt of the
@@ -190,7 +240,13 @@ async fn seal(
     );
     context
         .receipts
-        .append(&context.client, namespace, draft, Covers::Exit, key.as_ref())
+        .append(
+            &context.client,
+            namespace,
+            draft,
+            Covers::Exit,
+            key.as_ref(),
+        )
         .await
         .map(drop)
         .map_err(|e| e.to_string())
@@ -256,15 +312,21 @@ impl Objects {
         let mut deletes: Vec<futures::future::BoxFuture<'_, Result<()>>> = Vec::new();
         for user in self.users.iter().filter(|u| pending(&u.metadata)) {
             let (api, name) = (users.clone(), user.name_any());
-            deletes.push(Box::pin(async move { gone(api.delete(&name, &DeleteParams::default()).await) }));
+            deletes.push(Box::pin(async move {
+                gone(api.delete(&name, &DeleteParams::default()).await)
+            }));
         }
         for departure in self.departures.iter().filter(|d| pending(&d.metadata)) {
             let (api, name) = (departures.clone(), departure.name_any());
-            deletes.push(Box::pin(async move { gone(api.delete(&name, &DeleteParams::default()).await) }));
+            deletes.push(Box::pin(async move {
+                gone(api.delete(&name, &DeleteParams::default()).await)
+            }));
         }
         for group in self.groups.iter().filter(|g| pending(&g.metadata)) {
             let (api, name) = (groups.clone(), group.name_any());
-            deletes.push(Box::pin(async move { gone(api.delete(&name, &DeleteParams::default()).await) }));
+            deletes.push(Box::pin(async move {
+                gone(api.delete(&name, &DeleteParams::default()).await)
+            }));
         }
         let results: Vec<Result<()>> = futures::stream::iter(deletes)
             .buffer_unordered(DELETES_IN_FLIGHT)
