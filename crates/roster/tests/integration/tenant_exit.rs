@@ -257,6 +257,25 @@ async fn deletion_protection_refuses_the_exit_with_how_to_proceed() {
     let env = TestEnv::new("exit-protected").await;
     let lms = standin(false).await;
     setup(&env, &lms).await;
+    // The API server enforces a freshly installed admission policy once its informer
+    // has it: wait for that with server-side dry runs (which run admission, delete nothing).
+    crate::support::poll(
+        "the admission policy enforced",
+        Duration::from_millis(200),
+        || async {
+            let dry = kubectl(&[
+                "delete",
+                "tenant",
+                "acme",
+                "-n",
+                &env.namespace,
+                "--dry-run=server",
+            ])
+            .await;
+            (!dry.success).then_some(())
+        },
+    )
+    .await;
     let refused = kubectl(&[
         "delete",
         "tenant",
@@ -390,7 +409,31 @@ async fn exit_time_for_500_users() {
     }
     println!("500 people provisioned in {:?}", started.elapsed());
     lms.state().clear_calls();
+    // Progress as an administrator sees it, once a second.
+    let tenants = env.api::<Tenant>();
+    let progress = tokio::spawn(async move {
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let Ok(Some(t)) = tenants.get_opt("acme").await else {
+                break;
+            };
+            let ready = t
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.r#type == "Ready").cloned());
+            if let Some(c) = ready {
+                println!(
+                    "{:>5.1}s {}: {}",
+                    started.elapsed().as_secs_f64(),
+                    c.reason,
+                    c.message
+                );
+            }
+        }
+    });
     let took = exit(&env).await;
+    progress.abort();
     println!("tenant exit, {people} users: {took:?} from kubectl delete tenant to the Tenant gone");
     assert_eq!(lms.state().applied_count("deleteTenant"), 1);
     assert_nothing_left(&env, &lms).await;

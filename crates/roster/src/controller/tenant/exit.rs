@@ -4,8 +4,8 @@
 //!
 //! 1. `ErasePlatform`: the learning platform's `DELETE /tenant`, keyed by the Tenant's UID;
 //! 2. `DeleteObjects`: the tenant's DirectoryUsers, Departures and DirectoryGroups
-//!    deleted, until a fresh list finds none (users leave without calls: the tenant is
-//!    exiting, see `directory_user::gather::leaves_without_platform`);
+//!    deleted (and the users' lifecycle finalizers released: their data is gone with the
+//!    tenant), until a fresh list finds none;
 //! 3. `SealReceipts`: the exit's erasure receipt, which ends the tenant's chain;
 //!
 //! then the policies only this Tenant named, and the Tenant itself, are released.
@@ -26,12 +26,14 @@ use roster_lifecycle::erasure::ReceiptFor;
 use roster_lifecycle::exit::{self, ExitObserved, ExitStep};
 
 use super::{Check, KIND, count, release_unused_policies, without_source_syncs};
-use crate::controller::{Context, Error, Result, TENANT_FINALIZER, patch};
+use crate::controller::{Context, Error, FINALIZER, Result, TENANT_FINALIZER, patch};
 use crate::receipts::Covers;
 
 /// How soon a stage that is waiting for the API server (objects finishing their
 /// deletion) looks again; status writes wake the controller sooner.
 const POLL: Duration = Duration::from_millis(250);
+/// How often the objects' deletion is looked at (and its progress written).
+const DELETE_POLL: Duration = Duration::from_secs(1);
 /// Deletes in flight at once.
 const DELETES_IN_FLIGHT: usize = 16;
 
@@ -48,7 +50,7 @@ pub(super) async fn finalize(
     let mut tenant = tenant.clone();
     loop {
         match stage(tenants, &tenant, namespace, context, now).await? {
-            Next::Continue(written) => tenant = written,
+            Next::Continue(written) => tenant = *written,
             Next::Done(action) => return Ok(action),
         }
     }
@@ -56,7 +58,7 @@ pub(super) async fn finalize(
 
 enum Next {
     /// The stage was recorded: go on with the Tenant as written.
-    Continue(Tenant),
+    Continue(Box<Tenant>),
     Done(Action),
 }
 
@@ -119,7 +121,9 @@ async fn stage(
                 .await?;
             }
             objects.delete(context, namespace).await?;
-            next = Some(Action::requeue(POLL));
+            // Every write of a Tenant being deleted wakes its people (their Tenant
+            // changed), so progress is written at most about once a second.
+            next = Some(Action::requeue(DELETE_POLL));
         }
         ExitStep::ObjectsGone => exit::record_done(
             status.exit.as_mut().expect("the exit has begun"),
@@ -167,7 +171,7 @@ async fn stage(
     let written = write(tenants, tenant, &name, &mut status, &objects, &message, now).await?;
     Ok(match (next, written) {
         (Some(action), _) => Next::Done(action),
-        (None, Some(written)) => Next::Continue(written),
+        (None, Some(written)) => Next::Continue(Box::new(written)),
         // Nothing changed, which a recorded stage always does: look again shortly.
         (None, None) => Next::Done(Action::requeue(POLL)),
     })
@@ -329,6 +333,29 @@ impl Objects {
             }));
         }
         let results: Vec<Result<()>> = futures::stream::iter(deletes)
+            .buffer_unordered(DELETES_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<()>>()?;
+        // The platform has erased the tenant (the stage before), so nothing is left for
+        // the users' lifecycle finalizer to wait for: released here, in one pass, rather
+        // than by 500 reconciles of the user controller, each woken by this Tenant.
+        let held = self
+            .users
+            .iter()
+            .filter(|u| u.finalizers().iter().any(|f| f == FINALIZER));
+        let releases: Vec<_> = held
+            .map(|user| {
+                let (api, name) = (users.clone(), user.name_any());
+                async move {
+                    match patch::finalizer(&api, &name, "DirectoryUser", FINALIZER, false).await {
+                        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => Ok(()),
+                        result => result.map(drop),
+                    }
+                }
+            })
+            .collect();
+        let results: Vec<Result<()>> = futures::stream::iter(releases)
             .buffer_unordered(DELETES_IN_FLIGHT)
             .collect()
             .await;
