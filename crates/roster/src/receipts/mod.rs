@@ -36,6 +36,16 @@ pub enum ReceiptError {
     Contended,
 }
 
+impl ReceiptError {
+    /// The namespace is being deleted, and the API server creates nothing in it any
+    /// more: the chain goes with the namespace, so waiting for the write would only
+    /// strand the namespace in Terminating.
+    pub fn namespace_terminating(&self) -> bool {
+        matches!(self, Self::Kube(kube::Error::Api(e))
+            if e.code == 403 && e.message.contains("is being terminated"))
+    }
+}
+
 /// The tenant's signing key, if it names one: read under the opt-in rule of
 /// [`crate::credentials`]. A named key that cannot be read is an error (the receipt
 /// waits), never a silently unsigned receipt.

@@ -46,7 +46,7 @@ pub async fn for_purged(
         return Ok(None);
     };
     let namespace = user.namespace().ok_or(Error::MissingNamespace)?;
-    let name = context
+    match context
         .receipts
         .append(
             &context.client,
@@ -56,6 +56,10 @@ pub async fn for_purged(
             key.as_ref(),
         )
         .await
-        .map_err(|e| Error::Receipts(e.to_string()))?;
-    Ok(Some(name))
+    {
+        Ok(name) => Ok(Some(name)),
+        // The namespace, receipts included, is being deleted: nothing to keep it for.
+        Err(e) if e.namespace_terminating() => Ok(None),
+        Err(e) => Err(Error::Receipts(e.to_string())),
+    }
 }

@@ -242,7 +242,7 @@ async fn seal(
         state,
         context.clock.now(),
     );
-    context
+    match context
         .receipts
         .append(
             &context.client,
@@ -252,8 +252,13 @@ async fn seal(
             key.as_ref(),
         )
         .await
-        .map(drop)
-        .map_err(|e| e.to_string())
+    {
+        Ok(_) => Ok(()),
+        // The namespace, receipts included, is being deleted (a namespace deletion
+        // rather than a Tenant's): there is no chain left to end.
+        Err(e) if e.namespace_terminating() => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The tenant's objects as the API server has them now (not the stores, which may lag:
