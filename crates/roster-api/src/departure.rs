@@ -75,6 +75,7 @@ impl Departure {
         user.metadata.namespace = self.namespace();
         user.metadata.uid = Some(self.spec.origin_uid.clone());
         user.metadata.generation = self.metadata.generation;
+        user.metadata.resource_version = self.metadata.resource_version.clone();
         user.metadata.creation_timestamp = self.metadata.creation_timestamp.clone();
         user.metadata.deletion_timestamp =
             Some(self.metadata.creation_timestamp.clone().unwrap_or(

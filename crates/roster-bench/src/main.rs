@@ -5,7 +5,12 @@
 //!
 //! ```text
 //! cargo run --release -p roster-bench -- scim --users 10000
+//! cargo build --release -p roster --bin roster && cargo run --release -p roster-bench -- lifecycle --users 10000
 //! ```
+mod apiserver;
+mod lifecycle;
+mod observer;
+mod operator;
 mod scim;
 mod stats;
 
@@ -23,11 +28,15 @@ enum Command {
     /// SCIM: `userName eq` lookups and deactivation PATCHes against a tenant of N
     /// users, beside raw GETs and merge patches of the same objects.
     Scim(scim::Args),
+    /// The operator at scale: first start, restart, memory, writes at rest, waves of
+    /// leavers and simultaneous deadlines, beside raw LISTs and patches.
+    Lifecycle(lifecycle::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Scim(args) => scim::run(args).await,
+        Command::Lifecycle(args) => lifecycle::run(args).await,
     }
 }

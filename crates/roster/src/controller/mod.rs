@@ -11,6 +11,7 @@ mod error;
 mod patch;
 pub mod tenant;
 pub mod watches;
+pub(crate) mod written;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -83,6 +84,8 @@ pub struct Context {
     pub endpoints: EndpointPolicy,
     /// The erasure receipt chains this process appends to.
     pub receipts: crate::receipts::Chains,
+    /// The version of roster's own last status write to each lifecycle object.
+    pub(crate) written: written::Written,
     /// Consecutive failures per object UID, for error backoff.
     failures: Mutex<HashMap<String, i32>>,
 }
@@ -224,6 +227,7 @@ async fn run_scope(
         departures: scope.departures.store.clone(),
         endpoints: options.endpoints.clone(),
         receipts: crate::receipts::Chains::default(),
+        written: written::Written::default(),
         failures: Mutex::default(),
     });
     let users = directory_user::controller(

@@ -1,7 +1,8 @@
 //! Stage 2, decide: the pure core on the user's state. When side effects are due or
 //! status would change, the decision is taken again on a fresh read, because the store
 //! may lag behind roster's own last status write: a step must never be repeated from
-//! stale status, and a settled status must not be rewritten from it.
+//! stale status, and a settled status must not be rewritten from it. A store that holds
+//! exactly the version roster last wrote is fresh already (no read).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use roster_lifecycle::{Decision, Observed, Requests};
 use super::gather::{self, Inputs};
 use super::persist::Home;
 use crate::controller::Result;
+use crate::controller::written::Written;
 
 /// The decision and the object it was taken on.
 pub struct Decided {
@@ -26,6 +28,7 @@ pub async fn decide(
     cached: Arc<DirectoryUser>,
     inputs: &Inputs,
     directory: &[Arc<DirectoryUser>],
+    written: &Written,
     now: DateTime<Utc>,
 ) -> Result<Decided> {
     let decision = step(&cached, inputs, directory, now);
@@ -33,7 +36,8 @@ pub async fn decide(
     // again on a fresh read, so a cache that lags behind roster's own last write can
     // neither repeat a call nor rewrite a settled status (new transition times).
     let unchanged = cached.status.as_ref() == Some(&decision.status);
-    if decision.actions.is_empty() && decision.sync.is_empty() && unchanged {
+    let settled = decision.actions.is_empty() && decision.sync.is_empty() && unchanged;
+    if settled || written.is_current(home.kind(), &cached) {
         return Ok(Decided {
             user: cached,
             decision,
@@ -46,7 +50,8 @@ pub async fn decide(
     })
 }
 
-fn step(
+/// The pure core on `user` as it is.
+pub fn step(
     user: &DirectoryUser,
     inputs: &Inputs,
     directory: &[Arc<DirectoryUser>],

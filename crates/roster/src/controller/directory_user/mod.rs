@@ -134,11 +134,14 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
     let deleting = user.metadata.deletion_timestamp.is_some();
 
     if !user.finalizers().iter().any(|f| f == FINALIZER) {
-        if !deleting {
-            // The finalizer comes first: from here on a deletion waits for the lifecycle.
-            persist::finalizer(&api, &name, true).await?;
+        if deleting {
+            return Ok(Action::await_change());
         }
-        return Ok(Action::await_change());
+        // The finalizer comes first: from here on a deletion waits for the lifecycle.
+        // The object it returns is fresh: the lifecycle goes on with it at once.
+        let written = persist::finalizer(&api, &name, true).await?;
+        context.written.wrote(KIND, &written);
+        return lifecycle(Arc::new(written), Home::User(api), context).await;
     }
     lifecycle(user, Home::User(api), context).await
 }
@@ -190,69 +193,114 @@ pub(super) async fn lifecycle(
         ),
         None => Vec::new(),
     };
-    let Decided { user, decision } = decide::decide(&home, user, &inputs, &directory, now).await?;
+    let Decided {
+        user: mut persisted,
+        mut decision,
+    } = decide::decide(&home, user, &inputs, &directory, &context.written, now).await?;
 
-    // PII goes before the status that says it is gone. (A Departure is deleted once
-    // purged, with the record it holds.)
-    if decision.scrub_pii
-        && let Home::User(api) = &home
-    {
-        persist::scrub_pii(api, &name).await?;
-        if user
-            .status
-            .as_ref()
-            .is_some_and(|s| s.phase == Phase::Purged)
+    // Decide, write, run, and decide again on what this reconcile itself wrote (known
+    // to be fresh: no read), until nothing is due now. The last result of each run is
+    // written together with the status that follows from it.
+    let mut rounds = 0;
+    let status = loop {
+        // PII goes before the status that says it is gone. (A Departure is deleted once
+        // purged, with the record it holds.)
+        if decision.scrub_pii
+            && let Home::User(api) = &home
         {
-            announce::pii_reapplied(context, &user).await;
+            persist::scrub_pii(api, &name).await?;
+            if persisted
+                .status
+                .as_ref()
+                .is_some_and(|s| s.phase == Phase::Purged)
+            {
+                announce::pii_reapplied(context, &persisted).await;
+            }
         }
-    }
-    let mut status = decision.status.clone();
-    persist::status(&home, &user, &status).await?;
-    announce::transitions(context, &user, &decision.transitions, &status).await;
-    let synced = run::sync(&home, context, &user, &inputs, &decision.sync, &mut status).await?;
-    if synced {
-        run::actions(
+        let mut status = decision.status.clone();
+        persisted = persist::status(&home, persisted, &status, &context.written).await?;
+        announce::transitions(context, &persisted, &decision.transitions, &status).await;
+        let work = !decision.sync.is_empty() || !decision.actions.is_empty();
+        if !work || rounds == MAX_ROUNDS {
+            break status;
+        }
+        rounds += 1;
+        let synced = run::sync(
             &home,
             context,
-            &user,
+            &persisted,
             &inputs,
-            &decision.actions,
+            &decision.sync,
             &mut status,
         )
         .await?;
-    }
+        if synced && !decision.actions.is_empty() {
+            if !decision.sync.is_empty() {
+                // The last sync result is durable before the first step runs.
+                persisted = persist::step_result(&home, &name, &status, &context.written).await?;
+            }
+            run::actions(
+                &home,
+                context,
+                &persisted,
+                &inputs,
+                &decision.actions,
+                &mut status,
+            )
+            .await?;
+        }
+        if deleting
+            && matches!(home, Home::User(_))
+            && departure::hands_over(&inputs.policy, &status)
+        {
+            // A deleted user's lifecycle moves to its Departure now (below), which
+            // carries on from there.
+            persisted = persist::step_result(&home, &name, &status, &context.written).await?;
+            break status;
+        }
+        let mut next = (*persisted).clone();
+        next.status = Some(status);
+        decision = decide::step(&next, &inputs, &directory, context.clock.now());
+    };
     // Proof of erasure: the receipt is written (once) before the record goes.
+    let mut status = status;
     let kept_in = match home {
         Home::User(_) => RecordHome::DirectoryUser,
         Home::Departure(_) => RecordHome::Departure,
     };
     if let Some(receipt) =
-        crate::receipts::user::for_purged(context, &user, &inputs.tenant, &status, kept_in).await?
+        crate::receipts::user::for_purged(context, &persisted, &inputs.tenant, &status, kept_in)
+            .await?
     {
         status.erasure_receipt = Some(receipt);
-        persist::step_result(&home, &name, &status).await?;
+        persisted = persist::step_result(&home, &name, &status, &context.written).await?;
     }
     if let Home::User(api) = &home
         && deleting
         && departure::hands_over(&inputs.policy, &status)
-        && departure::hand_over(api, &user, &status, context).await?
+        && departure::hand_over(api, &persisted, &status, context).await?
     {
         return Ok(Action::await_change());
     }
     if decision.release {
         home.release(&name).await?;
+        context.written.forget(home.kind(), &persisted);
     }
-    context.reset_failures(&user.uid().unwrap_or_default());
+    context.reset_failures(&persisted.uid().unwrap_or_default());
 
     if !decision.actions.is_empty() || !decision.sync.is_empty() {
-        // Our own status write wakes the next step with fresh state.
-        return Ok(Action::await_change());
+        // Rounds left over (a long chain): go on at once.
+        return Ok(Action::requeue(Duration::ZERO));
     }
+    let now = context.clock.now();
     Ok(match decision.wake_at {
         Some(at) => Action::requeue((at - now).to_std().unwrap_or(Duration::ZERO) + jitter()),
         None => Action::await_change(),
     })
 }
+
+/// Decisions a reconcile carries out before it lets other users have its turn.
+const MAX_ROUNDS: usize = 6;
 
 fn error_policy(user: Arc<DirectoryUser>, error: &Error, context: Arc<Context>) -> Action {
     context.count_error("directoryuser", error);

@@ -8,7 +8,10 @@ use kube::{Api, ResourceExt};
 use roster_api::condition::{ConditionStatus, set_condition};
 use roster_api::{Condition, Departure, DirectoryUser, DirectoryUserStatus};
 
+use std::sync::Arc;
+
 use super::KIND;
+use crate::controller::written::Written;
 use crate::controller::{FINALIZER, Result, patch};
 
 /// Where a leaver's lifecycle is kept: the DirectoryUser itself, or (after a deletion
@@ -20,13 +23,26 @@ pub enum Home {
 }
 
 impl Home {
-    /// Writes `status` to the object named `name`.
-    pub async fn write_status(&self, name: &str, status: &DirectoryUserStatus) -> Result<()> {
+    /// Writes `status` to the object named `name`; returns the object as written.
+    pub async fn write_status(
+        &self,
+        name: &str,
+        status: &DirectoryUserStatus,
+    ) -> Result<DirectoryUser> {
+        Ok(match self {
+            Home::User(api) => patch::status(api, name, KIND, status).await?,
+            Home::Departure(api) => patch::status(api, name, "Departure", status)
+                .await?
+                .as_directory_user(),
+        })
+    }
+
+    /// The kind of object the lifecycle is kept in.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Home::User(api) => drop(patch::status(api, name, KIND, status).await?),
-            Home::Departure(api) => drop(patch::status(api, name, "Departure", status).await?),
+            Home::User(_) => KIND,
+            Home::Departure(_) => "Departure",
         }
-        Ok(())
     }
 
     /// A fresh read, as the lifecycle sees the person.
@@ -41,7 +57,7 @@ impl Home {
     /// released, a Departure deleted.
     pub async fn release(&self, name: &str) -> Result<()> {
         match self {
-            Home::User(api) => finalizer(api, name, false).await,
+            Home::User(api) => finalizer(api, name, false).await.map(drop),
             Home::Departure(api) => match api.delete(name, &Default::default()).await {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
@@ -66,17 +82,31 @@ pub async fn scrub_pii(api: &Api<DirectoryUser>, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes `status` unless the object already has it (no write, no watch event, no loop).
-pub async fn status(home: &Home, user: &DirectoryUser, status: &DirectoryUserStatus) -> Result<()> {
-    if user.status.as_ref() != Some(status) {
-        home.write_status(&user.name_any(), status).await?;
+/// Writes `status` unless `persisted` (the object as the API server has it) already has
+/// it (no write, no watch event, no loop); returns the object as the server has it now.
+pub async fn status(
+    home: &Home,
+    persisted: Arc<DirectoryUser>,
+    status: &DirectoryUserStatus,
+    written: &Written,
+) -> Result<Arc<DirectoryUser>> {
+    if persisted.status.as_ref() == Some(status) {
+        return Ok(persisted);
     }
-    Ok(())
+    step_result(home, &persisted.name_any(), status, written).await
 }
 
-/// Writes `status` (after a step: always, so the step's result is durable).
-pub async fn step_result(home: &Home, name: &str, status: &DirectoryUserStatus) -> Result<()> {
-    home.write_status(name, status).await
+/// Writes `status` (after a step: always, so the step's result is durable); returns the
+/// object as written and remembers its version (see [`Written`]).
+pub async fn step_result(
+    home: &Home,
+    name: &str,
+    status: &DirectoryUserStatus,
+    written: &Written,
+) -> Result<Arc<DirectoryUser>> {
+    let object = home.write_status(name, status).await?;
+    written.wrote(home.kind(), &object);
+    Ok(Arc::new(object))
 }
 
 /// Records why the lifecycle cannot run (phase unchanged), writing only on change:
@@ -113,8 +143,11 @@ pub async fn blocked(
     Ok(())
 }
 
-/// Adds (`true`) or releases (`false`) roster's finalizer.
-pub async fn finalizer(api: &Api<DirectoryUser>, name: &str, present: bool) -> Result<()> {
-    patch::finalizer(api, name, KIND, FINALIZER, present).await?;
-    Ok(())
+/// Adds (`true`) or releases (`false`) roster's finalizer; returns the object as written.
+pub async fn finalizer(
+    api: &Api<DirectoryUser>,
+    name: &str,
+    present: bool,
+) -> Result<DirectoryUser> {
+    patch::finalizer(api, name, KIND, FINALIZER, present).await
 }

@@ -1,6 +1,8 @@
 //! Stage 4, run: the decision's actions one by one. Each result is folded into status
 //! by the core and persisted before the next action starts, so a crash at any point
-//! neither repeats nor skips a step; the first failure stops the run.
+//! neither repeats nor skips a step; the first failure stops the run. The last result
+//! is left in `status` for the caller, whose next decision writes it together with
+//! what follows from it (one write, not two).
 
 use std::sync::Arc;
 
@@ -27,7 +29,7 @@ pub async fn sync(
 ) -> Result<bool> {
     let name = user.name_any();
     let uid = user.uid().unwrap_or_default();
-    for action in actions {
+    for (index, action) in actions.iter().enumerate() {
         let outcome = context
             .effects
             .sync(SyncRequest {
@@ -45,13 +47,13 @@ pub async fn sync(
             outcome,
             context.clock.now(),
         );
-        persist::step_result(home, &name, status).await?;
-        if failed {
+        if failed || !more {
+            // Failed, or the picture changed (an adopted account): the caller decides
+            // afresh from this status.
             return Ok(false);
         }
-        if !more {
-            // The picture changed (an adopted account): the next reconcile plans afresh.
-            return Ok(false);
+        if index + 1 < actions.len() {
+            persist::step_result(home, &name, status, &context.written).await?;
         }
     }
     Ok(true)
@@ -82,7 +84,7 @@ pub async fn actions(
         Vec::new()
     };
     let name = user.name_any();
-    for action in actions {
+    for (index, action) in actions.iter().enumerate() {
         let outcome = context
             .effects
             .run(EffectRequest {
@@ -96,9 +98,11 @@ pub async fn actions(
         announce::step_result(context, user, action.step, &outcome).await;
         let failed = matches!(outcome, Outcome::Failed { .. });
         roster_lifecycle::record_outcome(status, action.step, outcome, context.clock.now());
-        persist::step_result(home, &name, status).await?;
         if failed {
             break;
+        }
+        if index + 1 < actions.len() {
+            persist::step_result(home, &name, status, &context.written).await?;
         }
     }
     Ok(())

@@ -1,0 +1,587 @@
+//! The operator at scale: a tenant of `--users` DirectoryUsers on the real control
+//! plane and the `roster` binary with in-memory effects (so that the figures are the
+//! operator's and the API server's, not a stand-in's), each figure beside the API
+//! server's own rate for the nearest raw request in the same run:
+//! - first start and restart until idle, against a raw paginated LIST of the same
+//!   objects and a raw status apply loop at the operator's concurrency;
+//! - the operator's memory at idle; status writes at rest;
+//! - trigger → access revoked for two waves of simultaneous leavers (deactivations, then
+//!   termination dates), against a raw patch loop at the wave's concurrency;
+//! - deadline lateness when every leaver of the second wave falls due in the same second;
+//! - the API server's count of writes, reads and Events per user transition.
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use roster_api::{
+    DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec, Tenant,
+};
+use serde_json::{Value, json};
+
+use crate::apiserver::Requests;
+use crate::observer::{Observer, Seen};
+use crate::operator::Operator;
+use crate::stats::{Figures, measure, ms};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// DirectoryUsers in the tenant.
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Leavers of the first wave (deactivated at once, then reactivated).
+    #[arg(long, default_value_t = 1_000)]
+    first_wave: usize,
+    /// Leavers of the second wave (termination dates set at once; then every one of
+    /// them falls due in the same second). At most `--users`.
+    #[arg(long, default_value_t = 10_000)]
+    second_wave: usize,
+    /// How long to count writes at rest.
+    #[arg(long, default_value_t = 60)]
+    rest_seconds: u64,
+    /// Requests in flight when the benchmark itself writes (creates, waves).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// The operator's reconciles at once (`roster run --concurrency`); the raw status
+    /// apply loop runs at the same.
+    #[arg(long, default_value_t = 16)]
+    operator_concurrency: usize,
+    /// Longest wait for any one stage.
+    #[arg(long, default_value_t = 3600)]
+    stage_limit_seconds: u64,
+}
+
+const NAMESPACE: &str = "bench";
+/// Users the operator does not watch, for the raw loops.
+const RAW_NAMESPACE: &str = "raw";
+
+fn name(i: usize) -> String {
+    format!("e-{i}")
+}
+
+fn spec(i: usize) -> DirectoryUserSpec {
+    DirectoryUserSpec {
+        tenant_ref: "acme".into(),
+        employee_id: i.to_string(),
+        full_name: format!("Person {i}"),
+        email: format!("person{i}@example.com"),
+        department: Some(["Sales", "Support", "Engineering"][i % 3].into()),
+        active: true,
+        ..Default::default()
+    }
+}
+
+struct Stage {
+    name: &'static str,
+    figures: Value,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.first_wave <= args.users && args.second_wave <= args.users,
+        "a wave cannot be larger than --users"
+    );
+    crate::operator::binary()?;
+    let limit = Duration::from_secs(args.stage_limit_seconds);
+    let plane = tokio::task::spawn_blocking(roster_testkit::ControlPlane::start)
+        .await?
+        .context("start the control plane")?;
+    let client = plane.client().await?;
+    roster_testkit::install_crds(&client, "roster-bench", Duration::from_secs(60)).await?;
+    setup(&client).await?;
+    let users: Api<DirectoryUser> = Api::namespaced(client.clone(), NAMESPACE);
+    let raw_users: Api<DirectoryUser> = Api::namespaced(client.clone(), RAW_NAMESPACE);
+    let observer = Observer::start(users.clone());
+    let all: Vec<String> = (0..args.users).map(name).collect();
+    let mut stages: Vec<Stage> = Vec::new();
+    let log = roster_testkit::repo_path(format!("target/bench/lifecycle-{}.log", args.users));
+    std::fs::create_dir_all(log.parent().expect("a parent"))?;
+    let _ = std::fs::remove_file(&log);
+
+    // The raw figures: creates, a paginated LIST, a status apply loop at the
+    // operator's concurrency and a merge patch loop at the waves' concurrency.
+    eprintln!("creating {} DirectoryUsers", args.users);
+    let created = create(&users, args.users, args.concurrency).await?;
+    let raw_count = args.users.min(2_000);
+    create(&raw_users, raw_count, args.concurrency).await?;
+    let raw_list = raw_list(&users).await?;
+    let raw_status = measure(raw_count, args.operator_concurrency, |i| {
+        let api = raw_users.clone();
+        async move {
+            let body = json!({
+                "apiVersion": "roster.dev/v1alpha1", "kind": "DirectoryUser",
+                "status": {"phase": "Active", "episode": 0},
+            });
+            api.patch_status(
+                &name(i),
+                &PatchParams::apply("raw-bench").force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let raw_patch = measure(raw_count, args.concurrency, |i| {
+        let api = raw_users.clone();
+        async move {
+            api.patch(
+                &name(i),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"active": false}})),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    eprintln!(
+        "raw: create {:.0}/s, LIST {:.0} ms, status apply {:.0}/s ({} in flight), merge patch {:.0}/s ({} in flight)",
+        created.per_second,
+        ms(raw_list),
+        raw_status.per_second,
+        args.operator_concurrency,
+        raw_patch.per_second,
+        args.concurrency
+    );
+
+    let concurrency = args.operator_concurrency.to_string();
+    let operator_args = ["--concurrency", concurrency.as_str()];
+    let kubeconfig = plane.kubeconfig_path().to_path_buf();
+
+    // First start: every user is new.
+    let before = Requests::scrape(&client).await?;
+    let started = Instant::now();
+    let operator = Operator::start(NAMESPACE, &kubeconfig, &log, &operator_args).await?;
+    observer.wait_all(&all, Seen::Active, limit).await?;
+    let all_active = started.elapsed();
+    operator
+        .wait_idle(args.users as f64, Duration::from_secs(2))
+        .await?;
+    let first_idle = started.elapsed() - Duration::from_secs(2);
+    let first = Requests::scrape(&client).await?.since(&before);
+    let (rss_idle, rss_peak) = operator.rss_mib()?;
+    eprintln!(
+        "first start: all Active after {:.1} s, idle after {:.1} s; RSS {rss_idle:.0} MiB (peak {rss_peak:.0})",
+        all_active.as_secs_f64(),
+        first_idle.as_secs_f64()
+    );
+    stages.push(Stage {
+        name: "first_start",
+        figures: json!({
+            "all_active_s": all_active.as_secs_f64(),
+            "idle_s": first_idle.as_secs_f64(),
+            "users_per_second": args.users as f64 / all_active.as_secs_f64(),
+            "vs_raw_status_apply": (args.users as f64 / all_active.as_secs_f64()) / raw_status.per_second,
+            "requests": per_user(&first, args.users),
+            "rss_mib": rss_idle,
+            "rss_peak_mib": rss_peak,
+        }),
+    });
+
+    // At rest: nothing should be written.
+    let before = Requests::scrape(&client).await?;
+    tokio::time::sleep(Duration::from_secs(args.rest_seconds)).await;
+    let rest = Requests::scrape(&client).await?.since(&before);
+    let rest_per_minute = rest.roster_writes() * 60.0 / args.rest_seconds as f64;
+    let (rss_rest, _) = operator.rss_mib()?;
+    eprintln!(
+        "at rest for {} s: {} writes ({rest_per_minute:.1}/min); RSS {rss_rest:.0} MiB",
+        args.rest_seconds,
+        rest.roster_writes()
+    );
+    stages.push(Stage {
+        name: "at_rest",
+        figures: json!({
+            "seconds": args.rest_seconds,
+            "writes_per_minute": rest_per_minute,
+            "events": rest.events(),
+            "rss_mib": rss_rest,
+        }),
+    });
+
+    // Restart with settled users: every one is reconciled once, nothing changes.
+    operator.kill();
+    let before = Requests::scrape(&client).await?;
+    let started = Instant::now();
+    let operator = Operator::start(NAMESPACE, &kubeconfig, &log, &operator_args).await?;
+    operator
+        .wait_idle(args.users as f64, Duration::from_secs(1))
+        .await?;
+    let restart_idle = started.elapsed() - Duration::from_secs(1);
+    let restart = Requests::scrape(&client).await?.since(&before);
+    let (rss_restart, _) = operator.rss_mib()?;
+    eprintln!(
+        "restart: idle after {:.1} s ({:.2}× the raw LIST); {} writes; RSS {rss_restart:.0} MiB",
+        restart_idle.as_secs_f64(),
+        restart_idle.as_secs_f64() / raw_list.as_secs_f64(),
+        restart.roster_writes()
+    );
+    stages.push(Stage {
+        name: "restart",
+        figures: json!({
+            "idle_s": restart_idle.as_secs_f64(),
+            "vs_raw_list": restart_idle.as_secs_f64() / raw_list.as_secs_f64(),
+            "writes": restart.roster_writes(),
+            "requests": restart.json(),
+            "rss_mib": rss_restart,
+        }),
+    });
+
+    // First wave: deactivations at once, then the reversal.
+    let first_wave: Vec<String> = (0..args.first_wave).map(name).collect();
+    let wave = leave(
+        &client,
+        &users,
+        &observer,
+        &first_wave,
+        json!({"spec": {"active": false}}),
+        args.concurrency,
+        limit,
+    )
+    .await?;
+    eprintln!("first wave: {}", wave.summary(&raw_patch));
+    stages.push(Stage {
+        name: "first_wave",
+        figures: wave.json(&raw_patch),
+    });
+    observer.forget(&first_wave, &[Seen::Active]);
+    let before = Requests::scrape(&client).await?;
+    let started = Instant::now();
+    measure(first_wave.len(), args.concurrency, |i| {
+        let api = users.clone();
+        async move {
+            api.patch(
+                &name(i),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"active": true}})),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    observer.wait_all(&first_wave, Seen::Active, limit).await?;
+    let reversal = started.elapsed();
+    let reversed = Requests::scrape(&client).await?.since(&before);
+    eprintln!(
+        "reversal of the first wave: all Active after {:.1} s",
+        reversal.as_secs_f64()
+    );
+    stages.push(Stage {
+        name: "reversal",
+        figures: json!({
+            "users": first_wave.len(),
+            "all_active_s": reversal.as_secs_f64(),
+            "requests": per_user(&reversed, first_wave.len()),
+        }),
+    });
+    operator.wait_idle(0.0, Duration::from_secs(1)).await?;
+
+    // Second wave: termination dates (yesterday) set at once. Every leaver's purge
+    // deadline counts from the start of that day, so one policy change puts all of
+    // their deadlines in the same second.
+    let second_wave: Vec<String> = (0..args.second_wave).map(name).collect();
+    let today = Utc::now().date_naive();
+    let yesterday = today.pred_opt().expect("a day before today");
+    let wave = leave(
+        &client,
+        &users,
+        &observer,
+        &second_wave,
+        json!({"spec": {"terminationDate": yesterday.to_string()}}),
+        args.concurrency,
+        limit,
+    )
+    .await?;
+    eprintln!("second wave: {}", wave.summary(&raw_patch));
+    stages.push(Stage {
+        name: "second_wave",
+        figures: wave.json(&raw_patch),
+    });
+    operator.wait_idle(0.0, Duration::from_secs(1)).await?;
+
+    let margin = (wave.elapsed * 2).max(Duration::from_secs(20));
+    let start_of_yesterday = yesterday.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    // A whole second, as the policy's durations are.
+    let due = DateTime::from_timestamp((Utc::now() + margin).timestamp(), 0).expect("a time");
+    let after = (due - start_of_yesterday).num_seconds();
+    let period = format!("{}h{}m{}s", after / 3600, (after % 3600) / 60, after % 60);
+    let before = Requests::scrape(&client).await?;
+    Api::<DeprovisionPolicy>::namespaced(client.clone(), NAMESPACE)
+        .patch(
+            "standard",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"quarantinePeriod": period, "purgeDeadline": period}})),
+        )
+        .await?;
+    observer
+        .wait_all(&second_wave, Seen::Purged, limit + margin)
+        .await?;
+    let deadlines = Requests::scrape(&client).await?.since(&before);
+    let dues = observer.deprovision_due(&second_wave);
+    let on_time_due = dues.iter().filter(|d| **d == Some(due)).count();
+    let mut lateness: Vec<f64> = observer
+        .times(&second_wave, Seen::Deprovisioning)
+        .iter()
+        .map(|(_, at)| (*at - due).num_milliseconds() as f64 / 1000.0)
+        .collect();
+    lateness.sort_by(f64::total_cmp);
+    let purged_last = observer
+        .times(&second_wave, Seen::Purged)
+        .iter()
+        .map(|(_, at)| (*at - due).num_milliseconds() as f64 / 1000.0)
+        .fold(f64::MIN, f64::max);
+    let (rss_end, rss_end_peak) = operator.rss_mib()?;
+    eprintln!(
+        "deadlines: {} of {} due in the same second; lateness p50 {:.2} s, p99 {:.2} s, max {:.2} s; last purged {purged_last:.1} s after; RSS {rss_end:.0} MiB (peak {rss_end_peak:.0})",
+        on_time_due,
+        second_wave.len(),
+        quantile(&lateness, 0.5),
+        quantile(&lateness, 0.99),
+        lateness.last().copied().unwrap_or_default(),
+    );
+    stages.push(Stage {
+        name: "deadlines",
+        figures: json!({
+            "users": second_wave.len(),
+            "due_in_the_same_second": on_time_due,
+            "margin_s": margin.as_secs_f64(),
+            "lateness_p50_s": quantile(&lateness, 0.5),
+            "lateness_p99_s": quantile(&lateness, 0.99),
+            "lateness_max_s": lateness.last().copied().unwrap_or_default(),
+            "last_purged_after_s": purged_last,
+            "requests": per_user(&deadlines, second_wave.len()),
+            "rss_mib": rss_end,
+            "rss_peak_mib": rss_end_peak,
+        }),
+    });
+    operator.kill();
+
+    let report = json!({
+        "users": args.users,
+        "operator_concurrency": args.operator_concurrency,
+        "concurrency": args.concurrency,
+        "raw": {
+            "create": created.json(),
+            "list_ms": ms(raw_list),
+            "status_apply": raw_status.json(),
+            "merge_patch": raw_patch.json(),
+        },
+        "stages": stages.iter().map(|s| (s.name.to_string(), s.figures.clone())).collect::<serde_json::Map<_, _>>(),
+    });
+    let file = roster_testkit::repo_path(format!("target/bench/lifecycle-{}.json", args.users));
+    std::fs::write(&file, serde_json::to_string_pretty(&report)?)?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    println!(
+        "(written to {}; the operator's log: {})",
+        file.display(),
+        log.display()
+    );
+    plane.stop();
+    Ok(())
+}
+
+/// A wave of leavers: `patch` applied to every one of `names` at once (`concurrency`
+/// in flight), then every one seen with its access revoked.
+struct Wave {
+    users: usize,
+    elapsed: Duration,
+    latency_p50: f64,
+    latency_p99: f64,
+    latency_max: f64,
+    requests: Value,
+}
+
+impl Wave {
+    fn rate(&self) -> f64 {
+        self.users as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn summary(&self, raw: &Figures) -> String {
+        format!(
+            "{} leavers all revoked after {:.1} s ({:.0}/s, {:.2}× the raw merge patch); trigger → revoked p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+            self.users,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            self.rate() / raw.per_second,
+            self.latency_p50,
+            self.latency_p99,
+            self.latency_max
+        )
+    }
+
+    fn json(&self, raw: &Figures) -> Value {
+        json!({
+            "users": self.users,
+            "all_revoked_s": self.elapsed.as_secs_f64(),
+            "users_per_second": self.rate(),
+            "vs_raw_merge_patch": self.rate() / raw.per_second,
+            "trigger_to_revoked_p50_s": self.latency_p50,
+            "trigger_to_revoked_p99_s": self.latency_p99,
+            "trigger_to_revoked_max_s": self.latency_max,
+            "requests": self.requests,
+        })
+    }
+}
+
+async fn leave(
+    client: &Client,
+    users: &Api<DirectoryUser>,
+    observer: &Observer,
+    names: &[String],
+    patch: Value,
+    concurrency: usize,
+    limit: Duration,
+) -> anyhow::Result<Wave> {
+    use futures::StreamExt as _;
+    observer.forget(names, &[Seen::Revoked, Seen::Deprovisioning, Seen::Purged]);
+    let before = Requests::scrape(client).await?;
+    let started = Instant::now();
+    let acknowledged: BTreeMap<String, DateTime<Utc>> = futures::stream::iter(names.iter())
+        .map(|n| {
+            let (api, patch) = (users.clone(), patch.clone());
+            async move {
+                api.patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                anyhow::Ok((n.clone(), Utc::now()))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    observer.wait_all(names, Seen::Revoked, limit).await?;
+    let elapsed = started.elapsed();
+    let requests = Requests::scrape(client).await?.since(&before);
+    let mut latency: Vec<f64> = observer
+        .times(names, Seen::Revoked)
+        .iter()
+        .map(|(n, at)| (*at - acknowledged[n]).num_milliseconds() as f64 / 1000.0)
+        .collect();
+    latency.sort_by(f64::total_cmp);
+    Ok(Wave {
+        users: names.len(),
+        elapsed,
+        latency_p50: quantile(&latency, 0.5),
+        latency_p99: quantile(&latency, 0.99),
+        latency_max: latency.last().copied().unwrap_or_default(),
+        requests: per_user(&requests, names.len()),
+    })
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// The API server's count of what the stage cost, per user, and in full.
+fn per_user(requests: &Requests, users: usize) -> Value {
+    let n = users.max(1) as f64;
+    json!({
+        "writes_per_user": requests.roster_writes() / n,
+        "status_writes_per_user": requests.status_writes() / n,
+        "reads_per_user": requests.roster_reads() / n,
+        "events_per_user": requests.events() / n,
+        "all": requests.json(),
+    })
+}
+
+async fn create(
+    api: &Api<DirectoryUser>,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Figures> {
+    measure(count, concurrency, |i| {
+        let api = api.clone();
+        async move {
+            api.create(
+                &PostParams::default(),
+                &DirectoryUser::new(&name(i), spec(i)),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+async fn raw_list(api: &Api<DirectoryUser>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut continue_token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(500);
+        if let Some(token) = continue_token.take() {
+            params = params.continue_token(&token);
+        }
+        let page = api.list(&params).await?;
+        continue_token = page.metadata.continue_.filter(|c| !c.is_empty());
+        if continue_token.is_none() {
+            return Ok(started.elapsed());
+        }
+    }
+}
+
+async fn setup(client: &Client) -> anyhow::Result<()> {
+    for namespace in [NAMESPACE, RAW_NAMESPACE] {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(namespace.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
+    }
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("lms".into()),
+            labels: Some(BTreeMap::from([(
+                roster_api::tenant::CREDENTIALS_LABEL.to_string(),
+                "true".to_string(),
+            )])),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([("token".into(), "bench".into())])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let policy = DeprovisionPolicy::new(
+        "standard",
+        DeprovisionPolicySpec {
+            quarantine_period: "720h".into(),
+            purge_deadline: "720h".into(),
+            // The waves are the point: the guard would hold them (a tenant that means
+            // it approves the hold, which is the same path).
+            mass_deprovision_guard: roster_api::MassDeprovisionGuard {
+                enabled: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    Api::<DeprovisionPolicy>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &policy)
+        .await?;
+    let spec: roster_api::TenantSpec = serde_json::from_value(json!({
+        "displayName": "Acme",
+        "policyRef": {"name": "standard"},
+        "learningPlatform": {"endpoint": "http://127.0.0.1:9", "credentialsSecretRef": {"name": "lms", "key": "token"}},
+        "deletionProtection": false,
+    }))?;
+    Api::<Tenant>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &Tenant::new("acme", spec))
+        .await?;
+    Ok(())
+}

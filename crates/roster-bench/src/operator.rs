@@ -1,0 +1,152 @@
+//! The operator as a user runs it: the `roster` binary of the same build, in its own
+//! process (so that its memory is its own), with in-memory effects.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+pub struct Operator {
+    child: Child,
+    metrics: String,
+    http: reqwest::Client,
+}
+
+/// The `roster` binary beside this one (`target/<profile>/roster`).
+pub fn binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name("roster");
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: build it with the same profile first (cargo build [--release] -p roster --bin roster)",
+        path.display()
+    );
+    Ok(path)
+}
+
+impl Operator {
+    pub async fn start(
+        namespace: &str,
+        kubeconfig: &Path,
+        log: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .context("open the operator log")?;
+        let child = Command::new(binary()?)
+            .args(["run", "--namespace", namespace, "--effects", "memory"])
+            .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            .args(["--log-format", "json"])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("start roster run")?;
+        let operator = Self {
+            child,
+            metrics: format!("http://127.0.0.1:{port}/metrics"),
+            http: reqwest::Client::new(),
+        };
+        for _ in 0..200 {
+            if operator.metric_text().await.is_ok() {
+                return Ok(operator);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the operator did not serve /metrics within 10 s")
+    }
+
+    async fn metric_text(&self) -> anyhow::Result<String> {
+        Ok(self
+            .http
+            .get(&self.metrics)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?)
+    }
+
+    /// The sum of every sample of `name` whose labels include `label` (`key="value"`).
+    pub async fn metric(&self, name: &str, label: &str) -> anyhow::Result<f64> {
+        let text = self.metric_text().await?;
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines)?;
+        let (key, value) = label.split_once('=').unwrap_or((label, ""));
+        let value = value.trim_matches('"');
+        Ok(scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| key.is_empty() || s.labels.get(key) == Some(value))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum())
+    }
+
+    /// Reconciles of the DirectoryUser controller so far.
+    pub async fn user_reconciles(&self) -> anyhow::Result<f64> {
+        self.metric("roster_reconciles_total", "controller=\"directoryuser\"")
+            .await
+    }
+
+    /// Waits until the DirectoryUser controller has run at least `at_least` reconciles
+    /// and then none for `quiet`: the operator is idle.
+    pub async fn wait_idle(&self, at_least: f64, quiet: Duration) -> anyhow::Result<()> {
+        let mut last = -1.0;
+        let mut since = tokio::time::Instant::now();
+        loop {
+            let now = self.user_reconciles().await?;
+            if now != last {
+                last = now;
+                since = tokio::time::Instant::now();
+            } else if now >= at_least && since.elapsed() >= quiet {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Resident memory (`VmRSS`) and its peak (`VmHWM`), in MiB.
+    pub fn rss_mib(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |name: &str| -> f64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / 1024.0)
+        };
+        Ok((field("VmRSS:"), field("VmHWM:")))
+    }
+
+    /// SIGKILL, as a crash or an evicted pod.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
