@@ -527,6 +527,9 @@ pub struct DirectoryUserStatus {
     /// (docs/lifecycle.md, "The mass-deprovisioning guard").
     #[serde(default, skip_serializing_if = "RemovalGuardRecord::is_empty")]
     pub removal_guard: RemovalGuardRecord,
+    /// The ErasureReceipt written for this person's purge (its name), once written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_receipt: Option<String>,
     /// Dry-run: the steps that would run, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]

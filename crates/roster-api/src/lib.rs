@@ -9,6 +9,8 @@ pub mod departure;
 pub mod directory_group;
 #[allow(clippy::duplicated_attributes)]
 pub mod directory_user;
+#[allow(clippy::duplicated_attributes)]
+pub mod erasure_receipt;
 mod names;
 #[allow(clippy::duplicated_attributes)]
 pub mod policy;
@@ -23,11 +25,17 @@ pub use directory_user::{
     DirectoryUserSpec, DirectoryUserStatus, HandledRequests, Phase, Provisioning, RETRY_ANNOTATION,
     RecordSource, RemovalGuardRecord, StepName, StepState, StepStatus, SyncedProfile, Trigger,
 };
+pub use erasure_receipt::{
+    ErasureReceipt, ErasureReceiptSpec, ErasureSystem, ReceiptKind, Removal,
+};
 pub use policy::{
     CalendarOwnerCandidate, DeprovisionActions, DeprovisionPolicy, DeprovisionPolicySpec,
     MassDeprovisionGuard, ObjectDeletionMode, RuleTransferTarget,
 };
-pub use tenant::{CalendarProvider, GuardTrip, Tenant, TenantSpec, TenantStatus, UserCounts};
+pub use tenant::{
+    CalendarProvider, ErasureReceiptSettings, ExitObjectCounts, ExitStage, ExitStageRecord,
+    GuardTrip, Tenant, TenantExitStatus, TenantSpec, TenantStatus, UserCounts,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -40,6 +48,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         DirectoryUser::crd(),
         Departure::crd(),
         DirectoryGroup::crd(),
+        ErasureReceipt::crd(),
     ]
     .into_iter()
     .map(without_nullable)

@@ -94,6 +94,21 @@ pub struct TenantSpec {
     /// user's data downstream, engagement records included.
     #[serde(default = "default_true")]
     pub deletion_protection: bool,
+
+    /// How erasure receipts (the proof that a purged person's data is gone, see
+    /// `kubectl explain erasurereceipt`) are signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_receipts: Option<ErasureReceiptSettings>,
+}
+
+/// Signing of the tenant's erasure receipts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureReceiptSettings {
+    /// The HMAC-SHA256 key (at least 32 bytes) that signs every receipt, in a Secret
+    /// labelled `roster.dev/credentials: "true"`. Keep the Secret after the tenant's
+    /// exit: `roster verify-erasure` needs it to check the chain.
+    pub signing_key_secret_ref: SecretKeyRef,
 }
 
 fn default_time_zone() -> String {
@@ -473,6 +488,95 @@ pub struct TenantStatus {
     /// The `.metadata.generation` last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The tenant's exit, once the Tenant is being deleted: each stage's completion,
+    /// recorded before the next stage starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<TenantExitStatus>,
+}
+
+/// Progress of a tenant's exit (docs/lifecycle.md, "Tenant exit").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantExitStatus {
+    /// When roster first saw the deletion.
+    pub start_time: DateTime<Utc>,
+    /// The stages completed, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["stage"]))]
+    pub completed: Vec<ExitStageRecord>,
+    /// Failed attempts of the current stage in a row.
+    #[serde(default)]
+    pub attempts: i32,
+    /// The current stage's last error (status code and reason, never personal data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the current stage is retried after a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_time: Option<DateTime<Utc>>,
+    /// DirectoryUsers of the tenant still in the cluster.
+    #[serde(default)]
+    pub users_remaining: i32,
+    /// Departures of the tenant still in the cluster.
+    #[serde(default)]
+    pub departures_remaining: i32,
+    /// DirectoryGroups of the tenant still in the cluster.
+    #[serde(default)]
+    pub groups_remaining: i32,
+    /// How many DirectoryUsers, Departures and DirectoryGroups the exit deleted
+    /// (counted when that stage began; for the exit's receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects_at_start: Option<ExitObjectCounts>,
+}
+
+/// One completed stage of a tenant's exit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitStageRecord {
+    /// The stage.
+    pub stage: ExitStage,
+    /// When it completed.
+    pub completion_time: DateTime<Utc>,
+    /// The idempotency key of its outbound call, when it makes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// The stages of a tenant's exit, in the order they run.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum ExitStage {
+    /// The learning platform's `DELETE /tenant`: every person, event, session, rule,
+    /// group, assignment and engagement record of the tenant.
+    ErasePlatform,
+    /// The tenant's DirectoryUsers, Departures and DirectoryGroups deleted, and gone.
+    DeleteObjects,
+    /// The exit's erasure receipt, which ends the tenant's chain.
+    SealReceipts,
+}
+
+impl ExitStage {
+    pub const ALL: [ExitStage; 3] = [Self::ErasePlatform, Self::DeleteObjects, Self::SealReceipts];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ErasePlatform => "ErasePlatform",
+            Self::DeleteObjects => "DeleteObjects",
+            Self::SealReceipts => "SealReceipts",
+        }
+    }
+}
+
+/// Objects of the tenant in the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitObjectCounts {
+    /// DirectoryUsers.
+    pub users: i32,
+    /// Departures.
+    pub departures: i32,
+    /// DirectoryGroups.
+    pub groups: i32,
 }
 
 /// A trip of the mass-deprovisioning guard.

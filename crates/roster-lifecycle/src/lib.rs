@@ -7,6 +7,8 @@
 
 pub mod conditions;
 pub mod directory;
+pub mod erasure;
+pub mod exit;
 pub mod groups;
 pub mod guard;
 pub mod handover;

@@ -21,5 +21,6 @@ pub mod feeds;
 pub mod metrics;
 pub mod operator;
 pub mod probes;
+pub mod receipts;
 pub mod scim;
 pub mod telemetry;

@@ -35,6 +35,17 @@ enum Command {
         #[arg(long)]
         reject: bool,
     },
+    /// Check the erasure receipts of a tenant's namespace: every chain's sequence,
+    /// links, hashes and signatures. Exits 1 when any chain has a gap, a reordering,
+    /// an alteration or a bad or missing signature, 2 when there are no receipts.
+    VerifyErasure {
+        /// The tenant's namespace.
+        #[arg(long = "tenant")]
+        namespace: String,
+        /// The signing key's Secret (`NAME/KEY`), instead of the one the chain names.
+        #[arg(long, value_name = "NAME/KEY")]
+        key_secret: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -146,6 +157,32 @@ async fn main() -> anyhow::Result<()> {
                 &mut std::io::stdout(),
             )
             .await?;
+        }
+        Command::VerifyErasure {
+            namespace,
+            key_secret,
+        } => {
+            let key = match key_secret.as_deref().map(|s| s.split_once('/')) {
+                None => None,
+                Some(Some((name, key))) => Some(roster_api::tenant::SecretKeyRef {
+                    name: name.into(),
+                    key: key.into(),
+                }),
+                Some(None) => anyhow::bail!("--key-secret takes NAME/KEY, e.g. receipts-key/key"),
+            };
+            let client = kube::Client::try_default().await?;
+            let reports =
+                roster::receipts::verify::namespace(&client, &namespace, key.as_ref()).await?;
+            if reports.is_empty() {
+                println!("no erasure receipts in namespace {namespace}");
+                std::process::exit(2);
+            }
+            for report in &reports {
+                println!("{}", report.render());
+            }
+            if reports.iter().any(|r| !r.verification.ok()) {
+                std::process::exit(1);
+            }
         }
         Command::Import(ImportCommand::Csv {
             file,

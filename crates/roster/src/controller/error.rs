@@ -10,6 +10,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("cannot serialize status: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error("erasure receipt: {0}")]
+    Receipts(String),
 }
 
 impl Error {
@@ -21,6 +23,7 @@ impl Error {
             Self::Kube(kube::Error::Api(status)) if status.code == 404 => "not_found",
             Self::Kube(_) => "api",
             Self::Serialize(_) => "serialize",
+            Self::Receipts(_) => "receipts",
         }
     }
 }

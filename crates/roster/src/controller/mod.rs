@@ -84,6 +84,8 @@ pub struct Context {
     pub endpoints: EndpointPolicy,
     /// The mass-deprovisioning guard's admission ledger (per tenant).
     pub guard: directory_user::guard::Ledger,
+    /// The erasure receipt chains this process appends to.
+    pub receipts: crate::receipts::Chains,
     /// The version of roster's own last status write to each lifecycle object.
     pub(crate) written: written::Written,
     /// Consecutive failures per object UID, for error backoff.
@@ -227,6 +229,7 @@ async fn run_scope(
         departures: scope.departures.store.clone(),
         endpoints: options.endpoints.clone(),
         guard: Default::default(),
+        receipts: crate::receipts::Chains::default(),
         written: written::Written::default(),
         failures: Mutex::default(),
     });

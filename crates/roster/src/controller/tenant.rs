@@ -24,6 +24,8 @@ use roster_api::{
 };
 use roster_lifecycle::{Policy, TenantSettings};
 
+mod exit;
+
 const KIND: &str = "Tenant";
 /// Secrets are not watched (that would need cluster-wide Secret access); they are
 /// re-checked this often instead.
@@ -102,11 +104,8 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
     let generation = tenant.metadata.generation;
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), &namespace);
     if tenant.metadata.deletion_timestamp.is_some() {
-        let users = super::directory::resolve(
-            &context.users,
-            &context.directory.users_of(&namespace, &name),
-        );
-        return finalize(&tenants, &tenant, &namespace, &users, &context, now).await;
+        // The tenant's exit (docs/lifecycle.md, "Tenant exit").
+        return exit::finalize(&tenants, &tenant, &namespace, &context, now).await;
     }
     if !tenant.finalizers().iter().any(|f| f == TENANT_FINALIZER) {
         patch::finalizer(&tenants, &name, KIND, TENANT_FINALIZER, true).await?;
@@ -225,47 +224,6 @@ fn without_source_syncs(status: TenantStatus) -> TenantStatus {
         removal_guard: None,
         ..status
     }
-}
-
-/// A Tenant being deleted waits for its users (each of which, once deleted, leaves
-/// without calls to the learning platform: see `docs/lifecycle.md`), then releases the
-/// policies only it named, then itself.
-async fn finalize(
-    tenants: &Api<Tenant>,
-    tenant: &Tenant,
-    namespace: &str,
-    users: &[Arc<DirectoryUser>],
-    context: &Context,
-    now: DateTime<Utc>,
-) -> Result<Action> {
-    let name = tenant.name_any();
-    if !users.is_empty() {
-        let mut status: TenantStatus = tenant.status.clone().unwrap_or_default();
-        let waiting = Check {
-            r#type: "Ready",
-            ok: false,
-            reason: "Deleting",
-            message: format!(
-                "being deleted: waiting for {} DirectoryUser(s) of this tenant to be deleted",
-                users.len()
-            ),
-        };
-        let changed = set_condition(
-            &mut status.conditions,
-            waiting.into_condition(tenant.metadata.generation, now),
-        );
-        status.user_counts = Some(count(UserCounts::default(), users.iter()));
-        if changed || tenant.status.as_ref() != Some(&status) {
-            patch::status(tenants, &name, KIND, &without_source_syncs(status)).await?;
-        }
-        // The user store may lag behind the watch event that woke us: look again soon.
-        return Ok(Action::requeue(Duration::from_secs(2)));
-    }
-    release_unused_policies(namespace, Some(&name), context).await?;
-    if tenant.finalizers().iter().any(|f| f == TENANT_FINALIZER) {
-        patch::finalizer(tenants, &name, KIND, TENANT_FINALIZER, false).await?;
-    }
-    Ok(Action::await_change())
 }
 
 /// Puts the in-use finalizer on the policy the Tenant names, if it exists.

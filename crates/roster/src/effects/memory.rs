@@ -34,6 +34,7 @@ pub struct SyncCall {
 
 #[derive(Default)]
 struct State {
+    exits: Vec<(String, String, bool)>,
     calls: Vec<Call>,
     sync_calls: Vec<SyncCall>,
     applied: HashMap<String, u32>,
@@ -58,6 +59,11 @@ impl MemoryEffects {
     /// Every joiner and mover call so far, in order.
     pub fn sync_calls(&self) -> Vec<SyncCall> {
         self.lock().sync_calls.clone()
+    }
+
+    /// Every tenant exit call: (namespace/name, idempotency key, applied).
+    pub fn exits(&self) -> Vec<(String, String, bool)> {
+        self.lock().exits.clone()
     }
 
     /// How many times each idempotency key took effect (must never exceed 1).
@@ -115,5 +121,21 @@ impl Effects for MemoryEffects {
                 warning: None,
             }
         })
+    }
+
+    fn exit_tenant<'a>(
+        &'a self,
+        tenant: &'a roster_api::Tenant,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<(), super::ExitFailure>> {
+        let mut state = self.lock();
+        let first = Self::first_application(&mut state, idempotency_key);
+        let who = format!(
+            "{}/{}",
+            tenant.metadata.namespace.clone().unwrap_or_default(),
+            tenant.metadata.name.clone().unwrap_or_default()
+        );
+        state.exits.push((who, idempotency_key.to_string(), first));
+        Box::pin(async { Ok(()) })
     }
 }

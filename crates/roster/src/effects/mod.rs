@@ -39,4 +39,18 @@ pub trait Effects: Send + Sync + 'static {
     fn run<'a>(&'a self, request: EffectRequest<'a>) -> BoxFuture<'a, Outcome>;
     /// A joiner or mover call: provisioning, a profile update, a group change.
     fn sync<'a>(&'a self, request: SyncRequest<'a>) -> BoxFuture<'a, SyncOutcome>;
+    /// The tenant's exit at the learning platform (`DELETE /tenant`): every person and
+    /// engagement record of the tenant. "Already gone" is a success.
+    fn exit_tenant<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<(), ExitFailure>>;
+}
+
+/// Why an exit call failed: a PII-free message and the service's `Retry-After`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitFailure {
+    pub error: String,
+    pub retry_after: Option<chrono::Duration>,
 }

@@ -659,6 +659,35 @@ impl PlatformEffects {
 }
 
 impl Effects for PlatformEffects {
+    fn exit_tenant<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<(), super::ExitFailure>> {
+        Box::pin(async move {
+            let result = async {
+                let connectors = self.connectors(tenant).await?;
+                self.request(tenant, "lms", || {
+                    connectors.lms.delete_tenant(idempotency_key)
+                })
+                .await
+                .or_else(|e| match e {
+                    // Already erased (by an earlier attempt whose answer was lost).
+                    LmsError::NotFound => Ok(()),
+                    e => Err(e),
+                })
+                .map_err(StepError::from)
+            }
+            .await;
+            result.map_err(|error| super::ExitFailure {
+                retry_after: error
+                    .retry_after()
+                    .and_then(|d| chrono::Duration::from_std(d).ok()),
+                error: error.to_string(),
+            })
+        })
+    }
+
     fn sync<'a>(&'a self, request: SyncRequest<'a>) -> BoxFuture<'a, SyncOutcome> {
         Box::pin(self.run_sync(request))
     }

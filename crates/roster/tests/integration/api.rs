@@ -331,30 +331,38 @@ async fn tenants_and_policies_in_use_wait_for_what_uses_them() {
         .delete("standard", &DeleteParams::default())
         .await
         .unwrap();
+    // The policy waits: the Tenant still names it.
+    wait_object(
+        policies.clone(),
+        "standard",
+        "waiting, being deleted",
+        |p| p.is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
+    )
+    .await;
+
+    // The Tenant's exit: the platform erased once, the user deleted by the exit (no
+    // call of its own), then the Tenant, then the policy.
     tenants
         .delete("acme", &DeleteParams::default())
-        .await
-        .unwrap();
-    // Both wait: the user still needs them.
-    wait_object(tenants.clone(), "acme", "Ready=False Deleting", |t| {
-        t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.r#type == "Ready" && c.reason == "Deleting")
-        })
-    })
-    .await;
-    assert!(policies.get_opt("standard").await.unwrap().is_some());
-
-    // The user goes: released at once, without a call, then the Tenant, then the policy.
-    env.api::<DirectoryUser>()
-        .delete(name, &DeleteParams::default())
         .await
         .unwrap();
     wait_object(env.api::<DirectoryUser>(), name, "gone", |u| u.is_none()).await;
     wait_object(tenants, "acme", "gone", |t| t.is_none()).await;
     wait_object(policies, "standard", "gone", |p| p.is_none()).await;
-    assert!(effects.calls().is_empty(), "no call reached the platform");
+    assert!(
+        effects.calls().is_empty(),
+        "no step of the user's own reached the platform"
+    );
+    let exits: Vec<bool> = effects
+        .exits()
+        .into_iter()
+        .map(|(_, _, applied)| applied)
+        .collect();
+    assert_eq!(
+        exits,
+        vec![true],
+        "the tenant was erased at the platform once"
+    );
 }
 
 /// `kubectl delete namespace` of a tenant with users in every phase (and one whose

@@ -493,8 +493,8 @@ async fn argo_cd_health_checks_read_real_statuses() {
                 o,
                 "Ready",
                 "False",
-                "Deleting",
-                "being deleted: waiting for 4 DirectoryUser(s) of this tenant to be deleted",
+                "Exiting",
+                "tenant exit, stage 2/3 (DeleteObjects): deleting the tenant's objects; 4 DirectoryUser(s), 0 Departure(s), 0 DirectoryGroup(s) remaining",
             );
         },
     );

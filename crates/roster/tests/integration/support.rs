@@ -369,6 +369,7 @@ pub fn tenant_spec(endpoint: &str) -> roster_api::TenantSpec {
         sources: Default::default(),
         suspend: false,
         deletion_protection: true,
+        erasure_receipts: None,
     }
 }
 

@@ -106,9 +106,11 @@ pub fn leaves_without_platform(
         ));
     };
     if tenant.metadata.deletion_timestamp.is_some() {
-        return Some((
+        // Only once the platform has erased the tenant: until then the record waits
+        // (see [`tenant_exiting`]), so nothing is released before its data is gone.
+        return platform_erased(&tenant).then_some((
             "ReleasedWithTenant",
-            "deleted while its Tenant is being deleted (the tenant's exit): released without calls to the learning platform",
+            "deleted while its Tenant is being deleted (the tenant's exit): released without calls of its own, after the learning platform erased the whole tenant",
         ));
     }
     let policy = ObjectRef::new(&tenant.spec.policy_ref.name).within(namespace);
@@ -119,6 +121,28 @@ pub fn leaves_without_platform(
         ));
     }
     None
+}
+
+/// Whether the user's Tenant is exiting (being deleted). Its data downstream goes
+/// wholesale (`DELETE /tenant`, see `controller::tenant::exit`), so its people start
+/// no calls of their own meanwhile: they would race the erasure.
+pub fn tenant_exiting(user: &DirectoryUser, namespace: &str, context: &Context) -> bool {
+    context
+        .tenants
+        .get(&ObjectRef::new(&user.spec.tenant_ref.name).within(namespace))
+        .is_some_and(|t| t.metadata.deletion_timestamp.is_some())
+}
+
+fn platform_erased(tenant: &Tenant) -> bool {
+    tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.exit.as_ref())
+        .is_some_and(|e| {
+            e.completed
+                .iter()
+                .any(|r| r.stage == roster_api::ExitStage::ErasePlatform)
+        })
 }
 
 /// An object of the same tenant that held this user's employee ID first, if any.

@@ -28,6 +28,7 @@ use super::{Context, Error, FINALIZER, Options, Result, jitter};
 use decide::Decided;
 use gather::Gathered;
 pub(super) use persist::Home;
+use roster_lifecycle::erasure::RecordHome;
 
 const KIND: &str = "DirectoryUser";
 
@@ -162,6 +163,10 @@ pub(super) async fn lifecycle(
         home.release(&name).await?;
         return Ok(Action::await_change());
     }
+    if gather::tenant_exiting(&user, &namespace, context) {
+        // The Tenant's changes wake this person again.
+        return Ok(Action::await_change());
+    }
 
     let inputs = match gather::gather(&user, &namespace, context) {
         Gathered::Ready(inputs) => inputs,
@@ -276,6 +281,19 @@ pub(super) async fn lifecycle(
         decision = decide::step(&next, &inputs, &directory, now);
         decision = decide::guarded(context, &next, &inputs, &directory, decision, now).await?;
     };
+    // Proof of erasure: the receipt is written (once) before the record goes.
+    let mut status = status;
+    let kept_in = match home {
+        Home::User(_) => RecordHome::DirectoryUser,
+        Home::Departure(_) => RecordHome::Departure,
+    };
+    if let Some(receipt) =
+        crate::receipts::user::for_purged(context, &persisted, &inputs.tenant, &status, kept_in)
+            .await?
+    {
+        status.erasure_receipt = Some(receipt);
+        persisted = persist::step_result(&home, &name, &status, &context.written).await?;
+    }
     if let Home::User(api) = &home
         && deleting
         && departure::hands_over(&inputs.policy, &status)
