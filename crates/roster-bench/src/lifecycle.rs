@@ -219,6 +219,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .wait_idle(args.users as f64, Duration::from_secs(1))
         .await?;
     let restart_idle = started.elapsed() - Duration::from_secs(1);
+    let restart_reconciles = operator.user_reconciles().await?;
     let restart = Requests::scrape(&client).await?.since(&before);
     let (rss_restart, _) = operator.rss_mib()?;
     eprintln!(
@@ -232,6 +233,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         figures: json!({
             "idle_s": restart_idle.as_secs_f64(),
             "vs_raw_list": restart_idle.as_secs_f64() / raw_list.as_secs_f64(),
+            "reconciles_per_user": restart_reconciles / args.users as f64,
             "writes": restart.roster_writes(),
             "requests": restart.json(),
             "rss_mib": rss_restart,
@@ -668,7 +670,8 @@ fn print_summary(report: &Value) {
     println!("| figure | roster | the API server's own | ratio |");
     println!("|---|---|---|---|");
     println!(
-        "| restart to idle | {:.2} s | paginated LIST {:.2} s | {:.2}× |",
+        "| restart to idle ({:.1} reconciles per user) | {:.2} s | paginated LIST {:.2} s | {:.2}× |",
+        stage("restart", "reconciles_per_user"),
         stage("restart", "idle_s"),
         list_s,
         stage("restart", "idle_s") / list_s

@@ -146,14 +146,19 @@ fn platform_erased(tenant: &Tenant) -> bool {
 }
 
 /// An object of the same tenant that held this user's employee ID first, if any.
-/// One pass over the store, without copying it: this runs on every reconcile.
+/// Among the holders of that ID only (an index lookup): this runs on every reconcile,
+/// and a scan of the store here made a restart quadratic in the tenant's size.
 fn duplicate_of(user: &DirectoryUser, context: &Context) -> Option<String> {
     let me = key_holder(user);
-    context
-        .users
+    let holders = context.directory.with_employee_id(
+        &user.namespace().unwrap_or_default(),
+        &user.spec.tenant_ref.name,
+        &user.spec.employee_id,
+    );
+    crate::controller::directory::resolve(&context.users, &holders)
+        .into_iter()
         .find(|other| {
-            other.metadata.namespace == user.metadata.namespace
-                && other.spec.tenant_ref == user.spec.tenant_ref
+            other.spec.tenant_ref == user.spec.tenant_ref
                 && holds_key_before(&key_holder(other), &me)
         })
         .map(|owner| owner.name_any())
