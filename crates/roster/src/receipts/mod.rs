@@ -110,11 +110,16 @@ impl Chains {
         let api: Api<ErasureReceipt> = Api::namespaced(client.clone(), namespace);
         let tenant_uid = draft.tenant_uid.clone();
         let tenant = draft.tenant_ref.name.clone();
-        // One append at a time in this process; other writers lose on the name.
-        let mut heads = self.heads.lock().await;
+        // Already written (a crash between the receipt and the status that names it)?
+        // Asked before taking the lock: the lock orders appends, and the controller
+        // never runs two reconciles of one subject at once. Holding it across this
+        // read made every purge of a mass event queue here, and with them the
+        // reconcile slots that revocations and deadlines need.
         if let Some(existing) = find(&api, &tenant_uid, covers).await? {
             return Ok(existing.name_any());
         }
+        // One append at a time in this process; other writers lose on the name.
+        let mut heads = self.heads.lock().await;
         draft.signing_key_ref = key.map(|(r, _)| r.clone());
         let mut head = match heads.get(&tenant_uid) {
             Some(head) => Some(head.clone()),
