@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use roster_api::{
     DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec, Tenant,
@@ -114,7 +114,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let created = create(&users, args.users, args.concurrency).await?;
     let raw_count = args.users.min(2_000);
     create(&raw_users, raw_count, args.concurrency).await?;
-    let raw_list = raw_list(&users).await?;
+    let raw_list = crate::raw::list(&users).await?;
     let raw_status = measure(raw_count, args.operator_concurrency, |i| {
         let api = raw_users.clone();
         async move {
@@ -569,34 +569,9 @@ async fn create(
     .await
 }
 
-async fn raw_list(api: &Api<DirectoryUser>) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let mut continue_token: Option<String> = None;
-    loop {
-        let mut params = ListParams::default().limit(500);
-        if let Some(token) = continue_token.take() {
-            params = params.continue_token(&token);
-        }
-        let page = api.list(&params).await?;
-        continue_token = page.metadata.continue_.filter(|c| !c.is_empty());
-        if continue_token.is_none() {
-            return Ok(started.elapsed());
-        }
-    }
-}
-
 async fn setup(client: &Client) -> anyhow::Result<()> {
     for namespace in [NAMESPACE, RAW_NAMESPACE] {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(namespace.into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &ns)
-            .await?;
+        crate::raw::create_namespace(client, namespace).await?;
     }
     let secret = Secret {
         metadata: ObjectMeta {

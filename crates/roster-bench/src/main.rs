@@ -11,6 +11,7 @@ mod apiserver;
 mod lifecycle;
 mod observer;
 mod operator;
+mod raw;
 mod scim;
 mod stats;
 

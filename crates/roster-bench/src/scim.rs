@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use roster_api::tenant::{PeopleSources, ScimSource, SecretKeyRef};
 use roster_api::{
@@ -79,20 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // A raw paginated LIST of the same objects, against the endpoint's start: the
     // watch lists them and the index takes each in.
-    let listed = Instant::now();
-    let mut continue_token: Option<String> = None;
-    loop {
-        let mut params = ListParams::default().limit(500);
-        if let Some(token) = continue_token.take() {
-            params = params.continue_token(&token);
-        }
-        let page = users.list(&params).await?;
-        continue_token = page.metadata.continue_.filter(|c| !c.is_empty());
-        if continue_token.is_none() {
-            break;
-        }
-    }
-    let raw_list = listed.elapsed();
+    let raw_list = crate::raw::list(&users).await?;
 
     let started = Instant::now();
     let watches = roster::controller::Watches::start(&client, &[NAMESPACE.to_string()]);
@@ -247,16 +234,7 @@ fn print_table(
 }
 
 async fn setup(client: &Client) -> anyhow::Result<()> {
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(NAMESPACE.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
+    crate::raw::create_namespace(client, NAMESPACE).await?;
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("scim".into()),

@@ -1,0 +1,39 @@
+//! What both benchmarks ask the API server directly: a namespace, and the raw
+//! paginated LIST their figures are compared with.
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::{Api, Client};
+use roster_api::DirectoryUser;
+
+pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    Ok(())
+}
+
+/// A paginated LIST (500 per page) of every DirectoryUser `api` sees: how long it took.
+pub async fn list(api: &Api<DirectoryUser>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut continue_token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(500);
+        if let Some(token) = continue_token.take() {
+            params = params.continue_token(&token);
+        }
+        let page = api.list(&params).await?;
+        continue_token = page.metadata.continue_.filter(|c| !c.is_empty());
+        if continue_token.is_none() {
+            return Ok(started.elapsed());
+        }
+    }
+}
