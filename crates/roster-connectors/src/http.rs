@@ -1,11 +1,14 @@
 //! HTTP plumbing shared by every connector: building the client, classifying transport
 //! failures without their URLs, reading `Retry-After` without a local clock, the
-//! idempotency header, URL building, and making text received from the network safe to
-//! put in an error.
+//! idempotency header, URL building, making text received from the network safe to
+//! put in an error, and the [`Observer`] hook through which the operator times and
+//! counts every request ([`send`]).
 //!
 //! Each connector maps what it gets from here to its own error enum; nothing here knows
-//! about a particular service.
+//! about a particular service beyond its [`Service`] label.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -232,6 +235,135 @@ pub fn sanitize_reason(reason: Option<&str>) -> String {
         }
         _ => "unrecognized".to_string(),
     }
+}
+
+/// Every downstream service roster calls, as a metrics label (never a host or a path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// The learning platform's API (`lms`).
+    LearningPlatform,
+    /// Google Calendar v3.
+    GoogleCalendar,
+    /// Google's OAuth token endpoint (service-account JWT bearer grant).
+    GoogleToken,
+    /// Microsoft Graph.
+    MicrosoftGraph,
+    /// The Microsoft identity platform's token endpoint (client-credentials grant).
+    MicrosoftToken,
+    /// An HR JSON report API (and its token endpoint), fetched by the operator.
+    HrApi,
+    /// An SFTP server holding an HR CSV file (one fetch: connect, list, read).
+    Sftp,
+}
+
+impl Service {
+    /// A stable, low-cardinality name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::LearningPlatform => "learning-platform",
+            Service::GoogleCalendar => "google-calendar",
+            Service::GoogleToken => "google-token",
+            Service::MicrosoftGraph => "microsoft-graph",
+            Service::MicrosoftToken => "microsoft-token",
+            Service::HrApi => "hr-api",
+            Service::Sftp => "sftp",
+        }
+    }
+}
+
+/// How one exchange with a downstream service ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// An HTTP response with this status (its headers; the body is read afterwards).
+    Status(u16),
+    /// Done without HTTP (an SFTP fetch).
+    Done,
+    /// No answer: a stable, PII-free category (a [`TransportFailure`] name for HTTP).
+    Failed(&'static str),
+}
+
+impl Ending {
+    /// Of a [`reqwest`] send.
+    pub fn of(result: &Result<reqwest::Response, reqwest::Error>) -> Self {
+        match result {
+            Ok(response) => Ending::Status(response.status().as_u16()),
+            Err(err) => Ending::Failed(TransportFailure::of(err).as_str()),
+        }
+    }
+
+    /// `2xx`…`5xx` for a status, `ok` for [`Ending::Done`], `error` without an answer.
+    pub fn class(self) -> &'static str {
+        match self {
+            Ending::Status(100..=199) => "1xx",
+            Ending::Status(200..=299) => "2xx",
+            Ending::Status(300..=399) => "3xx",
+            Ending::Status(400..=499) => "4xx",
+            Ending::Status(500..=599) => "5xx",
+            Ending::Status(_) => "other",
+            Ending::Done => "ok",
+            Ending::Failed(_) => "error",
+        }
+    }
+
+    /// Whether the service did what was asked (a 2xx, or a non-HTTP success).
+    pub fn succeeded(self) -> bool {
+        matches!(self, Ending::Status(200..=299) | Ending::Done)
+    }
+}
+
+/// Told about every request a connector sends through [`send`] (and every call wrapped
+/// in [`observe`]) while it is installed with [`observed`]. The connectors read no
+/// clock: the observer takes the time when a request starts and when its closure is
+/// called.
+pub trait Observer: Send + Sync {
+    /// A call to `service` starts now; the returned closure is called once, with how
+    /// it ended. (A call whose future is dropped before it ends never calls it.)
+    fn started(&self, service: Service) -> Box<dyn FnOnce(Ending) + Send>;
+}
+
+tokio::task_local! {
+    /// The observer of the calls the current task makes (see [`observed`]).
+    static OBSERVER: Arc<dyn Observer>;
+}
+
+/// Runs `future` with `observer` told about every call it makes through [`send`] or
+/// [`observe`]. Scoped to the task: a task spawned inside gets it with [`inherit`].
+pub async fn observed<F: Future>(observer: Arc<dyn Observer>, future: F) -> F::Output {
+    OBSERVER.scope(observer, future).await
+}
+
+/// `future` with the current task's observer, if any (for `tokio::spawn`).
+pub fn inherit<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    let observer = OBSERVER.try_with(Arc::clone).ok();
+    async move {
+        match observer {
+            Some(observer) => OBSERVER.scope(observer, future).await,
+            None => future.await,
+        }
+    }
+}
+
+/// Runs one call to `service` and tells the task's observer (if any) how it ended.
+pub async fn observe<T, F: Future<Output = T>>(
+    service: Service,
+    call: F,
+    ending: impl FnOnce(&T) -> Ending,
+) -> T {
+    let finish = OBSERVER.try_with(|observer| observer.started(service)).ok();
+    let result = call.await;
+    if let Some(finish) = finish {
+        finish(ending(&result));
+    }
+    result
+}
+
+/// Sends a request to `service`, observed (see [`Observer`]): its time is until the
+/// response's headers arrive.
+pub async fn send(
+    service: Service,
+    request: RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    observe(service, request.send(), Ending::of).await
 }
 
 /// A one-shot HTTP server on loopback for the clients' tests.
@@ -627,6 +759,85 @@ mod tests {
         );
         assert!(USER_AGENT.starts_with("roster/"));
         server.abort();
+    }
+}
+
+#[cfg(test)]
+mod observer_tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Keeps what it is told.
+    #[derive(Default)]
+    struct Seen(Arc<Mutex<Vec<(Service, Ending)>>>);
+
+    impl Observer for Seen {
+        fn started(&self, service: Service) -> Box<dyn FnOnce(Ending) + Send> {
+            let seen = self.0.clone();
+            Box::new(move |ending| seen.lock().unwrap().push((service, ending)))
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_are_told_to_the_observer_in_scope_and_its_spawned_tasks() {
+        let seen = Seen::default();
+        let log = seen.0.clone();
+        let base = testing::serve_once("204 No Content", &[]).await;
+        let refused = {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            format!("http://127.0.0.1:{port}/")
+        };
+        let http = client(Duration::from_secs(5)).unwrap();
+        let (one, two) = (http.clone(), http.clone());
+        observed(Arc::new(seen), async move {
+            send(Service::LearningPlatform, one.get(base))
+                .await
+                .unwrap();
+            // A task spawned with `inherit` reports to the same observer.
+            tokio::spawn(inherit(async move {
+                send(Service::GoogleCalendar, two.get(refused))
+                    .await
+                    .unwrap_err();
+            }))
+            .await
+            .unwrap();
+        })
+        .await;
+        // Outside the scope nobody is told.
+        let outside = testing::serve_once("200 OK", &[]).await;
+        send(Service::HrApi, http.get(outside)).await.unwrap();
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec![
+                (Service::LearningPlatform, Ending::Status(204)),
+                (Service::GoogleCalendar, Ending::Failed("connect")),
+            ]
+        );
+    }
+
+    #[test]
+    fn endings_have_classes_and_services_stable_names() {
+        for (ending, class, ok) in [
+            (Ending::Status(200), "2xx", true),
+            (Ending::Status(302), "3xx", false),
+            (Ending::Status(429), "4xx", false),
+            (Ending::Status(503), "5xx", false),
+            (Ending::Done, "ok", true),
+            (Ending::Failed("timeout"), "error", false),
+        ] {
+            assert_eq!(
+                (ending.class(), ending.succeeded()),
+                (class, ok),
+                "{ending:?}"
+            );
+        }
+        assert_eq!(Service::LearningPlatform.as_str(), "learning-platform");
+        assert_eq!(Service::MicrosoftToken.as_str(), "microsoft-token");
     }
 }
 

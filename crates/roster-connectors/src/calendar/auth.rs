@@ -203,6 +203,7 @@ fn lifetime(response: &TokenResponse) -> Duration {
 
 /// Posts a token request and reads the token and its lifetime, or the refusal.
 async fn request_token(
+    service: crate::http::Service,
     http: &reqwest::Client,
     endpoint: &url::Url,
     form: &[(&str, &str)],
@@ -212,7 +213,7 @@ async fn request_token(
         .post(endpoint.clone())
         .header(reqwest::header::ACCEPT, "application/json")
         .form(form);
-    let (status, headers, body) = execute(request).await?;
+    let (status, headers, body) = execute(service, request).await?;
     if status.is_success() {
         let response: TokenResponse =
             serde_json::from_slice(&body).map_err(|_| CalendarError::Decode {
@@ -402,6 +403,7 @@ impl GoogleDelegatedTokens {
         }
         let assertion = self.account.assertion(subject, now)?;
         let (token, lifetime) = request_token(
+            crate::http::Service::GoogleToken,
             &self.http,
             &self.account.token_uri,
             &[("grant_type", JWT_BEARER_GRANT), ("assertion", &assertion)],
@@ -657,8 +659,14 @@ impl GraphAppTokens {
             }
             (AppCredential::Certificate { .. }, None) => unreachable!("signed above"),
         }
-        let (token, lifetime) =
-            request_token(&self.http, &app.token_endpoint, &form, |_, _| None).await?;
+        let (token, lifetime) = request_token(
+            crate::http::Service::MicrosoftToken,
+            &self.http,
+            &app.token_endpoint,
+            &form,
+            |_, _| None,
+        )
+        .await?;
         self.cache.put(APP, token.clone(), lifetime, now);
         Ok(token)
     }

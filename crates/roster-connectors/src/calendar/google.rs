@@ -45,7 +45,7 @@ use super::{
     TransferOutcome, http_client, parse_base_url, send_authorized, status_error,
     with_idempotency_key,
 };
-use crate::http::url_with;
+use crate::http::{Service, url_with};
 
 /// The real service's base URL.
 pub const GOOGLE_CALENDAR_BASE_URL: &str = "https://www.googleapis.com/calendar/v3";
@@ -314,16 +314,22 @@ impl GoogleCalendar {
         idempotency_key: Option<&str>,
         body: Body<'_>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), CalendarError> {
-        send_authorized(self.token.as_ref(), calendar, now, || {
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(reqwest::header::ACCEPT, "application/json");
-            if let Some(key) = idempotency_key {
-                request = with_idempotency_key(request, key)?;
-            }
-            Ok(body.apply(request))
-        })
+        send_authorized(
+            Service::GoogleCalendar,
+            self.token.as_ref(),
+            calendar,
+            now,
+            || {
+                let mut request = self
+                    .http
+                    .request(method.clone(), url.clone())
+                    .header(reqwest::header::ACCEPT, "application/json");
+                if let Some(key) = idempotency_key {
+                    request = with_idempotency_key(request, key)?;
+                }
+                Ok(body.apply(request))
+            },
+        )
         .await
     }
 

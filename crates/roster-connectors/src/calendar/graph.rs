@@ -63,7 +63,7 @@ use super::{
     TransferOutcome, http_client, parse_base_url, send_authorized, stable_digest, status_error,
     with_idempotency_key,
 };
-use crate::http::{sanitize_reason, url_with};
+use crate::http::{Service, sanitize_reason, url_with};
 
 /// The real service's base URL.
 pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
@@ -710,19 +710,25 @@ impl GraphCalendar {
         idempotency_key: Option<&str>,
         body: Body<'_>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), CalendarError> {
-        send_authorized(self.token.as_ref(), mailbox, now, || {
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(reqwest::header::ACCEPT, "application/json");
-            if let Some(zone) = zone {
-                request = request.header("Prefer", format!("outlook.timezone=\"{zone}\""));
-            }
-            if let Some(key) = idempotency_key {
-                request = with_idempotency_key(request, key)?;
-            }
-            Ok(body.apply(request))
-        })
+        send_authorized(
+            Service::MicrosoftGraph,
+            self.token.as_ref(),
+            mailbox,
+            now,
+            || {
+                let mut request = self
+                    .http
+                    .request(method.clone(), url.clone())
+                    .header(reqwest::header::ACCEPT, "application/json");
+                if let Some(zone) = zone {
+                    request = request.header("Prefer", format!("outlook.timezone=\"{zone}\""));
+                }
+                if let Some(key) = idempotency_key {
+                    request = with_idempotency_key(request, key)?;
+                }
+                Ok(body.apply(request))
+            },
+        )
         .await
     }
 

@@ -416,11 +416,14 @@ pub(crate) fn with_idempotency_key(
     })
 }
 
-/// Sends a request and reads the whole body.
+/// Sends a request to `service` ([`http::send`]: observed) and reads the whole body.
 pub(crate) async fn execute(
+    service: http::Service,
     request: reqwest::RequestBuilder,
 ) -> Result<(reqwest::StatusCode, HeaderMap, Vec<u8>), CalendarError> {
-    let response = request.send().await.map_err(|e| transport_error(&e))?;
+    let response = http::send(service, request)
+        .await
+        .map_err(|e| transport_error(&e))?;
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.bytes().await.map_err(|e| transport_error(&e))?;
@@ -451,13 +454,14 @@ impl Body<'_> {
 /// the token is dropped and the request is made once more with a freshly minted one
 /// (an expired, revoked or rotated-away token).
 pub(crate) async fn send_authorized(
+    service: http::Service,
     token: &dyn TokenSource,
     calendar: &str,
     now: DateTime<Utc>,
     build: impl Fn() -> Result<reqwest::RequestBuilder, CalendarError>,
 ) -> Result<(reqwest::StatusCode, HeaderMap, Vec<u8>), CalendarError> {
     let bearer = token.bearer_token(calendar, now).await?;
-    let response = execute(build()?.bearer_auth(&bearer)).await?;
+    let response = execute(service, build()?.bearer_auth(&bearer)).await?;
     if response.0 != reqwest::StatusCode::UNAUTHORIZED {
         return Ok(response);
     }
@@ -466,7 +470,7 @@ pub(crate) async fn send_authorized(
     if fresh == bearer {
         return Ok(response);
     }
-    execute(build()?.bearer_auth(&fresh)).await
+    execute(service, build()?.bearer_auth(&fresh)).await
 }
 
 /// The error for a non-success status, given the provider's reason code.

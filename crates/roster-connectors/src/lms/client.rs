@@ -96,7 +96,9 @@ impl LmsClient {
                 title: "Idempotency key is not a valid header value".into(),
             }
         })?;
-        let response = request.send().await.map_err(transport)?;
+        let response = http::send(http::Service::LearningPlatform, request)
+            .await
+            .map_err(transport)?;
         if response.status().is_success() {
             return Ok(());
         }
@@ -411,7 +413,9 @@ impl LmsClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(transport)?;
+        let response = http::send(http::Service::LearningPlatform, request)
+            .await
+            .map_err(transport)?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -29,18 +29,37 @@ pub async fn controller(
     let by_tenant = store.clone();
     let by_policy = store.clone();
     let tenant_store = context.tenants.clone();
+    let queues = context.metrics.queues.clone();
+    let (by_tenant_queue, by_policy_queue, in_store) =
+        (queues.clone(), queues.clone(), store.clone());
+    // The queue mirror (crate::metrics::queue) sees what each trigger hands over.
+    let departures = departures.inspect(move |event| {
+        if let Ok(departure) = event {
+            let key = crate::metrics::queue::key_of(departure);
+            match in_store.get(&ObjectRef::from_obj(departure)) {
+                Some(_) => queues.triggered(CONTROLLER, key),
+                None => queues.started(CONTROLLER, key),
+            }
+        }
+    });
     Controller::for_stream(departures, store)
         .with_config(Config::default().concurrency(options.concurrency))
         // The Tenant's deletion (the tenant's exit) or any other change of it, and a
         // policy edit (a shorter quarantine), apply to Departures as to users.
         .watches_stream(tenants, move |tenant: Tenant| {
-            of_tenant(&by_tenant, tenant.namespace(), &tenant.name_any())
+            queued(
+                &by_tenant_queue,
+                of_tenant(&by_tenant, tenant.namespace(), &tenant.name_any()),
+            )
         })
         .watches_stream(policies, move |policy: DeprovisionPolicy| {
-            super::tenants_using(&tenant_store, &policy)
-                .into_iter()
-                .flat_map(|t| of_tenant(&by_policy, t.namespace(), &t.name_any()))
-                .collect::<Vec<_>>()
+            queued(
+                &by_policy_queue,
+                super::tenants_using(&tenant_store, &policy)
+                    .into_iter()
+                    .flat_map(|t| of_tenant(&by_policy, t.namespace(), &t.name_any()))
+                    .collect(),
+            )
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
@@ -50,6 +69,23 @@ pub async fn controller(
             }
         })
         .await;
+}
+
+/// The controller's name in metrics.
+const CONTROLLER: &str = "departure";
+
+/// Notes `refs` in the queue mirror and hands them on.
+fn queued(
+    queues: &crate::metrics::queue::Queues,
+    refs: Vec<ObjectRef<Departure>>,
+) -> Vec<ObjectRef<Departure>> {
+    for r in &refs {
+        queues.triggered(
+            CONTROLLER,
+            crate::metrics::queue::key(r.namespace.as_deref(), &r.name),
+        );
+    }
+    refs
 }
 
 fn of_tenant(
@@ -70,6 +106,14 @@ async fn reconcile(departure: Arc<Departure>, context: Arc<Context>) -> Result<A
     if !directory_user::stores_ready(&context) {
         return Ok(Action::requeue(super::STORE_WAIT));
     }
+    let metrics = context.metrics.clone();
+    let reconciling = metrics.reconciling(CONTROLLER, crate::metrics::queue::key_of(&*departure));
+    let result = reconcile_departure(departure, &context).await;
+    reconciling.finished(&result);
+    result
+}
+
+async fn reconcile_departure(departure: Arc<Departure>, context: &Context) -> Result<Action> {
     if departure.status.is_none() {
         // Still being handed over: the deleting DirectoryUser writes the status next.
         return Ok(Action::await_change());
@@ -77,12 +121,14 @@ async fn reconcile(departure: Arc<Departure>, context: Arc<Context>) -> Result<A
     let namespace = departure.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<Departure> = Api::namespaced(context.client.clone(), &namespace);
     let user = Arc::new(departure.as_directory_user());
-    directory_user::lifecycle(user, Home::Departure(api), &context).await
+    directory_user::lifecycle(user, Home::Departure(api), context).await
 }
 
 fn error_policy(departure: Arc<Departure>, error: &Error, context: Arc<Context>) -> Action {
-    context.count_error("departure", error);
+    context.count_error(CONTROLLER, error);
     let delay = context.failure_backoff(&departure.spec.origin_uid);
+    let key = crate::metrics::queue::key_of(&*departure);
+    context.metrics.queues.later(CONTROLLER, key, delay);
     warn!(category = error.category(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

@@ -28,6 +28,10 @@ pub use watches::{ScopeWatches, Watches};
 
 use crate::clock::Clock;
 use crate::effects::Effects;
+use crate::metrics::queue::key_of;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+use roster_api::{Departure, DirectoryUser, Tenant};
 
 /// Field manager for status written by roster.
 pub const MANAGER: &str = "roster";
@@ -187,6 +191,9 @@ pub async fn run_on(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    // This process reconciles from here on, with or without a leader lease (tests, the
+    // demo and `roster run` without leader election come through here too).
+    metrics.leader.set(1);
     let scopes = watches.scopes.iter().map(|scope| {
         run_scope(
             client.clone(),
@@ -199,6 +206,31 @@ pub async fn run_on(
         )
     });
     futures::future::join_all(scopes).await;
+    metrics.leader.set(0);
+}
+
+/// `objects` with the Tenant each one wakes noted in the Tenant controller's queue
+/// mirror ([`crate::metrics::queue`]; policy changes, which wake tenants rarely, are not).
+fn queued_tenants<K>(
+    context: &Arc<Context>,
+    objects: impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>>
+    + Send
+    + 'static,
+    tenant: impl Fn(&K) -> Option<crate::metrics::queue::Key> + Send + 'static,
+) -> impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>> + Send + 'static
+{
+    let queues = context.metrics.queues.clone();
+    futures::StreamExt::inspect(objects, move |event| {
+        if let Ok(object) = event
+            && let Some(key) = tenant(object)
+        {
+            queues.triggered("tenant", key);
+        }
+    })
+}
+
+fn tenant_key(namespace: Option<String>, tenant: &str) -> crate::metrics::queue::Key {
+    crate::metrics::queue::key(namespace.as_deref(), tenant)
 }
 
 /// The controllers of one namespace (or all, for `None`), on the scope's one watch per
@@ -250,25 +282,43 @@ async fn run_scope(
         scope.policies.spec_changes(),
         shutdown.clone(),
     );
-    // The HR feeds' scheduler (CSV over SFTP, HR API) for this scope's Tenants.
-    let feeds = crate::feeds::runner::run(
-        Arc::new(crate::feeds::sync::Feeds {
-            client: context.client.clone(),
-            recorder: context.recorder.clone(),
-            clock: context.clock.clone(),
-            endpoints: context.endpoints.clone(),
-            timeout: Duration::from_secs(30),
-        }),
-        context.tenants.clone(),
-        shutdown.clone(),
+    // The HR feeds' scheduler (CSV over SFTP, HR API) for this scope's Tenants, its
+    // fetches counted as downstream calls.
+    let feeds = crate::metrics::downstream::observed(
+        &context.metrics,
+        crate::feeds::runner::run(
+            Arc::new(crate::feeds::sync::Feeds {
+                client: context.client.clone(),
+                recorder: context.recorder.clone(),
+                clock: context.clock.clone(),
+                endpoints: context.endpoints.clone(),
+                timeout: Duration::from_secs(30),
+            }),
+            context.tenants.clone(),
+            shutdown.clone(),
+        ),
     );
     let tenant = tenant::controller(
         &options,
-        context,
-        scope.tenants.objects(),
-        scope.users.objects(),
+        context.clone(),
+        queued_tenants(&context, scope.tenants.objects(), {
+            // A Tenant gone from the store (deleted) is not reconciled: its slot goes.
+            let (store, queues) = (context.tenants.clone(), context.metrics.queues.clone());
+            move |t: &Tenant| {
+                let present = store.get(&ObjectRef::from_obj(t)).is_some();
+                if !present {
+                    queues.started("tenant", key_of(t));
+                }
+                present.then(|| key_of(t))
+            }
+        }),
+        queued_tenants(&context, scope.users.objects(), |u: &DirectoryUser| {
+            Some(tenant_key(u.namespace(), &u.spec.tenant_ref.name))
+        }),
         scope.policies.objects(),
-        scope.departures.objects(),
+        queued_tenants(&context, scope.departures.objects(), |d: &Departure| {
+            Some(tenant_key(d.namespace(), &d.spec.record.tenant_ref.name))
+        }),
         shutdown,
     );
     tokio::join!(users, departure, tenant, feeds);

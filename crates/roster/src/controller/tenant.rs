@@ -93,10 +93,8 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
     if !super::ready(&context.users) || !super::ready(&context.policies) {
         return Ok(Action::requeue(super::STORE_WAIT));
     }
-    let labels = crate::metrics::ControllerLabels {
-        controller: "tenant",
-    };
-    context.metrics.reconciles.get_or_create(&labels).inc();
+    let key = crate::metrics::queue::key_of(&*tenant);
+    let _reconciling = context.metrics.reconciling("tenant", key);
     let namespace = tenant.namespace().ok_or(Error::MissingNamespace)?;
     let name = tenant.name_any();
     let client = &context.client;
@@ -201,6 +199,9 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
     // The users' counts are kept by the index; Departures are few and counted here.
     let counts = context.directory.counts(&namespace, &name);
     status.user_counts = Some(count(counts, departed.iter()));
+    if let Some(counts) = &status.user_counts {
+        context.metrics.set_users(&namespace, &name, counts);
+    }
     status.observed_generation = generation;
     if tenant.status.as_ref() != Some(&status) {
         patch::status(
@@ -541,6 +542,8 @@ fn count<'a>(
 fn error_policy(tenant: Arc<Tenant>, error: &Error, context: Arc<Context>) -> Action {
     context.count_error("tenant", error);
     let delay = context.failure_backoff(&tenant.uid().unwrap_or_default());
+    let key = crate::metrics::queue::key_of(&*tenant);
+    context.metrics.queues.later("tenant", key, delay);
     warn!(category = error.category(), %error, retry_in = ?delay, "tenant reconcile failed");
     Action::requeue(delay)
 }

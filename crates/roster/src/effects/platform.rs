@@ -127,6 +127,21 @@ pub(super) enum StepError {
 }
 
 impl StepError {
+    /// The connector that failed and the error's category, for metrics.
+    pub(super) fn metric_labels(&self, tenant: &Tenant) -> (&'static str, &'static str) {
+        match self {
+            Self::Lms(e) => ("learning-platform", e.category()),
+            Self::Calendar(e) => (
+                match tenant.spec.calendar.provider {
+                    CalendarProvider::Microsoft => "microsoft-graph",
+                    CalendarProvider::Google | CalendarProvider::None => "google-calendar",
+                },
+                e.category(),
+            ),
+            Self::Config(_) => ("none", "configuration"),
+        }
+    }
+
     pub(super) fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Lms(e) => e.retry_after(),
@@ -699,12 +714,16 @@ impl Effects for PlatformEffects {
                     summary: done.summary,
                     warning: done.warning,
                 },
-                Err(error) => Outcome::Failed {
-                    retry_after: error
-                        .retry_after()
-                        .and_then(|d| chrono::Duration::from_std(d).ok()),
-                    error: error.to_string(),
-                },
+                Err(error) => {
+                    let (connector, category) = error.metric_labels(request.tenant);
+                    crate::metrics::steps::failed(connector, category);
+                    Outcome::Failed {
+                        retry_after: error
+                            .retry_after()
+                            .and_then(|d| chrono::Duration::from_std(d).ok()),
+                        error: error.to_string(),
+                    }
+                }
             }
         })
     }

@@ -95,7 +95,8 @@ pub async fn run(
                     running.clone(),
                     finished.clone(),
                 );
-                tokio::spawn(async move {
+                // The sync's fetches are observed like the scheduler's (crate::metrics).
+                tokio::spawn(roster_connectors::http::inherit(async move {
                     let sync = sync::run(&feeds, &tenant, source).await;
                     lock(&finished).insert(
                         key.clone(),
@@ -105,7 +106,7 @@ pub async fn run(
                         },
                     );
                     lock(&running).remove(&key);
-                });
+                }));
             }
         }
     }

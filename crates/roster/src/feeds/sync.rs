@@ -565,7 +565,13 @@ pub async fn fetch(feeds: &Feeds, tenant: &Tenant, source: Source) -> Result<Vec
                 auth,
                 timeout: feeds.timeout,
             };
-            Ok(fetch::sftp::fetch(&target).await?.bytes)
+            let fetched = roster_connectors::http::observe(
+                roster_connectors::http::Service::Sftp,
+                fetch::sftp::fetch(&target),
+                crate::metrics::downstream::sftp_ending,
+            )
+            .await?;
+            Ok(fetched.bytes)
         }
         Source::HrApi => {
             let hr = tenant

@@ -19,6 +19,8 @@ pub async fn transitions(
     transitions: &[Transition],
     status: &DirectoryUserStatus,
 ) {
+    // Acted on now that the status carrying them is written (the injected clock).
+    (context.metrics).deadlines_acted_on(transitions, status, context.clock.now());
     for transition in transitions {
         info!(
             from = transition.from.as_str(),

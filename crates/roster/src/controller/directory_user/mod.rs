@@ -48,12 +48,20 @@ pub async fn controller(
     let by_policy = context.directory.clone();
     let by_manager = context.directory.clone();
     let by_departure = context.directory.clone();
+    let queued = Queued(context.metrics.queues.clone());
+    let (queued_tenant, queued_policy, queued_departure) =
+        (queued.clone(), queued.clone(), queued.clone());
+    let in_store = users.clone();
     // A user's change also wakes their reports (one watch, teed): a manager who arrives
     // or gets an account after their reports resolves them.
     let (reports_tx, reports_rx) = futures::channel::mpsc::unbounded();
     let user_stream = user_stream.inspect(move |event| {
         if let Ok(user) = event {
+            // Gone from the store (deleted): kube-runtime will not reconcile it.
+            let present = in_store.get(&ObjectRef::from_obj(user)).is_some();
+            queued.object(user, present);
             for report in gather::reports_of(&by_manager, user) {
+                queued.of_ref(&report);
                 let _ = reports_tx.unbounded_send(report);
             }
         }
@@ -63,24 +71,26 @@ pub async fn controller(
         .with_config(Config::default().concurrency(options.concurrency))
         // A Tenant change (suspend, time zone, policyRef...) wakes exactly its users.
         .watches_stream(tenant_stream, move |tenant: Tenant| {
-            users_of_tenant(&by_tenant, &tenant)
+            queued_tenant.all(users_of_tenant(&by_tenant, &tenant))
         })
         // A policy change wakes the users of every tenant that uses it.
         .watches_stream(policy_stream, move |policy: DeprovisionPolicy| {
-            super::tenants_using(&tenants, &policy)
-                .into_iter()
-                .flat_map(|t| users_of_tenant(&by_policy, &t))
-                .collect::<Vec<_>>()
+            queued_policy.all(
+                super::tenants_using(&tenants, &policy)
+                    .into_iter()
+                    .flat_map(|t| users_of_tenant(&by_policy, &t))
+                    .collect(),
+            )
         })
         // A Departure that appears or goes wakes the objects of the same person: one that
         // waited for it takes over, or takes the lifecycle back.
         .watches_stream(departure_stream, move |departure: Departure| {
             let record = &departure.spec.record;
-            by_departure.with_employee_id(
+            queued_departure.all(by_departure.with_employee_id(
                 &departure.namespace().unwrap_or_default(),
                 &record.tenant_ref.name,
                 &record.employee_id,
-            )
+            ))
         })
         .graceful_shutdown_on(shutdown);
     controller
@@ -113,18 +123,42 @@ async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Ac
     if !stores_ready(&context) {
         return Ok(Action::requeue(super::STORE_WAIT));
     }
-    let labels = crate::metrics::ControllerLabels {
-        controller: "directoryuser",
-    };
-    context.metrics.reconciles.get_or_create(&labels).inc();
-    let started = std::time::Instant::now();
+    let metrics = context.metrics.clone();
+    let reconciling = metrics.reconciling(KIND_LABEL, crate::metrics::queue::key_of(&*user));
     let result = reconcile_user(user, &context).await;
-    context
-        .metrics
-        .reconcile_seconds
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+    reconciling.finished(&result);
     result
+}
+
+/// The controller's name in metrics.
+const KIND_LABEL: &str = "directoryuser";
+
+/// Notes what the triggers hand the controller in its queue mirror
+/// ([`crate::metrics::queue`]).
+#[derive(Clone)]
+struct Queued(Arc<crate::metrics::queue::Queues>);
+
+impl Queued {
+    fn object(&self, user: &DirectoryUser, present: bool) {
+        let key = crate::metrics::queue::key_of(user);
+        if present {
+            self.0.triggered(KIND_LABEL, key);
+        } else {
+            self.0.started(KIND_LABEL, key);
+        }
+    }
+
+    fn of_ref(&self, user: &ObjectRef<DirectoryUser>) {
+        let key = crate::metrics::queue::key(user.namespace.as_deref(), &user.name);
+        self.0.triggered(KIND_LABEL, key);
+    }
+
+    fn all(&self, users: Vec<ObjectRef<DirectoryUser>>) -> Vec<ObjectRef<DirectoryUser>> {
+        for user in &users {
+            self.of_ref(user);
+        }
+        users
+    }
 }
 
 #[instrument(skip_all, fields(namespace = user.namespace(), user = user.name_any()))]
@@ -313,7 +347,12 @@ pub(super) async fn lifecycle(
     }
     let now = context.clock.now();
     Ok(match decision.wake_at {
-        Some(at) => Action::requeue((at - now).to_std().unwrap_or(Duration::ZERO) + jitter()),
+        Some(at) => {
+            let delay = (at - now).to_std().unwrap_or(Duration::ZERO) + jitter();
+            let key = crate::metrics::queue::key_of(&*persisted);
+            context.metrics.queues.later(home.controller(), key, delay);
+            Action::requeue(delay)
+        }
         None => Action::await_change(),
     })
 }
@@ -322,8 +361,9 @@ pub(super) async fn lifecycle(
 const MAX_ROUNDS: usize = 6;
 
 fn error_policy(user: Arc<DirectoryUser>, error: &Error, context: Arc<Context>) -> Action {
-    context.count_error("directoryuser", error);
+    context.count_error(KIND_LABEL, error);
     let delay = context.failure_backoff(&user.uid().unwrap_or_default());
+    (context.metrics.queues).later(KIND_LABEL, crate::metrics::queue::key_of(&*user), delay);
     warn!(category = error.category(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

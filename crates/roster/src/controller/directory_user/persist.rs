@@ -45,6 +45,14 @@ impl Home {
         }
     }
 
+    /// The controller that reconciles it, as metrics name it.
+    pub fn controller(&self) -> &'static str {
+        match self {
+            Home::User(_) => "directoryuser",
+            Home::Departure(_) => "departure",
+        }
+    }
+
     /// A fresh read, as the lifecycle sees the person.
     pub async fn fresh(&self, name: &str) -> Result<DirectoryUser> {
         Ok(match self {

@@ -30,14 +30,12 @@ pub async fn sync(
     let name = user.name_any();
     let uid = user.uid().unwrap_or_default();
     for (index, action) in actions.iter().enumerate() {
-        let outcome = context
-            .effects
-            .sync(SyncRequest {
-                tenant: &inputs.tenant,
-                user,
-                action,
-            })
-            .await;
+        let call = context.effects.sync(SyncRequest {
+            tenant: &inputs.tenant,
+            user,
+            action,
+        });
+        let outcome = crate::metrics::downstream::observed(&context.metrics, call).await;
         announce::sync_result(context, user, action, &outcome).await;
         let failed = matches!(outcome, roster_lifecycle::SyncOutcome::Failed { .. });
         let more = roster_lifecycle::record_sync_outcome(
@@ -85,16 +83,14 @@ pub async fn actions(
     };
     let name = user.name_any();
     for (index, action) in actions.iter().enumerate() {
-        let outcome = context
-            .effects
-            .run(EffectRequest {
-                tenant: &inputs.tenant,
-                policy: &inputs.policy,
-                user,
-                directory: &directory,
-                action,
-            })
-            .await;
+        let call = context.effects.run(EffectRequest {
+            tenant: &inputs.tenant,
+            policy: &inputs.policy,
+            user,
+            directory: &directory,
+            action,
+        });
+        let outcome = crate::metrics::steps::run(&context.metrics, action.step, call).await;
         announce::step_result(context, user, action.step, &outcome).await;
         let failed = matches!(outcome, Outcome::Failed { .. });
         roster_lifecycle::record_outcome(status, action.step, outcome, context.clock.now());

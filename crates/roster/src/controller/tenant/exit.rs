@@ -84,7 +84,11 @@ async fn stage(
     match decision.step {
         ExitStep::Begin => status.exit = Some(exit::begin(now)),
         ExitStep::ErasePlatform { idempotency_key } => {
-            let outcome = context.effects.exit_tenant(tenant, &idempotency_key).await;
+            let outcome = crate::metrics::downstream::observed(
+                &context.metrics,
+                context.effects.exit_tenant(tenant, &idempotency_key),
+            )
+            .await;
             let state = status.exit.as_mut().expect("the exit has begun");
             match outcome {
                 Ok(()) => exit::record_done(
@@ -148,6 +152,7 @@ async fn stage(
             if tenant.finalizers().iter().any(|f| f == TENANT_FINALIZER) {
                 patch::finalizer(tenants, &name, KIND, TENANT_FINALIZER, false).await?;
             }
+            context.metrics.forget_tenant(namespace, &name);
             return Ok(Next::Done(Action::await_change()));
         }
         ExitStep::Wait { until } => {

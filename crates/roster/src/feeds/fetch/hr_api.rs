@@ -16,6 +16,9 @@ use super::FetchError;
 /// length), so a body is never read past it.
 pub const MAX_REPORT_BYTES: usize = roster_feeds::limits::MAX_REPORT_BYTES;
 
+/// The report and its token endpoint, as metrics name them.
+const HR_API: roster_connectors::http::Service = roster_connectors::http::Service::HrApi;
+
 /// How the report is authorized.
 #[derive(Clone)]
 pub enum HrAuth {
@@ -68,11 +71,11 @@ pub async fn fetch(
                         "sources.hrAPI.tokenURL is refused by the operator's endpoint policy",
                     )
                 })?;
-            let response = http
+            let token_request = http
                 .post(token_url)
                 .basic_auth(client_id, Some(client_secret))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
+                .form(&[("grant_type", "client_credentials")]);
+            let response = roster_connectors::http::send(HR_API, token_request)
                 .await
                 .map_err(|e| FetchError::Transport(transport(&e)))?;
             match response.status().as_u16() {
@@ -87,8 +90,7 @@ pub async fn fetch(
             request.bearer_auth(token.access_token)
         }
     };
-    let response = request
-        .send()
+    let response = roster_connectors::http::send(HR_API, request)
         .await
         .map_err(|e| FetchError::Transport(transport(&e)))?;
     match response.status().as_u16() {
