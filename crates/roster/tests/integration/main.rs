@@ -20,6 +20,7 @@ mod invalid;
 mod joiners;
 mod kubectl;
 mod lifecycle;
+mod metrics;
 mod rbac;
 mod scim;
 mod scim_attacks;
