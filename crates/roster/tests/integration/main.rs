@@ -25,6 +25,7 @@ mod rbac;
 mod scim;
 mod scim_attacks;
 mod scim_conformance;
+mod sharding;
 mod standin_calendar;
 mod standin_lms;
 mod support;
