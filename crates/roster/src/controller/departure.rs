@@ -44,6 +44,8 @@ pub async fn controller(
     });
     Controller::for_stream(departures, store)
         .with_config(Config::default().concurrency(options.concurrency))
+        // The end of an API server outage retries what it held up, all at once.
+        .reconcile_all_on(options.apiserver.recoveries())
         // The Tenant's deletion (the tenant's exit) or any other change of it, and a
         // policy edit (a shorter quarantine), apply to Departures as to users.
         .watches_stream(tenants, move |tenant: Tenant| {
@@ -105,6 +107,9 @@ fn of_tenant(
 async fn reconcile(departure: Arc<Departure>, context: Arc<Context>) -> Result<Action> {
     if !directory_user::stores_ready(&context) {
         return Ok(Action::requeue(super::STORE_WAIT));
+    }
+    if let Some(wait) = context.wait_out_outage() {
+        return Ok(wait);
     }
     let metrics = context.metrics.clone();
     let reconciling = metrics.reconciling(CONTROLLER, crate::metrics::queue::key_of(&*departure));

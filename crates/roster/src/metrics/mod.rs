@@ -79,6 +79,15 @@ pub struct ScimLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiServerLabels {
+    /// `GET`, `WATCH`, `POST`, `PUT`, `PATCH`, `DELETE`.
+    pub verb: &'static str,
+    /// `2xx`, `3xx`, `4xx`, `409`, `429`, `5xx`, or `error` (no answer: refused, reset,
+    /// timed out).
+    pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UserLabels {
     /// The Tenant's `namespace/name` (an organization, never a person).
     pub tenant: String,
@@ -129,6 +138,10 @@ pub struct Metrics {
     /// 1 while this process runs the controllers (it holds the leader lease, or runs
     /// without leader election).
     pub leader: Gauge,
+    /// roster's own requests to the Kubernetes API server.
+    pub apiserver_requests: Family<ApiServerLabels, Counter>,
+    /// 0 while the API server fails every request (see `crate::apiserver`).
+    pub apiserver_up: Gauge,
 }
 
 /// Lateness buckets: the target is under a second; a missed one may be hours late.
@@ -155,6 +168,18 @@ impl Default for Metrics {
         let step_failures = Family::<StepFailureLabels, Counter>::default();
         let sync_calls = Family::<SyncLabels, Counter>::default();
         let leader = Gauge::default();
+        let apiserver_requests = Family::<ApiServerLabels, Counter>::default();
+        let apiserver_up = Gauge::default();
+        registry.register(
+            "apiserver_requests",
+            "Requests roster sent to the Kubernetes API server, by verb and outcome",
+            apiserver_requests.clone(),
+        );
+        registry.register(
+            "apiserver_up",
+            "1 while the Kubernetes API server answers roster, 0 while every request fails",
+            apiserver_up.clone(),
+        );
         let scim_requests = Family::<ScimLabels, Counter>::default();
         let scim_seconds = Family::<ScimLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 14))
@@ -264,6 +289,8 @@ impl Default for Metrics {
             downstream_seconds,
             deadline_lateness,
             leader,
+            apiserver_requests,
+            apiserver_up,
         }
     }
 }

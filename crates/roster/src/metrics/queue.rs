@@ -9,8 +9,9 @@
 //! time a slot is `queued` when it is due (waiting for a free reconcile slot) and
 //! `delayed` when it is not yet. Not seen: timed requeues other than deadlines and
 //! retries (start-up store waits, the Tenant's five-minute recheck, the tenant exit's
-//! polls), and the Tenant controller's one-second debounce (its triggers count as
-//! queued during it). A slot is about 40 bytes.
+//! polls, the waits during an API server outage), the reconcile of every object when
+//! such an outage ends, and the Tenant controller's one-second debounce (its triggers
+//! count as queued during it). A slot is about 40 bytes.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
