@@ -20,7 +20,8 @@ pub async fn transitions(
     status: &DirectoryUserStatus,
 ) {
     // Acted on now that the status carrying them is written (the injected clock).
-    (context.metrics).deadlines_acted_on(transitions, status, context.clock.now());
+    let now = context.clock.now();
+    context.metrics.deadlines_acted_on(transitions, status, now);
     for transition in transitions {
         info!(
             from = transition.from.as_str(),

@@ -368,7 +368,8 @@ const MAX_ROUNDS: usize = 6;
 fn error_policy(user: Arc<DirectoryUser>, error: &Error, context: Arc<Context>) -> Action {
     context.count_error(KIND_LABEL, error);
     let delay = context.failure_backoff(&user.uid().unwrap_or_default());
-    (context.metrics.queues).later(KIND_LABEL, crate::metrics::queue::key_of(&*user), delay);
+    let key = crate::metrics::queue::key_of(&*user);
+    context.metrics.queues.later(KIND_LABEL, key, delay);
     warn!(category = error.category(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
