@@ -46,7 +46,13 @@ pub async fn controller(
 ) {
     let tenants = context.tenants.clone();
     let policy_tenants = tenants.clone();
+    // A connector that turns unreachable or comes back: its `ConnectorsReachable`.
+    let reachability = context
+        .effects
+        .reachability_changes()
+        .map(|(namespace, name)| ObjectRef::<Tenant>::new(&name).within(&namespace));
     let controller = Controller::for_stream(tenant_stream, tenants)
+        .reconcile_on(reachability)
         .with_config(
             Config::default()
                 .concurrency(options.concurrency)
@@ -165,6 +171,22 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         reason,
         message,
     });
+    // What the effects saw of the connectors (decided by the core).
+    let observed = context.effects.reachability(&tenant);
+    let reachable = roster_lifecycle::reachability::condition(&observed, now);
+    checks.push(Check {
+        r#type: roster_lifecycle::reachability::CONDITION_TYPE,
+        ok: reachable.ok,
+        reason: reachable.reason,
+        message: reachable.message,
+    });
+    // A connector failing within its grace: look again when the grace ends.
+    let recheck = observed
+        .iter()
+        .filter_map(|(_, o)| roster_lifecycle::reachability::recheck_at(o, now))
+        .min()
+        .and_then(|at| (at - now).to_std().ok())
+        .map_or(RECHECK, |wait| wait.min(RECHECK));
 
     let mut status: TenantStatus = tenant.status.clone().unwrap_or_default();
     let all_ok = checks.iter().all(|c| c.ok);
@@ -211,7 +233,7 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         )
         .await?;
     }
-    Ok(Action::requeue(RECHECK))
+    Ok(Action::requeue(recheck))
 }
 
 /// The status as this controller owns it: `sourceSyncs` entries belong to each source's

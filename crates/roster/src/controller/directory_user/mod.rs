@@ -12,6 +12,8 @@ pub mod guard;
 mod persist;
 mod run;
 
+pub use run::StageTwoSlots;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -212,6 +214,7 @@ pub(super) async fn lifecycle(
     // to be fresh: no read), until nothing is due now. The last result of each run is
     // written together with the status that follows from it.
     let mut rounds = 0;
+    let mut no_slot = false;
     let status = loop {
         // PII goes before the status that says it is gone. (A Departure is deleted once
         // purged, with the record it holds.)
@@ -256,7 +259,7 @@ pub(super) async fn lifecycle(
                 // The last sync result is durable before the first step runs.
                 persisted = persist::step_result(&home, &name, &status, &context.written).await?;
             }
-            run::actions(
+            let ran = run::actions(
                 &home,
                 context,
                 &persisted,
@@ -265,6 +268,10 @@ pub(super) async fn lifecycle(
                 &mut status,
             )
             .await?;
+            if ran == run::Ran::NoSlot {
+                no_slot = true;
+                break status;
+            }
         }
         if deleting
             && matches!(home, Home::User(_))
@@ -307,6 +314,9 @@ pub(super) async fn lifecycle(
     }
     context.reset_failures(&persisted.uid().unwrap_or_default());
 
+    if no_slot {
+        return Ok(Action::requeue(run::STAGE_TWO_WAIT + jitter()));
+    }
     if !decision.actions.is_empty() || !decision.sync.is_empty() {
         // Rounds left over (a long chain): go on at once.
         return Ok(Action::requeue(Duration::ZERO));

@@ -3,8 +3,15 @@
 //! neither repeats nor skips a step; the first failure stops the run. The last result
 //! is left in `status` for the caller, whose next decision writes it together with
 //! what follows from it (one write, not two).
+//!
+//! Stage-2 steps (the hand-over) run only with one of the [`StageTwoSlots`], which are
+//! fewer than the controller's concurrent reconciles: however many leavers wait on a
+//! slow calendar or platform, some reconciles stay free for revocations, restores and
+//! joiners. A reconcile that finds no slot runs nothing, writes nothing and comes back
+//! after [`STAGE_TWO_WAIT`], leaving its reconcile slot to others.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::ResourceExt;
 use roster_api::{DirectoryUser, DirectoryUserStatus};
@@ -15,6 +22,33 @@ use super::persist::Home;
 use super::{announce, persist};
 use crate::controller::{Context, Result};
 use crate::effects::{EffectRequest, SyncRequest};
+
+/// How soon a reconcile that found every stage-2 slot taken tries again.
+pub const STAGE_TWO_WAIT: Duration = Duration::from_secs(1);
+
+/// The stage-2 slots of one scope's controllers (a semaphore: one permit per leaver
+/// whose hand-over steps run now).
+pub struct StageTwoSlots(Arc<tokio::sync::Semaphore>);
+
+impl StageTwoSlots {
+    /// A quarter of `concurrency` (at least one reconcile) is kept for everything
+    /// but stage 2.
+    pub fn for_concurrency(concurrency: u16) -> Self {
+        let concurrency = usize::from(concurrency.max(2));
+        let reserved = (concurrency / 4).max(1);
+        Self(Arc::new(tokio::sync::Semaphore::new(
+            concurrency - reserved,
+        )))
+    }
+}
+
+/// Whether the actions ran, or wait for a stage-2 slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ran {
+    Ran,
+    /// Nothing ran and nothing changed: try again after [`STAGE_TWO_WAIT`].
+    NoSlot,
+}
 
 /// The joiner and mover calls, each recorded before the next. Returns whether all of
 /// them went through; the steps wait otherwise (a rehire's profile comes back before
@@ -66,10 +100,22 @@ pub async fn actions(
     inputs: &Inputs,
     actions: &[Action],
     status: &mut DirectoryUserStatus,
-) -> Result<()> {
+) -> Result<Ran> {
     if actions.is_empty() {
-        return Ok(());
+        return Ok(Ran::Ran);
     }
+    // Held until the last step of this run is recorded.
+    let _slot = if actions
+        .iter()
+        .any(|a| roster_lifecycle::STAGE_TWO.contains(&a.step))
+    {
+        match context.stage_two.0.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => return Ok(Ran::NoSlot),
+        }
+    } else {
+        None
+    };
     // Only the hand-over steps choose new owners among colleagues; a revocation does
     // not pay for collecting the tenant's directory.
     let needs_colleagues = actions.iter().any(|a| {
@@ -105,5 +151,5 @@ pub async fn actions(
             persist::step_result(home, &name, status, &context.written).await?;
         }
     }
-    Ok(())
+    Ok(Ran::Ran)
 }
