@@ -1,7 +1,8 @@
 //! The Tenant controller: checks what a Tenant references (its policy, its Secrets,
-//! the calendar fallback owner), reports each as a condition, and keeps per-phase
-//! user counts. User changes are debounced so an import of hundreds of users
-//! produces one count update, not hundreds.
+//! the calendar fallback owner), reports each as a condition, as well as whether its
+//! connectors answer, and keeps per-phase user counts. User changes are throttled
+//! ([`throttle`]) so an import of hundreds of users produces one count update per
+//! second, not hundreds, and a connector's flip is written at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use roster_api::{
 use roster_lifecycle::{Policy, TenantSettings};
 
 mod exit;
+mod throttle;
 
 const KIND: &str = "Tenant";
 /// Secrets are not watched (that would need cluster-wide Secret access); they are
@@ -51,23 +53,25 @@ pub async fn controller(
         .effects
         .reachability_changes()
         .map(|(namespace, name)| ObjectRef::<Tenant>::new(&name).within(&namespace));
+    let users = user_stream.filter_map(|user| async move {
+        let user = user.ok()?;
+        let ns = user.namespace()?;
+        Some(ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
+    });
+    // People who left by deletion are counted too, in their Departure's phase.
+    let departures = departure_stream.filter_map(|departure| async move {
+        let departure = departure.ok()?;
+        let ns = departure.namespace()?;
+        Some(ObjectRef::<Tenant>::new(&departure.spec.record.tenant_ref.name).within(&ns))
+    });
+    let people = throttle::throttled(
+        futures::stream::select(users, departures),
+        Duration::from_secs(1),
+    );
     let controller = Controller::for_stream(tenant_stream, tenants)
         .reconcile_on(reachability)
-        .with_config(
-            Config::default()
-                .concurrency(options.concurrency)
-                .debounce(Duration::from_secs(1)),
-        )
-        .watches_stream(user_stream, |user: DirectoryUser| {
-            user.namespace()
-                .map(|ns| ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
-        })
-        // People who left by deletion are counted too, in their Departure's phase.
-        .watches_stream(departure_stream, |departure: Departure| {
-            departure.namespace().map(|ns| {
-                ObjectRef::<Tenant>::new(&departure.spec.record.tenant_ref.name).within(&ns)
-            })
-        })
+        .reconcile_on(people)
+        .with_config(Config::default().concurrency(options.concurrency))
         .watches_stream(policy_stream, move |policy: DeprovisionPolicy| {
             // A policy being deleted wakes every tenant of its namespace: one of
             // them releases it when none names it any more.

@@ -240,7 +240,7 @@ mod tests {
             at(32),
         );
         let mut announced = Vec::new();
-        while let Ok(Some(key)) = changes.try_next() {
+        while let Ok(key) = changes.try_recv() {
             announced.push(key);
         }
         assert_eq!(announced, vec![tenant.clone(), tenant]);

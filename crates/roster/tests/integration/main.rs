@@ -10,6 +10,7 @@ mod chart;
 mod crds;
 mod departures;
 mod deprovisioning;
+mod downstream;
 mod erasure;
 mod examples;
 mod feeds;
