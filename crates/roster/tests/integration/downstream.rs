@@ -178,24 +178,16 @@ async fn platform_outage(outage: Outage, length: Duration) {
         *per_second.entry(c.at.timestamp()).or_default() += 1;
     }
     let peak = per_second.values().max().copied().unwrap_or(0);
-    // The last ten seconds of the outage: the steady rate once every step backs off.
-    let late = calls_while_down
-        .iter()
-        .filter(|c| (up_at - c.at).num_seconds() < 10)
-        .count();
+    // The outage's second half: the steady rate once every step backs off.
+    let half = down_at + (up_at - down_at) / 2;
+    let late = calls_while_down.iter().filter(|c| c.at >= half).count();
     println!(
-        "{outage:?}: down {down_secs:.1} s, {} calls reached the stand-in while down ({:.2}/s on average, peak {peak} in one second, {:.2}/s over its last 10 s)",
+        "{outage:?}: down {down_secs:.1} s, {} calls reached the stand-in while down ({:.2}/s on average, peak {peak} in one second, {:.2}/s over its second half)",
         calls_while_down.len(),
         calls_while_down.len() as f64 / down_secs,
-        late as f64 / 10.0
+        late as f64 / (down_secs / 2.0)
     );
 
-    let condition = wait_reachable(&env, true).await;
-    println!(
-        "{outage:?}: ConnectorsReachable=True {:.1?} after the platform came back ({})",
-        ended.elapsed(),
-        condition.reason
-    );
     let first_success = loop {
         if let Some(c) = state
             .calls()
@@ -210,14 +202,23 @@ async fn platform_outage(outage: Outage, length: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    println!(
+        "{outage:?}: first applied call {:.1} s after the end",
+        (first_success - up_at).num_milliseconds() as f64 / 1000.0,
+    );
+    let condition = wait_reachable(&env, true).await;
+    println!(
+        "{outage:?}: ConnectorsReachable=True {:.1?} after the platform came back ({})",
+        ended.elapsed(),
+        condition.reason
+    );
     for id in &ids {
         wait_phase(&env, &user_name(id), Phase::Purged).await;
     }
-    let recovered = ended.elapsed();
     println!(
-        "{outage:?}: first applied call {:.1} s after the end, all {} leavers purged {recovered:.1?} after it",
-        (first_success - up_at).num_milliseconds() as f64 / 1000.0,
-        ids.len()
+        "{outage:?}: all {} leavers purged {:.1?} after the end",
+        ids.len(),
+        ended.elapsed()
     );
     report(
         &format!("{outage:?} outage of {down_secs:.0} s"),
@@ -393,7 +394,8 @@ async fn a_revocation_does_not_wait_behind_hand_overs_stuck_on_a_calendar() {
     })
     .await;
     let latency = asked.elapsed();
-    // Proof that it did not wait for them: no stuck hand-over has finished a try yet.
+    // Proof that it did not wait for them: no stuck hand-over has finished a try yet
+    // (each try waits out four 10 s timeouts).
     let users = env.api::<DirectoryUser>();
     let mut still_stuck = 0;
     for id in &stuck {
@@ -407,8 +409,9 @@ async fn a_revocation_does_not_wait_behind_hand_overs_stuck_on_a_calendar() {
                     .find(|s| s.name == StepName::TransferCalendarEvents)
             })
             .expect("the calendar step");
-        assert_eq!(calendar.state, StepState::Pending, "{}", user.name_any());
-        still_stuck += 1;
+        if calendar.state == StepState::Pending {
+            still_stuck += 1;
+        }
     }
     let status = revoked.status.unwrap();
     println!(
@@ -421,6 +424,11 @@ async fn a_revocation_does_not_wait_behind_hand_overs_stuck_on_a_calendar() {
             .and_then(|s| s.completion_time)
             .zip(status.trigger_time)
             .map_or(-1, |(done, trigger)| (done - trigger).num_milliseconds()),
+    );
+    assert_eq!(
+        still_stuck,
+        stuck.len(),
+        "the revocation waited until stuck hand-overs gave up"
     );
 
     // The calendar answers again: every hand-over completes, each event moved once.
