@@ -207,7 +207,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             telemetry::init(args.log_format);
-            let client = kube::Client::try_default().await?;
+            let metrics = Arc::new(roster::metrics::Metrics::default());
+            let apiserver = Arc::new(roster::apiserver::ApiServerHealth::default());
+            let client = roster::apiserver::client(metrics.clone(), apiserver.clone()).await?;
             // One policy for both: the effects enforce it, the Tenant controller reports it.
             let endpoints = roster_connectors::endpoint::EndpointPolicy {
                 allowed_hosts: args.allowed_endpoint_hosts.clone(),
@@ -232,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
                 namespaces: args.namespaces,
                 instance: std::env::var("POD_NAME").ok(),
                 endpoints,
+                apiserver: apiserver.clone(),
             };
             let leadership = args.leader_election.then(|| roster::operator::Leadership {
                 namespace: args.lease_namespace.clone(),
@@ -245,8 +248,17 @@ async fn main() -> anyhow::Result<()> {
                 public_origin: args.scim_public_origin.clone(),
                 ..roster::scim::Settings::new(addr)
             });
-            roster::operator::run(client, effects, options, leadership, args.http_addr, scim)
-                .await?;
+            roster::operator::run(
+                client,
+                metrics,
+                apiserver,
+                effects,
+                options,
+                leadership,
+                args.http_addr,
+                scim,
+            )
+            .await?;
         }
     }
     Ok(())

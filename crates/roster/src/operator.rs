@@ -13,6 +13,7 @@ use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{info, warn};
 
+use crate::apiserver::ApiServerHealth;
 use crate::clock::SystemClock;
 use crate::controller::{self, Options, Watches};
 use crate::effects::Effects;
@@ -29,16 +30,19 @@ pub struct Leadership {
     pub duration_seconds: u64,
 }
 
-/// Runs the operator until SIGINT/SIGTERM (or until leadership is lost).
+/// Runs the operator until SIGINT/SIGTERM (or until leadership is lost). `client` is
+/// observed into `metrics` and `apiserver` (see [`crate::apiserver::client`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: Client,
+    metrics: Arc<Metrics>,
+    apiserver: Arc<ApiServerHealth>,
     effects: Arc<dyn Effects>,
     options: Options,
     leadership: Option<Leadership>,
     http_addr: SocketAddr,
     scim: Option<crate::scim::Settings>,
 ) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::default());
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
     // Every replica watches (the SCIM endpoint reads the caches; a standby that takes
     // over starts on warm stores); only the leader runs the controllers on them.
@@ -54,7 +58,10 @@ pub async fn run(
         .await?;
         info!(addr = %serving.addr, "serving SCIM");
     }
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health {
+        apiserver,
+        ..Health::default()
+    });
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("bind {http_addr}"))?;

@@ -72,6 +72,8 @@ pub async fn controller(
         .reconcile_on(reachability)
         .reconcile_on(people)
         .with_config(Config::default().concurrency(options.concurrency))
+        // The end of an API server outage retries what it held up, all at once.
+        .reconcile_all_on(options.apiserver.recoveries())
         .watches_stream(policy_stream, move |policy: DeprovisionPolicy| {
             // A policy being deleted wakes every tenant of its namespace: one of
             // them releases it when none names it any more.
@@ -102,6 +104,9 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
     // Counting before the user store is filled would publish zeros.
     if !super::ready(&context.users) || !super::ready(&context.policies) {
         return Ok(Action::requeue(super::STORE_WAIT));
+    }
+    if let Some(wait) = context.wait_out_outage() {
+        return Ok(wait);
     }
     let labels = crate::metrics::ControllerLabels {
         controller: "tenant",

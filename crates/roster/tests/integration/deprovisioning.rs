@@ -471,7 +471,7 @@ async fn fifty_leavers_complete_through_thirty_percent_failures() {
 
 /// The stand-in with `leavers` deactivated people and their manager M000 (with 20 ms of
 /// latency, so that kills land in the middle of calls), the Tenant and policy.
-async fn deactivated_company(
+pub(crate) async fn deactivated_company(
     env: &TestEnv,
     leavers: usize,
     quarantine: &str,

@@ -7,6 +7,7 @@
 
 mod api;
 mod chart;
+mod control_plane_faults;
 mod crds;
 mod departures;
 mod deprovisioning;
