@@ -151,6 +151,11 @@ mod tests {
         category: "HTTP 503",
     };
 
+    /// Calls as (seconds, result).
+    type History<'a> = &'a [(i64, CallResult)];
+    /// Observations, the time to judge them at, and what the condition should say.
+    type Case = (Vec<(Connector, Observation)>, i64, Verdict);
+
     /// Replays `calls` (seconds, result) into one observation.
     fn observed(calls: &[(i64, CallResult)]) -> Observation {
         let mut o = Observation::default();
@@ -167,7 +172,7 @@ mod tests {
             category: "connection failed",
         };
         // (calls, now, unreachable, recheck_at)
-        let table: &[(&[(i64, CallResult)], i64, bool, Option<i64>)] = &[
+        let table: &[(History, i64, bool, Option<i64>)] = &[
             (&[], 100, false, None),
             (&[(0, Answered)], 100, false, None),
             // One failure: not yet, look again when the grace ends.
@@ -213,7 +218,7 @@ mod tests {
             ),
         ]);
         let graph_up = observed(&[(1, CallResult::Answered)]);
-        let table: Vec<(Vec<(Connector, Observation)>, i64, Verdict)> = vec![
+        let table: Vec<Case> = vec![
             (
                 vec![],
                 30,

@@ -12,7 +12,6 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use kube::ResourceExt;
 use roster_api::{DirectoryUser, Phase, StepName, StepState, Tenant};
 use roster_standins::calendar::CalendarSeed;
 use roster_standins::calendar::google::{GoogleCalendarStandin, routes};
