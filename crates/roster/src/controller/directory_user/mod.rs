@@ -11,8 +11,9 @@ mod gather;
 pub mod guard;
 mod persist;
 mod run;
+mod slots;
 
-pub use run::StageTwoSlots;
+pub use slots::StageTwoSlots;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,8 @@ pub async fn controller(
     });
     let controller = Controller::for_stream(user_stream, users.clone())
         .reconcile_on(reports_rx)
+        // A released stage-2 slot wakes the user waiting longest for one.
+        .reconcile_on(context.stage_two.woken())
         .with_config(Config::default().concurrency(options.concurrency))
         // The end of an API server outage retries what it held up, all at once.
         .reconcile_all_on(options.apiserver.recoveries())
@@ -320,7 +323,7 @@ pub(super) async fn lifecycle(
     context.reset_failures(&persisted.uid().unwrap_or_default());
 
     if no_slot {
-        return Ok(Action::requeue(run::STAGE_TWO_WAIT + jitter()));
+        return Ok(Action::requeue(slots::FALLBACK_WAIT + jitter()));
     }
     if !decision.actions.is_empty() || !decision.sync.is_empty() {
         // Rounds left over (a long chain): go on at once.

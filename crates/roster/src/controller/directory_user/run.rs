@@ -4,14 +4,12 @@
 //! is left in `status` for the caller, whose next decision writes it together with
 //! what follows from it (one write, not two).
 //!
-//! Stage-2 steps (the hand-over) run only with one of the [`StageTwoSlots`], which are
-//! fewer than the controller's concurrent reconciles: however many leavers wait on a
-//! slow calendar or platform, some reconciles stay free for revocations, restores and
-//! joiners. A reconcile that finds no slot runs nothing, writes nothing and comes back
-//! after [`STAGE_TWO_WAIT`], leaving its reconcile slot to others.
+//! Stage-2 steps (the hand-over) run only with one of the stage-2 slots
+//! ([`super::slots`]), which are fewer than the controller's concurrent reconciles. A
+//! reconcile that finds no slot runs nothing and writes nothing; it is woken when one
+//! is released.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::ResourceExt;
 use roster_api::{DirectoryUser, DirectoryUserStatus};
@@ -23,30 +21,12 @@ use super::{announce, persist};
 use crate::controller::{Context, Result};
 use crate::effects::{EffectRequest, SyncRequest};
 
-/// How soon a reconcile that found every stage-2 slot taken tries again.
-pub const STAGE_TWO_WAIT: Duration = Duration::from_secs(1);
-
-/// The stage-2 slots of one scope's controllers (a semaphore: one permit per leaver
-/// whose hand-over steps run now).
-pub struct StageTwoSlots(Arc<tokio::sync::Semaphore>);
-
-impl StageTwoSlots {
-    /// A quarter of `concurrency` (at least one reconcile) is kept for everything
-    /// but stage 2.
-    pub fn for_concurrency(concurrency: u16) -> Self {
-        let concurrency = usize::from(concurrency.max(2));
-        let reserved = (concurrency / 4).max(1);
-        Self(Arc::new(tokio::sync::Semaphore::new(
-            concurrency - reserved,
-        )))
-    }
-}
-
 /// Whether the actions ran, or wait for a stage-2 slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ran {
     Ran,
-    /// Nothing ran and nothing changed: try again after [`STAGE_TWO_WAIT`].
+    /// Nothing ran and nothing changed: the user is queued for the next slot
+    /// released (see [`super::slots`]).
     NoSlot,
 }
 
@@ -109,9 +89,13 @@ pub async fn actions(
         .iter()
         .any(|a| roster_lifecycle::STAGE_TWO.contains(&a.step))
     {
-        match context.stage_two.0.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => return Ok(Ran::NoSlot),
+        // A Departure is not woken by the DirectoryUser controller: it comes back
+        // after the fallback wait.
+        let waiter = matches!(home, Home::User(_))
+            .then(|| kube::runtime::reflector::ObjectRef::from_obj(user));
+        match context.stage_two.try_take(waiter) {
+            Some(slot) => Some(slot),
+            None => return Ok(Ran::NoSlot),
         }
     } else {
         None
