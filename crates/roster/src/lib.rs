@@ -25,4 +25,5 @@ pub mod operator;
 pub mod probes;
 pub mod receipts;
 pub mod scim;
+pub mod shard;
 pub mod telemetry;

@@ -111,9 +111,13 @@ struct RunArgs {
     /// Namespace of the leader Lease (the operator's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
-    /// Name of the leader Lease.
-    #[arg(long, default_value = "roster-leader")]
-    lease_name: String,
+    /// Name of the leader Lease (default `roster-leader`, or `roster-leader-SHARD`).
+    #[arg(long)]
+    lease_name: Option<String>,
+    /// Take only the tenant namespaces labelled `roster.dev/shard=SHARD`, beside other
+    /// Deployments of roster that take other shards (docs/performance.md, scaling out).
+    #[arg(long, env = "ROSTER_SHARD", conflicts_with = "namespaces", value_parser = shard_name)]
+    shard: Option<String>,
     /// Seconds before a silent leader's lease can be taken over.
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: u64,
@@ -130,6 +134,10 @@ struct RunArgs {
     /// The SCIM endpoint's public origin (`https://scim.example.com`), for `Location`.
     #[arg(long, env = "ROSTER_SCIM_PUBLIC_ORIGIN")]
     scim_public_origin: Option<String>,
+}
+
+fn shard_name(name: &str) -> Result<String, String> {
+    roster::shard::check_name(name).map(|()| name.to_string())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -238,7 +246,13 @@ async fn main() -> anyhow::Result<()> {
             };
             let leadership = args.leader_election.then(|| roster::operator::Leadership {
                 namespace: args.lease_namespace.clone(),
-                lease_name: args.lease_name.clone(),
+                lease_name: args
+                    .lease_name
+                    .clone()
+                    .unwrap_or_else(|| match &args.shard {
+                        Some(shard) => format!("roster-leader-{shard}"),
+                        None => "roster-leader".into(),
+                    }),
                 duration_seconds: args.lease_duration_seconds,
             });
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "roster starting");
@@ -248,16 +262,17 @@ async fn main() -> anyhow::Result<()> {
                 public_origin: args.scim_public_origin.clone(),
                 ..roster::scim::Settings::new(addr)
             });
-            roster::operator::run(
+            roster::operator::run(roster::operator::Process {
                 client,
                 metrics,
                 apiserver,
                 effects,
                 options,
                 leadership,
-                args.http_addr,
+                http_addr: args.http_addr,
                 scim,
-            )
+                shard: args.shard,
+            })
             .await?;
         }
     }

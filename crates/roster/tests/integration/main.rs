@@ -26,6 +26,7 @@ mod rbac;
 mod scim;
 mod scim_attacks;
 mod scim_conformance;
+mod sharding;
 mod standin_calendar;
 mod standin_lms;
 mod support;

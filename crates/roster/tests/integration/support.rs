@@ -262,7 +262,8 @@ impl OperatorProcess {
         Self::start_with(namespace, kubeconfig, log, &[], &[])
     }
 
-    /// Like [`start`](Self::start), with more arguments and environment variables.
+    /// Like [`start`](Self::start), with more arguments and environment variables; an
+    /// empty `namespace` passes no `--namespace` (all namespaces, or a shard's).
     pub fn start_with(
         namespace: &str,
         kubeconfig: &std::path::Path,
@@ -277,15 +278,12 @@ impl OperatorProcess {
             .expect("open operator log");
         let port = roster_testkit::process::free_port().expect("a free port");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args([
-                "run",
-                "--namespace",
-                namespace,
-                "--effects",
-                "http",
-                "--rate-limit",
-                "1000",
-            ])
+            .args(["run", "--effects", "http", "--rate-limit", "1000"])
+            .args(
+                Some(format!("--namespace={namespace}"))
+                    .filter(|_| !namespace.is_empty())
+                    .as_slice(),
+            )
             .args(["--log-format", "json"])
             .arg(format!("--http-addr=127.0.0.1:{port}"))
             .args(args)
