@@ -181,7 +181,19 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         message,
     });
     // What the effects saw of the connectors (decided by the core).
-    let observed = context.effects.reachability(&tenant);
+    let mut observed = context.effects.reachability(&tenant);
+    // Only the connectors the Tenant uses now (a calendar provider switched away from
+    // is not called again, and its last failures must not linger).
+    observed.retain(|(connector, _)| {
+        use roster_lifecycle::reachability::Connector;
+        match connector {
+            Connector::LearningPlatform => true,
+            Connector::GoogleCalendar => tenant.spec.calendar.provider == CalendarProvider::Google,
+            Connector::MicrosoftGraph => {
+                tenant.spec.calendar.provider == CalendarProvider::Microsoft
+            }
+        }
+    });
     let reachable = roster_lifecycle::reachability::condition(&observed, now);
     checks.push(Check {
         r#type: roster_lifecycle::reachability::CONDITION_TYPE,
