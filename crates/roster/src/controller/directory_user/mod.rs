@@ -314,6 +314,8 @@ pub(super) async fn lifecycle(
         && departure::hands_over(&inputs.policy, &status)
         && departure::hand_over(api, &persisted, &status, context).await?
     {
+        // The DirectoryUser is gone once handed over: nothing of it to remember.
+        context.written.forget(home.kind(), &persisted);
         return Ok(Action::await_change());
     }
     if decision.release {
