@@ -120,8 +120,9 @@ async fn survive(fault: Fault) {
         if quarantined == ids.len() {
             break deadlines;
         }
+        // Generous: CI runs these beside the other tests, each with a control plane.
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < Duration::from_secs(240),
             "only {quarantined} of {} leavers were quarantined",
             ids.len()
         );
