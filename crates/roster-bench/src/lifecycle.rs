@@ -390,7 +390,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .times(&second_wave, Seen::Purged)
         .iter()
         .map(|(_, at)| (*at - due).num_milliseconds() as f64 / 1000.0)
-        .fold(f64::MIN, f64::max);
+        .fold(0.0, f64::max);
     let (rss_end, rss_end_peak) = operator.rss_mib()?;
     eprintln!(
         "deadlines: {} of {} due in the same second; lateness p50 {:.2} s, p99 {:.2} s, max {:.2} s; last purged {purged_last:.1} s after; RSS {rss_end:.0} MiB (peak {rss_end_peak:.0})",

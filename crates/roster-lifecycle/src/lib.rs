@@ -15,6 +15,7 @@ pub mod handover;
 pub mod machine;
 pub mod ownership;
 pub mod pii;
+pub mod reachability;
 pub mod settings;
 pub mod sync;
 pub mod trigger;
@@ -23,8 +24,8 @@ pub mod trigger;
 mod tests;
 
 pub use machine::{
-    Action, Decision, Gate, Observed, Outcome, Requests, STAGE_TWO, Transition, backoff,
-    idempotency_key, record_outcome, step,
+    Action, Decision, Gate, OUTAGE_MAX_BACKOFF, Observed, Outcome, Requests, STAGE_TWO, Transition,
+    backoff, failure_backoff, idempotency_key, record_outcome, step,
 };
 pub use settings::{Policy, TenantSettings};
 pub use sync::{Manager, SyncAction, SyncOp, SyncOutcome, record_sync_outcome};

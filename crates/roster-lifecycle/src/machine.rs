@@ -131,6 +131,10 @@ pub enum Outcome {
     Failed {
         error: String,
         retry_after: Option<Duration>,
+        /// The service did not answer at all (no connection, a timeout, a 5xx): an
+        /// outage of the service, not a problem of this person, so the backoff stays
+        /// within [`OUTAGE_MAX_BACKOFF`] and the step resumes soon after it ends.
+        unreachable: bool,
     },
 }
 
@@ -146,6 +150,13 @@ pub const STAGE_TWO: [StepName; 6] = [
 
 /// Longest wait between retries of a failed step.
 pub const MAX_BACKOFF: Duration = Duration::minutes(5);
+
+/// Longest wait between retries of a step whose service did not answer (see
+/// [`Outcome::Failed`]): after an outage of any length, the steps resume within this
+/// much of its end, instead of up to [`MAX_BACKOFF`] later. While the service is down
+/// the effects send only one try per attempt, so this costs one call per waiting step
+/// and 30 s, and one status write.
+pub const OUTAGE_MAX_BACKOFF: Duration = Duration::seconds(30);
 
 /// Decides the next status, actions and wake-up for one user.
 pub fn step(
@@ -690,8 +701,13 @@ pub fn record_outcome(
                 _ => {}
             }
         }
-        Outcome::Failed { error, retry_after } => {
-            let backoff = backoff(step.attempts).max(retry_after.unwrap_or_else(Duration::zero));
+        Outcome::Failed {
+            error,
+            retry_after,
+            unreachable,
+        } => {
+            let backoff = failure_backoff(step.attempts, unreachable)
+                .max(retry_after.unwrap_or_else(Duration::zero));
             step.state = StepState::Failed;
             step.last_error = Some(error);
             step.next_retry_time = Some(now + backoff);
@@ -703,6 +719,17 @@ pub fn record_outcome(
 pub fn backoff(attempts: i32) -> Duration {
     let exponent = attempts.saturating_sub(1).clamp(0, 16);
     Duration::seconds(1_i64 << exponent).min(MAX_BACKOFF)
+}
+
+/// The wait after a failure: [`backoff`], capped at [`OUTAGE_MAX_BACKOFF`] when the
+/// service did not answer.
+pub fn failure_backoff(attempts: i32, unreachable: bool) -> Duration {
+    let wait = backoff(attempts);
+    if unreachable {
+        wait.min(OUTAGE_MAX_BACKOFF)
+    } else {
+        wait
+    }
 }
 
 /// Dry-run: the phase stays, nothing runs, and `status.plan` lists the steps that

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
-use super::machine::backoff;
+use super::machine::failure_backoff;
 use roster_api::{DirectoryUserSpec, DirectoryUserStatus, Provisioning, SyncedProfile};
 
 /// A profile field roster keeps in step at the platform.
@@ -260,9 +260,11 @@ pub enum SyncOutcome {
     /// platform holds it (these digests), and sends what differs next.
     Adopted(SyncedProfile),
     /// Not done; tried again after backoff (or the service's `Retry-After`).
+    /// `unreachable`: the service did not answer (see [`crate::Outcome::Failed`]).
     Failed {
         error: String,
         retry_after: Option<Duration>,
+        unreachable: bool,
     },
 }
 
@@ -369,10 +371,15 @@ pub fn record_sync_outcome(
 ) -> bool {
     let account = &mut status.account;
     match outcome {
-        SyncOutcome::Failed { error, retry_after } => {
+        SyncOutcome::Failed {
+            error,
+            retry_after,
+            unreachable,
+        } => {
             account.failures += 1;
             account.last_error = Some(error);
-            let wait = backoff(account.failures).max(retry_after.unwrap_or_else(Duration::zero));
+            let wait = failure_backoff(account.failures, unreachable)
+                .max(retry_after.unwrap_or_else(Duration::zero));
             account.next_retry_time = Some(now + wait);
             false
         }
@@ -742,6 +749,7 @@ mod tests {
         let failed = SyncOutcome::Failed {
             error: "learning platform: 503".into(),
             retry_after: Some(Duration::seconds(30)),
+            unreachable: false,
         };
         assert!(!record_sync_outcome(
             &mut status,

@@ -770,6 +770,7 @@ fn a_failed_step_is_retried_after_backoff_or_retry_after() {
         (step == StepName::TransferRules).then(|| Outcome::Failed {
             error: "Unavailable: HTTP 429".into(),
             retry_after: Some(Duration::seconds(30)),
+            unreachable: false,
         })
     });
     assert_eq!(world.phase(), Phase::Deprovisioning);
@@ -814,6 +815,60 @@ fn a_failed_step_is_retried_after_backoff_or_retry_after() {
 fn backoff_doubles_up_to_five_minutes() {
     let seconds: Vec<i64> = (1..=10).map(|n| super::backoff(n).num_seconds()).collect();
     assert_eq!(seconds, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
+}
+
+#[test]
+fn an_outage_backs_off_to_thirty_seconds_at_most() {
+    // (attempts, service answered?, wait in seconds)
+    let table = [
+        (1, false, 1),
+        (5, false, 16),
+        (6, false, 30),
+        (10, false, 30),
+        (10, true, 300),
+    ];
+    for (attempts, answered, wait) in table {
+        assert_eq!(
+            super::failure_backoff(attempts, !answered).num_seconds(),
+            wait,
+            "attempt {attempts}, answered {answered}"
+        );
+    }
+}
+
+#[test]
+fn after_a_long_outage_a_step_is_due_again_within_thirty_seconds() {
+    let mut status = roster_api::DirectoryUserStatus {
+        steps: vec![roster_api::StepStatus {
+            name: StepName::TransferRules,
+            state: StepState::Pending,
+            attempts: 0,
+            idempotency_key: "k".into(),
+            last_error: None,
+            summary: None,
+            completion_time: None,
+            next_retry_time: None,
+        }],
+        ..Default::default()
+    };
+    let start = at("2025-03-01T00:00:00Z");
+    let mut now = start;
+    // Ten minutes of a platform that does not answer, retried whenever due.
+    while now - start < Duration::minutes(10) {
+        super::record_outcome(
+            &mut status,
+            StepName::TransferRules,
+            Outcome::Failed {
+                error: "learning platform unavailable (HTTP 503)".into(),
+                retry_after: None,
+                unreachable: true,
+            },
+            now,
+        );
+        now = status.steps[0].next_retry_time.unwrap();
+    }
+    // The platform is back at the ten-minute mark: the next try comes within 30 s.
+    assert!(now - (start + Duration::minutes(10)) <= Duration::seconds(30));
 }
 
 #[test]
@@ -976,7 +1031,7 @@ proptest! {
                 Event::ReapplyPii => { world.spec.full_name = NAME.into(); world.spec.email = EMAIL.into(); }
                 Event::FailNext => fail_next = true,
             }
-            let decision = world.settle_with(now, |_| std::mem::take(&mut fail_next).then(|| Outcome::Failed { error: "Unavailable".into(), retry_after: None }));
+            let decision = world.settle_with(now, |_| std::mem::take(&mut fail_next).then(|| Outcome::Failed { error: "Unavailable".into(), retry_after: None, unreachable: false }));
             prop_assert!(!was_purged || world.phase() == Phase::Purged);
             was_purged = world.phase() == Phase::Purged;
             // A settled state is a fixpoint: no status write at rest.
@@ -1138,6 +1193,7 @@ const PHASE_TABLE: &[PhaseRow] = &[
                 (step == StepName::TransferCalendarEvents).then(|| Outcome::Failed {
                     error: "calendar unavailable".into(),
                     retry_after: None,
+                    unreachable: false,
                 })
             });
         },
@@ -1344,6 +1400,7 @@ fn a_retry_request_runs_failed_steps_at_once() {
         (step == StepName::TransferRules).then(|| Outcome::Failed {
             error: "learning platform unavailable (HTTP 503)".into(),
             retry_after: Some(Duration::minutes(10)),
+            unreachable: false,
         })
     });
     assert_eq!(
@@ -1395,6 +1452,7 @@ fn a_step_that_keeps_failing_stalls_the_user_for_kstatus() {
         (step == StepName::RemoveFromGroups).then(|| Outcome::Failed {
             error: "learning platform rejected the request (HTTP 422: Invalid group)".into(),
             retry_after: None,
+            unreachable: false,
         })
     };
     world.settle_with(now, failing);
@@ -1538,6 +1596,7 @@ fn failing_sync_calls_report_and_then_stall() {
         let failed = crate::sync::SyncOutcome::Failed {
             error: "learning platform unavailable (HTTP 503)".into(),
             retry_after: None,
+            unreachable: false,
         };
         crate::sync::record_sync_outcome(&mut world.status, UID, &decision.sync[0], failed, now);
         let retry = world.status.account.next_retry_time.unwrap();

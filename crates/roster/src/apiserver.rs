@@ -211,6 +211,28 @@ impl Drop for InFlight {
     }
 }
 
+/// The longest pause between two probes while the API server counts as down.
+const PROBE_MAX_INTERVAL: Duration = Duration::from_secs(5);
+
+/// While the API server counts as down or throttling, asks it for its version now and
+/// then (1 s, doubling to [`PROBE_MAX_INTERVAL`]), through the observed client: its
+/// return must be noticed even when nothing else asks. Reconciles wait during an
+/// outage, and the watches may be quiet for minutes (a single 500 on a write, with the
+/// watches healthy, would otherwise hold every reconcile until a watch restarts).
+pub async fn probe_while_down(client: kube::Client, health: Arc<ApiServerHealth>) {
+    let mut interval = Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(interval).await;
+        if health.is_down() {
+            // The answer is recorded by the layer; its content does not matter.
+            let _ = client.apiserver_version().await;
+            interval = (interval * 2).min(PROBE_MAX_INTERVAL);
+        } else {
+            interval = Duration::from_secs(1);
+        }
+    }
+}
+
 /// Builds the operator's kube client from the environment (in-cluster or kubeconfig),
 /// with every request observed.
 pub async fn client(

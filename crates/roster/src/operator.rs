@@ -59,6 +59,10 @@ pub async fn run(process: Process) -> anyhow::Result<()> {
         scim,
         shard,
     } = process;
+    tokio::spawn(crate::apiserver::probe_while_down(
+        client.clone(),
+        apiserver.clone(),
+    ));
     // A shard's namespaces are fixed for the life of the process; a change ends it.
     let shard_changed = match &shard {
         None => futures::FutureExt::shared(futures::FutureExt::boxed(std::future::pending())),

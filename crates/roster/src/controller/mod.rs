@@ -100,6 +100,8 @@ pub struct Context {
     pub(crate) written: written::Written,
     /// Consecutive failures per object UID, for error backoff.
     failures: Mutex<HashMap<String, i32>>,
+    /// Fewer than `Options::concurrency`: stage 2 never takes every reconcile.
+    pub(crate) stage_two: directory_user::StageTwoSlots,
     /// Whether the API server answers (see [`Options::apiserver`]).
     pub apiserver: Arc<ApiServerHealth>,
 }
@@ -292,6 +294,7 @@ async fn run_scope(
         receipts: crate::receipts::Chains::default(),
         written: written::Written::default(),
         failures: Mutex::default(),
+        stage_two: directory_user::StageTwoSlots::for_concurrency(options.concurrency),
         apiserver: options.apiserver.clone(),
     });
     let users = directory_user::controller(

@@ -1,7 +1,8 @@
 //! The Tenant controller: checks what a Tenant references (its policy, its Secrets,
-//! the calendar fallback owner), reports each as a condition, and keeps per-phase
-//! user counts. User changes are debounced so an import of hundreds of users
-//! produces one count update, not hundreds.
+//! the calendar fallback owner), reports each as a condition, as well as whether its
+//! connectors answer, and keeps per-phase user counts. User changes are throttled
+//! ([`throttle`]) so an import of hundreds of users produces one count update per
+//! second, not hundreds, and a connector's flip is written at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use roster_api::{
 use roster_lifecycle::{Policy, TenantSettings};
 
 mod exit;
+mod throttle;
 
 const KIND: &str = "Tenant";
 /// Secrets are not watched (that would need cluster-wide Secret access); they are
@@ -46,24 +48,32 @@ pub async fn controller(
 ) {
     let tenants = context.tenants.clone();
     let policy_tenants = tenants.clone();
+    // A connector that turns unreachable or comes back: its `ConnectorsReachable`.
+    let reachability = context
+        .effects
+        .reachability_changes()
+        .map(|(namespace, name)| ObjectRef::<Tenant>::new(&name).within(&namespace));
+    let users = user_stream.filter_map(|user| async move {
+        let user = user.ok()?;
+        let ns = user.namespace()?;
+        Some(ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
+    });
+    // People who left by deletion are counted too, in their Departure's phase.
+    let departures = departure_stream.filter_map(|departure| async move {
+        let departure = departure.ok()?;
+        let ns = departure.namespace()?;
+        Some(ObjectRef::<Tenant>::new(&departure.spec.record.tenant_ref.name).within(&ns))
+    });
+    let people = throttle::throttled(
+        futures::stream::select(users, departures),
+        Duration::from_secs(1),
+    );
     let controller = Controller::for_stream(tenant_stream, tenants)
-        .with_config(
-            Config::default()
-                .concurrency(options.concurrency)
-                .debounce(Duration::from_secs(1)),
-        )
+        .reconcile_on(reachability)
+        .reconcile_on(people)
+        .with_config(Config::default().concurrency(options.concurrency))
         // The end of an API server outage retries what it held up, all at once.
         .reconcile_all_on(options.apiserver.recoveries())
-        .watches_stream(user_stream, |user: DirectoryUser| {
-            user.namespace()
-                .map(|ns| ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
-        })
-        // People who left by deletion are counted too, in their Departure's phase.
-        .watches_stream(departure_stream, |departure: Departure| {
-            departure.namespace().map(|ns| {
-                ObjectRef::<Tenant>::new(&departure.spec.record.tenant_ref.name).within(&ns)
-            })
-        })
         .watches_stream(policy_stream, move |policy: DeprovisionPolicy| {
             // A policy being deleted wakes every tenant of its namespace: one of
             // them releases it when none names it any more.
@@ -168,6 +178,34 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         reason,
         message,
     });
+    // What the effects saw of the connectors (decided by the core).
+    let mut observed = context.effects.reachability(&tenant);
+    // Only the connectors the Tenant uses now (a calendar provider switched away from
+    // is not called again, and its last failures must not linger).
+    observed.retain(|(connector, _)| {
+        use roster_lifecycle::reachability::Connector;
+        match connector {
+            Connector::LearningPlatform => true,
+            Connector::GoogleCalendar => tenant.spec.calendar.provider == CalendarProvider::Google,
+            Connector::MicrosoftGraph => {
+                tenant.spec.calendar.provider == CalendarProvider::Microsoft
+            }
+        }
+    });
+    let reachable = roster_lifecycle::reachability::condition(&observed, now);
+    checks.push(Check {
+        r#type: roster_lifecycle::reachability::CONDITION_TYPE,
+        ok: reachable.ok,
+        reason: reachable.reason,
+        message: reachable.message,
+    });
+    // A connector failing within its grace: look again when the grace ends.
+    let recheck = observed
+        .iter()
+        .filter_map(|(_, o)| roster_lifecycle::reachability::recheck_at(o, now))
+        .min()
+        .and_then(|at| (at - now).to_std().ok())
+        .map_or(RECHECK, |wait| wait.min(RECHECK));
 
     let mut status: TenantStatus = tenant.status.clone().unwrap_or_default();
     let all_ok = checks.iter().all(|c| c.ok);
@@ -217,7 +255,7 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
         )
         .await?;
     }
-    Ok(Action::requeue(RECHECK))
+    Ok(Action::requeue(recheck))
 }
 
 /// The status as this controller owns it: `sourceSyncs` entries belong to each source's

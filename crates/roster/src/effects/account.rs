@@ -17,6 +17,7 @@ impl PlatformEffects {
                 retry_after: error
                     .retry_after()
                     .and_then(|d| chrono::Duration::from_std(d).ok()),
+                unreachable: error.unreachable(),
                 error: error.to_string(),
             },
         }

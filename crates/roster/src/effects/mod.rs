@@ -8,10 +8,12 @@
 mod account;
 pub mod memory;
 pub mod platform;
+pub mod reachability;
 
 use futures::future::BoxFuture;
 
 use roster_api::{DirectoryUser, Tenant};
+use roster_lifecycle::reachability::{Connector, Observation};
 use roster_lifecycle::{Action, Outcome, Policy, SyncAction, SyncOutcome};
 
 /// Everything a connector may need to carry out one action for one user.
@@ -46,6 +48,18 @@ pub trait Effects: Send + Sync + 'static {
         tenant: &'a Tenant,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<(), ExitFailure>>;
+    /// What the calls so far showed of the tenant's connectors (the Tenant's
+    /// `ConnectorsReachable` condition). Effects that call nothing observe nothing.
+    fn reachability(&self, _tenant: &Tenant) -> Vec<(Connector, Observation)> {
+        Vec::new()
+    }
+    /// Tenants (namespace, name) from now on whenever one of their connectors turns
+    /// unreachable or reachable again: their condition is due for a write.
+    fn reachability_changes(
+        &self,
+    ) -> futures::channel::mpsc::UnboundedReceiver<reachability::TenantKey> {
+        futures::channel::mpsc::unbounded().1
+    }
 }
 
 /// Why an exit call failed: a PII-free message and the service's `Retry-After`.

@@ -21,6 +21,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kube::ResourceExt;
 use thiserror::Error;
 
+use super::reachability::{Answer, Reachability, TenantKey};
 use super::{EffectRequest, Effects, SyncRequest};
 use crate::clock::Clock;
 use roster_api::tenant::{CalendarProvider, SecretKeyRef};
@@ -34,13 +35,15 @@ use roster_connectors::lms::{CalendarLink, EventRole, Involvement, InvolvementKi
 use roster_connectors::lms::{LmsClient, LmsError};
 use roster_lifecycle::handover::{self, SyncedItem, plural};
 use roster_lifecycle::ownership::{self, EventPeople};
+use roster_lifecycle::reachability::{CallResult, Connector, Observation};
 use roster_lifecycle::{Outcome, SyncOutcome};
 
 /// The longest `Retry-After` honoured inside a step; longer ones fail the step.
 pub const MAX_IN_CALL_WAIT: Duration = Duration::from_secs(5);
 
-/// What a connector error says about retrying.
-pub(super) trait RetryHint {
+/// What a connector error says about retrying (and, through [`Answer`], about the
+/// service answering at all).
+pub(super) trait RetryHint: Answer {
     fn is_retryable(&self) -> bool;
     fn retry_after(&self) -> Option<Duration>;
 }
@@ -114,6 +117,7 @@ pub struct PlatformEffects {
     settings: PlatformSettings,
     connectors: Mutex<HashMap<String, Arc<Connectors>>>,
     limiter: DefaultKeyedRateLimiter<String>,
+    reachability: Reachability,
 }
 
 #[derive(Debug, Error)]
@@ -149,6 +153,16 @@ impl StepError {
             Self::Config(_) => None,
         }
     }
+
+    /// The service did not answer: the core keeps the backoff short (an outage).
+    pub(super) fn unreachable(&self) -> bool {
+        let result = match self {
+            Self::Lms(e) => e.call_result(),
+            Self::Calendar(e) => e.call_result(),
+            Self::Config(_) => None,
+        };
+        matches!(result, Some(CallResult::Unanswered { .. }))
+    }
 }
 
 /// A step's result: what it did, and what an administrator should look at.
@@ -175,13 +189,16 @@ impl PlatformEffects {
             settings,
             connectors: Mutex::default(),
             limiter,
+            reachability: Reachability::default(),
         }
     }
 
     /// One outbound call: rate-limited per tenant and connector, retried in place with
     /// exponential backoff (from 100 ms, at most 4 tries) that honours `Retry-After` up
     /// to [`MAX_IN_CALL_WAIT`]. A longer wait fails the step instead, and the lifecycle
-    /// persists when to retry it, so no task sleeps for minutes.
+    /// persists when to retry it, so no task sleeps for minutes. While the connector is
+    /// unreachable (see [`Reachability`]) a call gets one try: the step's own backoff
+    /// paces the calls to a service that is down. Every try's result is recorded.
     pub(super) async fn request<T, E, F, Fut>(
         &self,
         tenant: &Tenant,
@@ -198,12 +215,27 @@ impl PlatformEffects {
             tenant.namespace().unwrap_or_default(),
             tenant.name_any()
         );
+        let tenant_key: TenantKey = (tenant.namespace().unwrap_or_default(), tenant.name_any());
+        let service = connector_of(tenant, connector);
+        let down = self
+            .reachability
+            .is_unreachable(&tenant_key, service, self.clock.now());
         let attempt = || {
             let call = op();
             let key = &key;
+            let tenant_key = &tenant_key;
             async move {
                 self.limiter.until_key_ready(key).await;
-                call.await
+                let result = call.await;
+                let answer = match &result {
+                    Ok(_) => Some(CallResult::Answered),
+                    Err(e) => e.call_result(),
+                };
+                if let Some(answer) = answer {
+                    self.reachability
+                        .record(tenant_key, service, answer, self.clock.now());
+                }
+                result
             }
         };
         attempt
@@ -211,7 +243,7 @@ impl PlatformEffects {
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(100))
                     .with_max_delay(MAX_IN_CALL_WAIT)
-                    .with_max_times(3)
+                    .with_max_times(if down { 0 } else { 3 })
                     .with_jitter(),
             )
             .when(|e: &E| e.is_retryable())
@@ -674,6 +706,15 @@ impl PlatformEffects {
 }
 
 impl Effects for PlatformEffects {
+    fn reachability(&self, tenant: &Tenant) -> Vec<(Connector, Observation)> {
+        self.reachability
+            .of(&(tenant.namespace().unwrap_or_default(), tenant.name_any()))
+    }
+
+    fn reachability_changes(&self) -> futures::channel::mpsc::UnboundedReceiver<TenantKey> {
+        self.reachability.subscribe()
+    }
+
     fn exit_tenant<'a>(
         &'a self,
         tenant: &'a Tenant,
@@ -721,11 +762,21 @@ impl Effects for PlatformEffects {
                         retry_after: error
                             .retry_after()
                             .and_then(|d| chrono::Duration::from_std(d).ok()),
+                        unreachable: error.unreachable(),
                         error: error.to_string(),
                     }
                 }
             }
         })
+    }
+}
+
+/// Which service a call of `connector` (`lms` or `calendar`) goes to.
+fn connector_of(tenant: &Tenant, connector: &str) -> Connector {
+    match (connector, tenant.spec.calendar.provider) {
+        ("calendar", CalendarProvider::Microsoft) => Connector::MicrosoftGraph,
+        ("calendar", _) => Connector::GoogleCalendar,
+        _ => Connector::LearningPlatform,
     }
 }
 

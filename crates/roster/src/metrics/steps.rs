@@ -217,6 +217,7 @@ mod tests {
             Outcome::Failed {
                 error: "rate limited".into(),
                 retry_after: None,
+                unreachable: false,
             }
         })
         .await;

@@ -32,6 +32,10 @@ const OUTAGE: Duration = Duration::from_secs(12);
 /// The bound on roster's request rate while the API server is away: its watches and
 /// reconciles back off, so a 100-leaver operator must not hammer a server that is down.
 const MAX_REQUESTS_PER_SECOND_WHILE_DOWN: f64 = 10.0;
+/// The bound on 429s a second: once throttled, reconciles start nothing new, and what
+/// was in flight (16 reconciles' requests, the watches, the Lease) is retried by kube's
+/// client no more than about once a second each, as `Retry-After` asks.
+const MAX_THROTTLED_PER_SECOND: f64 = 25.0;
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -116,8 +120,9 @@ async fn survive(fault: Fault) {
         if quarantined == ids.len() {
             break deadlines;
         }
+        // Generous: CI runs these beside the other tests, each with a control plane.
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < Duration::from_secs(240),
             "only {quarantined} of {} leavers were quarantined",
             ids.len()
         );
@@ -268,7 +273,7 @@ async fn survive(fault: Fault) {
             let rate = throttled / OUTAGE.as_secs_f64();
             assert!(throttled > 0.0, "the API server never throttled roster");
             assert!(
-                rate <= MAX_REQUESTS_PER_SECOND_WHILE_DOWN,
+                rate <= MAX_THROTTLED_PER_SECOND,
                 "{rate:.1} requests/s answered 429: roster does not hold off"
             );
         }

@@ -25,13 +25,13 @@ use crate::support::{Operator, OperatorProcess, TestEnv, apply, effects, wait_ph
 
 pub(crate) const LMS_TOKEN: &str = "lms-test-token";
 
-fn email(employee_id: &str) -> String {
+pub(crate) fn email(employee_id: &str) -> String {
     format!("person.{}@example.com", employee_id.to_ascii_lowercase())
 }
 
 /// The calendar the Tenant uses: provider, endpoint and the credentials the
 /// stand-in issued (a service-account key file, or app credentials).
-struct CalendarAt<'a> {
+pub(crate) struct CalendarAt<'a> {
     provider: CalendarProvider,
     endpoint: &'a str,
     credentials: String,
@@ -39,7 +39,7 @@ struct CalendarAt<'a> {
 
 impl<'a> CalendarAt<'a> {
     /// Google: a key of the stand-in's service account (domain-wide delegation).
-    fn google(standin: &'a GoogleCalendarStandin) -> Self {
+    pub(crate) fn google(standin: &'a GoogleCalendarStandin) -> Self {
         CalendarAt {
             provider: CalendarProvider::Google,
             endpoint: standin.base_url(),
@@ -48,7 +48,7 @@ impl<'a> CalendarAt<'a> {
     }
 
     /// Microsoft: an app registered in the stand-in's tenant, with a client secret.
-    fn graph(standin: &'a GraphCalendarStandin) -> Self {
+    pub(crate) fn graph(standin: &'a GraphCalendarStandin) -> Self {
         CalendarAt {
             provider: CalendarProvider::Microsoft,
             endpoint: standin.base_url(),
@@ -58,7 +58,7 @@ impl<'a> CalendarAt<'a> {
 }
 
 /// The Tenant "acme" pointing at the stand-ins, its Secrets and its policy.
-async fn tenant(
+pub(crate) async fn tenant(
     env: &TestEnv,
     lms: &LmsStandIn,
     calendar: Option<CalendarAt<'_>>,
@@ -120,7 +120,7 @@ async fn tenant(
     apply(&env.api::<Tenant>(), "acme", &tenant).await;
 }
 
-fn person(employee_id: &str, manager: Option<&str>) -> DirectoryUserSpec {
+pub(crate) fn person(employee_id: &str, manager: Option<&str>) -> DirectoryUserSpec {
     DirectoryUserSpec {
         tenant_ref: "acme".into(),
         employee_id: employee_id.into(),
@@ -131,7 +131,7 @@ fn person(employee_id: &str, manager: Option<&str>) -> DirectoryUserSpec {
     }
 }
 
-async fn create_user(env: &TestEnv, spec: DirectoryUserSpec) -> String {
+pub(crate) async fn create_user(env: &TestEnv, spec: DirectoryUserSpec) -> String {
     let name = format!("e-{}", spec.employee_id.to_ascii_lowercase());
     apply(
         &env.api::<DirectoryUser>(),
@@ -142,7 +142,7 @@ async fn create_user(env: &TestEnv, spec: DirectoryUserSpec) -> String {
     name
 }
 
-async fn deprovision_now(env: &TestEnv, name: &str) {
+pub(crate) async fn deprovision_now(env: &TestEnv, name: &str) {
     env.api::<DirectoryUser>()
         .patch(
             name,
@@ -156,7 +156,7 @@ async fn deprovision_now(env: &TestEnv, name: &str) {
 }
 
 /// A user whose object already asks to be deprovisioned now.
-async fn create_leaving_user(env: &TestEnv, spec: DirectoryUserSpec) -> String {
+pub(crate) async fn create_leaving_user(env: &TestEnv, spec: DirectoryUserSpec) -> String {
     let name = create_user(env, spec).await;
     deprovision_now(env, &name).await;
     name
@@ -354,7 +354,7 @@ async fn a_leaver_hands_everything_over_and_is_anonymized() {
 }
 
 /// The smallest downstream footprint that touches every stage-2 step.
-fn small_company(leavers: usize) -> (LmsSeed, Vec<String>) {
+pub(crate) fn small_company(leavers: usize) -> (LmsSeed, Vec<String>) {
     let mut yaml = String::from(
         "users:\n  - { employeeId: M000, fullName: Manager, email: person.m000@example.com, calendarAccess: true }\n",
     );

@@ -11,6 +11,7 @@ mod control_plane_faults;
 mod crds;
 mod departures;
 mod deprovisioning;
+mod downstream;
 mod erasure;
 mod examples;
 mod feeds;

@@ -11,6 +11,9 @@ mod gather;
 pub mod guard;
 mod persist;
 mod run;
+mod slots;
+
+pub use slots::StageTwoSlots;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +71,8 @@ pub async fn controller(
     });
     let controller = Controller::for_stream(user_stream, users.clone())
         .reconcile_on(reports_rx)
+        // A released stage-2 slot wakes the user waiting longest for one.
+        .reconcile_on(context.stage_two.woken())
         .with_config(Config::default().concurrency(options.concurrency))
         // The end of an API server outage retries what it held up, all at once.
         .reconcile_all_on(options.apiserver.recoveries())
@@ -251,6 +256,7 @@ pub(super) async fn lifecycle(
     // to be fresh: no read), until nothing is due now. The last result of each run is
     // written together with the status that follows from it.
     let mut rounds = 0;
+    let mut no_slot = false;
     let status = loop {
         // PII goes before the status that says it is gone. (A Departure is deleted once
         // purged, with the record it holds.)
@@ -295,7 +301,7 @@ pub(super) async fn lifecycle(
                 // The last sync result is durable before the first step runs.
                 persisted = persist::step_result(&home, &name, &status, &context.written).await?;
             }
-            run::actions(
+            let ran = run::actions(
                 &home,
                 context,
                 &persisted,
@@ -304,6 +310,10 @@ pub(super) async fn lifecycle(
                 &mut status,
             )
             .await?;
+            if ran == run::Ran::NoSlot {
+                no_slot = true;
+                break status;
+            }
         }
         if deleting
             && matches!(home, Home::User(_))
@@ -338,6 +348,8 @@ pub(super) async fn lifecycle(
         && departure::hands_over(&inputs.policy, &status)
         && departure::hand_over(api, &persisted, &status, context).await?
     {
+        // The DirectoryUser is gone once handed over: nothing of it to remember.
+        context.written.forget(home.kind(), &persisted);
         return Ok(Action::await_change());
     }
     if decision.release {
@@ -346,6 +358,9 @@ pub(super) async fn lifecycle(
     }
     context.reset_failures(&persisted.uid().unwrap_or_default());
 
+    if no_slot {
+        return Ok(Action::requeue(slots::FALLBACK_WAIT + jitter()));
+    }
     if !decision.actions.is_empty() || !decision.sync.is_empty() {
         // Rounds left over (a long chain): go on at once.
         return Ok(Action::requeue(Duration::ZERO));

@@ -3,6 +3,11 @@
 //! neither repeats nor skips a step; the first failure stops the run. The last result
 //! is left in `status` for the caller, whose next decision writes it together with
 //! what follows from it (one write, not two).
+//!
+//! Stage-2 steps (the hand-over) run only with one of the stage-2 slots
+//! ([`super::slots`]), which are fewer than the controller's concurrent reconciles. A
+//! reconcile that finds no slot runs nothing and writes nothing; it is woken when one
+//! is released.
 
 use std::sync::Arc;
 
@@ -15,6 +20,15 @@ use super::persist::Home;
 use super::{announce, persist};
 use crate::controller::{Context, Result};
 use crate::effects::{EffectRequest, SyncRequest};
+
+/// Whether the actions ran, or wait for a stage-2 slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ran {
+    Ran,
+    /// Nothing ran and nothing changed: the user is queued for the next slot
+    /// released (see [`super::slots`]).
+    NoSlot,
+}
 
 /// The joiner and mover calls, each recorded before the next. Returns whether all of
 /// them went through; the steps wait otherwise (a rehire's profile comes back before
@@ -64,10 +78,26 @@ pub async fn actions(
     inputs: &Inputs,
     actions: &[Action],
     status: &mut DirectoryUserStatus,
-) -> Result<()> {
+) -> Result<Ran> {
     if actions.is_empty() {
-        return Ok(());
+        return Ok(Ran::Ran);
     }
+    // Held until the last step of this run is recorded.
+    let _slot = if actions
+        .iter()
+        .any(|a| roster_lifecycle::STAGE_TWO.contains(&a.step))
+    {
+        // A Departure is not woken by the DirectoryUser controller: it comes back
+        // after the fallback wait.
+        let waiter = matches!(home, Home::User(_))
+            .then(|| kube::runtime::reflector::ObjectRef::from_obj(user));
+        match context.stage_two.try_take(waiter) {
+            Some(slot) => Some(slot),
+            None => return Ok(Ran::NoSlot),
+        }
+    } else {
+        None
+    };
     // Only the hand-over steps choose new owners among colleagues; a revocation does
     // not pay for collecting the tenant's directory.
     let needs_colleagues = actions.iter().any(|a| {
@@ -101,5 +131,5 @@ pub async fn actions(
             persist::step_result(home, &name, status, &context.written).await?;
         }
     }
-    Ok(())
+    Ok(Ran::Ran)
 }

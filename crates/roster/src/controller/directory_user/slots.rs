@@ -1,0 +1,131 @@
+//! The stage-2 slots of one scope: fewer than the controller's concurrent reconciles,
+//! so that however many leavers hang in slow hand-over calls, some reconciles stay
+//! free for revocations, restores and joiners.
+//!
+//! A reconcile that finds no slot does not wait inside its reconcile (that would hold
+//! the reconcile slot the bound is meant to free): it queues its user and returns. When
+//! a slot is released, the first user queued is woken (a reconcile trigger), so the
+//! waiting costs no polling; a long fallback requeue covers a wake that finds nothing
+//! to do.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use kube::runtime::reflector::ObjectRef;
+use roster_api::DirectoryUser;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How soon a reconcile that found every slot taken tries again if no release wakes
+/// it first.
+pub const FALLBACK_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Queue {
+    order: VecDeque<ObjectRef<DirectoryUser>>,
+    queued: HashSet<ObjectRef<DirectoryUser>>,
+}
+
+/// The slots, the users waiting for one, and the trigger that wakes them.
+pub struct StageTwoSlots {
+    permits: Arc<Semaphore>,
+    queue: Arc<Mutex<Queue>>,
+    wake: UnboundedSender<ObjectRef<DirectoryUser>>,
+    woken: Mutex<Option<UnboundedReceiver<ObjectRef<DirectoryUser>>>>,
+}
+
+/// One slot, held until the last step of a run is recorded. Releasing it wakes the
+/// first user waiting.
+pub struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    queue: Arc<Mutex<Queue>>,
+    wake: UnboundedSender<ObjectRef<DirectoryUser>>,
+}
+
+impl StageTwoSlots {
+    /// A quarter of `concurrency` (at least one reconcile) is kept for everything
+    /// but stage 2.
+    pub fn for_concurrency(concurrency: u16) -> Self {
+        let concurrency = usize::from(concurrency.max(2));
+        let reserved = (concurrency / 4).max(1);
+        let (wake, woken) = unbounded();
+        Self {
+            permits: Arc::new(Semaphore::new(concurrency - reserved)),
+            queue: Arc::default(),
+            wake,
+            woken: Mutex::new(Some(woken)),
+        }
+    }
+
+    /// A slot now, or `None` after queueing `waiter` (if given) to be woken by the
+    /// next release.
+    pub fn try_take(&self, waiter: Option<ObjectRef<DirectoryUser>>) -> Option<Slot> {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Some(Slot {
+                permit: Some(permit),
+                queue: self.queue.clone(),
+                wake: self.wake.clone(),
+            }),
+            Err(_) => {
+                if let Some(waiter) = waiter {
+                    let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                    if queue.queued.insert(waiter.clone()) {
+                        queue.order.push_back(waiter);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// The users to reconcile because a slot was released (for the controller; the
+    /// first call takes it, later ones get an empty stream).
+    pub fn woken(&self) -> UnboundedReceiver<ObjectRef<DirectoryUser>> {
+        self.woken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| unbounded().1)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The permit goes back before the waiter is woken, so that it finds it free.
+        drop(self.permit.take());
+        let next = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let next = queue.order.pop_front();
+            if let Some(next) = &next {
+                queue.queued.remove(next);
+            }
+            next
+        };
+        if let Some(next) = next {
+            let _ = self.wake.unbounded_send(next);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_slot_wakes_the_first_waiter_once() {
+        let slots = StageTwoSlots::for_concurrency(4);
+        let mut woken = slots.woken();
+        let user = |n: &str| ObjectRef::<DirectoryUser>::new(n).within("ns");
+        let held: Vec<Slot> = (0..3).map(|_| slots.try_take(None).unwrap()).collect();
+        // 4 reconciles, 3 slots: the fourth waits, queued once however often it asks.
+        assert!(slots.try_take(Some(user("a"))).is_none());
+        assert!(slots.try_take(Some(user("a"))).is_none());
+        assert!(slots.try_take(Some(user("b"))).is_none());
+        drop(held);
+        assert_eq!(woken.try_recv().ok(), Some(user("a")));
+        assert_eq!(woken.try_recv().ok(), Some(user("b")));
+        assert!(woken.try_recv().is_err());
+        assert!(slots.try_take(None).is_some());
+    }
+}
