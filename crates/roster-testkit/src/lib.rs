@@ -66,6 +66,10 @@ pub struct Identities {
     pub admin_token: String,
     /// Authenticated but without any RBAC grant, for least-privilege tests.
     pub unprivileged_token: String,
+    /// User `roster-operator`, in no group: not exempt from API Priority and Fairness
+    /// (as `system:masters` is), so a test can have the API server throttle it. It has no
+    /// RBAC grant until a test binds one.
+    pub operator_token: String,
 }
 
 /// A running etcd + kube-apiserver pair (and, once asked for, a kube-controller-manager
@@ -74,6 +78,10 @@ pub struct ControlPlane {
     dir: PathBuf,
     etcd: Option<Child>,
     apiserver: Option<Child>,
+    /// How each was started, so a fault test can kill it and start it again on the same
+    /// ports, certificates and data.
+    etcd_command: Launch,
+    apiserver_command: Launch,
     controller_manager: std::sync::Mutex<Option<Child>>,
     kubeconfig: PathBuf,
     server: String,
@@ -114,13 +122,14 @@ impl ControlPlane {
         let identities = Identities {
             admin_token: random_token(),
             unprivileged_token: random_token(),
+            operator_token: random_token(),
         };
         let tokens = dir.join("tokens.csv");
         fs::write(
             &tokens,
             format!(
-                "{},roster-admin,roster-admin,\"system:masters\"\n{},roster-unprivileged,roster-unprivileged,\n",
-                identities.admin_token, identities.unprivileged_token
+                "{},roster-admin,roster-admin,\"system:masters\"\n{},roster-unprivileged,roster-unprivileged,\n{},roster-operator,roster-operator,\n",
+                identities.admin_token, identities.unprivileged_token, identities.operator_token
             ),
         )
         .map_err(io(&tokens))?;
@@ -156,7 +165,8 @@ impl ControlPlane {
             ))
             .arg("--unsafe-no-fsync")
             .arg("--log-level=warn");
-        let etcd = spawn_logged(etcd, &etcd_log)?;
+        let etcd_command = Launch::of(&etcd, etcd_log);
+        let etcd = etcd_command.spawn()?;
 
         let apiserver_log = dir.join("kube-apiserver.log");
         let cert_dir = dir.join("certs");
@@ -180,9 +190,12 @@ impl ControlPlane {
             .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--profiling=false")
             .arg("--v=0");
+        let apiserver_command = Launch::of(&apiserver, apiserver_log);
         let mut plane = Self {
             etcd: Some(etcd),
             apiserver: None,
+            etcd_command,
+            apiserver_command,
             controller_manager: std::sync::Mutex::new(None),
             kubeconfig: dir.join("kubeconfig"),
             server: format!("https://127.0.0.1:{secure_port}"),
@@ -190,26 +203,61 @@ impl ControlPlane {
             binaries: binaries.clone(),
             dir,
         };
-        plane.apiserver = Some(spawn_logged(apiserver, &apiserver_log)?);
+        plane.apiserver = Some(plane.apiserver_command.spawn()?);
         plane.write_kubeconfig(&cert_dir.join("apiserver.crt"))?;
         plane.wait_ready()?;
         Ok(plane)
     }
 
     fn write_kubeconfig(&self, ca: &Path) -> Result<(), ControlPlaneError> {
-        let mut text = String::new();
-        let _ = write!(
-            text,
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: roster-local\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: roster-admin\n  user:\n    token: {admin}\n- name: roster-unprivileged\n  user:\n    token: {unprivileged}\ncontexts:\n- name: roster-local\n  context:\n    cluster: roster-local\n    user: roster-admin\n    namespace: default\n- name: roster-unprivileged\n  context:\n    cluster: roster-local\n    user: roster-unprivileged\n    namespace: default\ncurrent-context: roster-local\n",
+        for (path, current) in [
+            (&self.kubeconfig, "roster-local"),
+            (&self.operator_kubeconfig(), "roster-operator"),
+        ] {
+            let text = self.kubeconfig_text(ca, current);
+            fs::write(path, text).map_err(|source| ControlPlaneError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn kubeconfig_text(&self, ca: &Path, current_context: &str) -> String {
+        let mut text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: roster-local\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n",
             server = self.server,
             ca = ca.display(),
-            admin = self.identities.admin_token,
-            unprivileged = self.identities.unprivileged_token,
         );
-        fs::write(&self.kubeconfig, text).map_err(|source| ControlPlaneError::Io {
-            path: self.kubeconfig.clone(),
-            source,
-        })
+        let identities = [
+            ("roster-local", "roster-admin", &self.identities.admin_token),
+            (
+                "roster-unprivileged",
+                "roster-unprivileged",
+                &self.identities.unprivileged_token,
+            ),
+            (
+                "roster-operator",
+                "roster-operator",
+                &self.identities.operator_token,
+            ),
+        ];
+        for (_, user, token) in identities {
+            let _ = write!(text, "- name: {user}\n  user:\n    token: {token}\n");
+        }
+        text += "contexts:\n";
+        for (context, user, _) in identities {
+            let _ = write!(
+                text,
+                "- name: {context}\n  context:\n    cluster: roster-local\n    user: {user}\n    namespace: default\n"
+            );
+        }
+        let _ = writeln!(text, "current-context: {current_context}");
+        text
+    }
+
+    fn operator_kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig-operator")
     }
 
     /// Polls `/readyz` through kubectl (which also proves the kubeconfig works).
@@ -244,6 +292,13 @@ impl ControlPlane {
     /// Path of a kubeconfig whose current context is the admin (`system:masters`).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// A kubeconfig whose current context is the `roster-operator` user
+    /// ([`Identities::operator_token`]), for running the operator as an identity that API
+    /// Priority and Fairness treats like a real operator's service account.
+    pub fn operator_kubeconfig_path(&self) -> PathBuf {
+        self.operator_kubeconfig()
     }
 
     /// `https://127.0.0.1:<port>`.
@@ -320,6 +375,40 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// SIGKILLs kube-apiserver (a fault test's crash of the control plane): clients see
+    /// refused connections until [`start_apiserver`](Self::start_apiserver).
+    pub fn kill_apiserver(&mut self) {
+        if let Some(child) = self.apiserver.take() {
+            kill_child(child);
+        }
+    }
+
+    /// Starts kube-apiserver again on the same port, certificates and etcd, and waits
+    /// until it is ready. A no-op while it runs.
+    pub fn start_apiserver(&mut self) -> Result<(), ControlPlaneError> {
+        if self.apiserver.is_none() {
+            self.apiserver = Some(self.apiserver_command.spawn()?);
+        }
+        self.wait_ready()
+    }
+
+    /// SIGKILLs etcd: the API server stays up, but every request that needs storage
+    /// fails (5xx) or waits until [`start_etcd`](Self::start_etcd).
+    pub fn kill_etcd(&mut self) {
+        if let Some(child) = self.etcd.take() {
+            kill_child(child);
+        }
+    }
+
+    /// Starts etcd again on the same ports and data directory, and waits until the API
+    /// server is ready on it again. A no-op while it runs.
+    pub fn start_etcd(&mut self) -> Result<(), ControlPlaneError> {
+        if self.etcd.is_none() {
+            self.etcd = Some(self.etcd_command.spawn()?);
+        }
+        self.wait_ready()
+    }
+
     /// Stops every process and removes the data directory.
     pub fn stop(mut self) {
         self.shutdown();
@@ -347,12 +436,40 @@ impl Drop for ControlPlane {
     }
 }
 
+/// A process's command line and log file, to start it (again).
+struct Launch {
+    program: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    log: PathBuf,
+}
+
+impl Launch {
+    fn of(command: &Command, log: PathBuf) -> Self {
+        Self {
+            program: PathBuf::from(command.get_program()),
+            args: command.get_args().map(ToOwned::to_owned).collect(),
+            log,
+        }
+    }
+
+    /// Starts it, appending to its log (a restart keeps the earlier lines).
+    fn spawn(&self) -> Result<Child, ControlPlaneError> {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        spawn_logged(command, &self.log)
+    }
+}
+
 fn spawn_logged(mut command: Command, log: &Path) -> Result<Child, ControlPlaneError> {
     let io = |source| ControlPlaneError::Io {
         path: log.to_path_buf(),
         source,
     };
-    let file = fs::File::create(log).map_err(io)?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io)?;
     command
         .stdin(Stdio::null())
         .stdout(file.try_clone().map_err(io)?)
@@ -373,6 +490,14 @@ fn stop_child(mut child: Child) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    process::unregister(pid);
+}
+
+/// SIGKILL, no grace: a crash.
+fn kill_child(mut child: Child) {
+    let pid = child.id();
     let _ = child.kill();
     let _ = child.wait();
     process::unregister(pid);

@@ -111,9 +111,13 @@ struct RunArgs {
     /// Namespace of the leader Lease (the operator's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
-    /// Name of the leader Lease.
-    #[arg(long, default_value = "roster-leader")]
-    lease_name: String,
+    /// Name of the leader Lease (default `roster-leader`, or `roster-leader-SHARD`).
+    #[arg(long)]
+    lease_name: Option<String>,
+    /// Take only the tenant namespaces labelled `roster.dev/shard=SHARD`, beside other
+    /// Deployments of roster that take other shards (docs/performance.md, scaling out).
+    #[arg(long, env = "ROSTER_SHARD", conflicts_with = "namespaces", value_parser = shard_name)]
+    shard: Option<String>,
     /// Seconds before a silent leader's lease can be taken over.
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: u64,
@@ -130,6 +134,10 @@ struct RunArgs {
     /// The SCIM endpoint's public origin (`https://scim.example.com`), for `Location`.
     #[arg(long, env = "ROSTER_SCIM_PUBLIC_ORIGIN")]
     scim_public_origin: Option<String>,
+}
+
+fn shard_name(name: &str) -> Result<String, String> {
+    roster::shard::check_name(name).map(|()| name.to_string())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -207,7 +215,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             telemetry::init(args.log_format);
-            let client = kube::Client::try_default().await?;
+            let metrics = Arc::new(roster::metrics::Metrics::default());
+            let apiserver = Arc::new(roster::apiserver::ApiServerHealth::default());
+            let client = roster::apiserver::client(metrics.clone(), apiserver.clone()).await?;
             // One policy for both: the effects enforce it, the Tenant controller reports it.
             let endpoints = roster_connectors::endpoint::EndpointPolicy {
                 allowed_hosts: args.allowed_endpoint_hosts.clone(),
@@ -232,10 +242,17 @@ async fn main() -> anyhow::Result<()> {
                 namespaces: args.namespaces,
                 instance: std::env::var("POD_NAME").ok(),
                 endpoints,
+                apiserver: apiserver.clone(),
             };
             let leadership = args.leader_election.then(|| roster::operator::Leadership {
                 namespace: args.lease_namespace.clone(),
-                lease_name: args.lease_name.clone(),
+                lease_name: args
+                    .lease_name
+                    .clone()
+                    .unwrap_or_else(|| match &args.shard {
+                        Some(shard) => format!("roster-leader-{shard}"),
+                        None => "roster-leader".into(),
+                    }),
                 duration_seconds: args.lease_duration_seconds,
             });
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "roster starting");
@@ -245,8 +262,18 @@ async fn main() -> anyhow::Result<()> {
                 public_origin: args.scim_public_origin.clone(),
                 ..roster::scim::Settings::new(addr)
             });
-            roster::operator::run(client, effects, options, leadership, args.http_addr, scim)
-                .await?;
+            roster::operator::run(roster::operator::Process {
+                client,
+                metrics,
+                apiserver,
+                effects,
+                options,
+                leadership,
+                http_addr: args.http_addr,
+                scim,
+                shard: args.shard,
+            })
+            .await?;
         }
     }
     Ok(())

@@ -47,6 +47,15 @@ pub struct ScimLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiServerLabels {
+    /// `GET`, `WATCH`, `POST`, `PUT`, `PATCH`, `DELETE`.
+    pub verb: &'static str,
+    /// `2xx`, `3xx`, `4xx`, `409`, `429`, `5xx`, or `error` (no answer: refused, reset,
+    /// timed out).
+    pub code: &'static str,
+}
+
 /// Every metric roster exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -60,6 +69,10 @@ pub struct Metrics {
     pub scim_seconds: Family<ScimLabels, Histogram>,
     /// 1 while this replica holds the leader lease.
     pub leader: Gauge,
+    /// roster's own requests to the Kubernetes API server.
+    pub apiserver_requests: Family<ApiServerLabels, Counter>,
+    /// 0 while the API server fails every request (see `crate::apiserver`).
+    pub apiserver_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -74,6 +87,18 @@ impl Default for Metrics {
         let steps = Family::<StepLabels, Counter>::default();
         let sync_calls = Family::<SyncLabels, Counter>::default();
         let leader = Gauge::default();
+        let apiserver_requests = Family::<ApiServerLabels, Counter>::default();
+        let apiserver_up = Gauge::default();
+        registry.register(
+            "apiserver_requests",
+            "Requests roster sent to the Kubernetes API server, by verb and outcome",
+            apiserver_requests.clone(),
+        );
+        registry.register(
+            "apiserver_up",
+            "1 while the Kubernetes API server answers roster, 0 while every request fails",
+            apiserver_up.clone(),
+        );
         let scim_requests = Family::<ScimLabels, Counter>::default();
         let scim_seconds = Family::<ScimLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 14))
@@ -130,6 +155,8 @@ impl Default for Metrics {
             scim_requests,
             scim_seconds,
             leader,
+            apiserver_requests,
+            apiserver_up,
         }
     }
 }

@@ -13,6 +13,7 @@ use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{info, warn};
 
+use crate::apiserver::ApiServerHealth;
 use crate::clock::SystemClock;
 use crate::controller::{self, Options, Watches};
 use crate::effects::Effects;
@@ -29,17 +30,70 @@ pub struct Leadership {
     pub duration_seconds: u64,
 }
 
-/// Runs the operator until SIGINT/SIGTERM (or until leadership is lost).
-pub async fn run(
-    client: Client,
-    effects: Arc<dyn Effects>,
-    options: Options,
-    leadership: Option<Leadership>,
-    http_addr: SocketAddr,
-    scim: Option<crate::scim::Settings>,
-) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::default());
+/// What `roster run` runs.
+pub struct Process {
+    /// Observed into `metrics` and `apiserver` (see [`crate::apiserver::client`]).
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub apiserver: Arc<ApiServerHealth>,
+    pub effects: Arc<dyn Effects>,
+    pub options: Options,
+    pub leadership: Option<Leadership>,
+    pub http_addr: SocketAddr,
+    pub scim: Option<crate::scim::Settings>,
+    /// Take only the namespaces labelled into this shard ([`crate::shard`]).
+    pub shard: Option<String>,
+}
+
+/// Runs the operator until SIGINT/SIGTERM (or until leadership is lost, or its shard's
+/// namespaces change).
+pub async fn run(process: Process) -> anyhow::Result<()> {
+    let Process {
+        client,
+        metrics,
+        apiserver,
+        effects,
+        mut options,
+        leadership,
+        http_addr,
+        scim,
+        shard,
+    } = process;
+    // A shard's namespaces are fixed for the life of the process; a change ends it.
+    let shard_changed = match &shard {
+        None => futures::FutureExt::shared(futures::FutureExt::boxed(std::future::pending())),
+        Some(shard) => {
+            let serving = crate::shard::namespaces(&client, shard)
+                .await
+                .context("list the shard's namespaces")?;
+            info!(shard, namespaces = serving.len(), "serving a shard");
+            options.namespaces = serving.iter().cloned().collect();
+            futures::FutureExt::shared(futures::FutureExt::boxed(crate::shard::changed(
+                client.clone(),
+                shard.clone(),
+                serving,
+            )))
+        }
+    };
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
+    if shard.is_some() && options.namespaces.is_empty() {
+        // Watching no namespace is not watching all of them: wait for the first.
+        serve_probes(
+            http_addr,
+            Arc::new(Health {
+                apiserver,
+                ..Health::default()
+            }),
+            metrics,
+        )
+        .await?;
+        info!("the shard has no namespace yet; waiting for one to be labelled into it");
+        tokio::select! {
+            _ = shard_changed => {},
+            _ = shutdown_signal() => {},
+        }
+        return Ok(());
+    }
     // Every replica watches (the SCIM endpoint reads the caches; a standby that takes
     // over starts on warm stores); only the leader runs the controllers on them.
     let watches = Watches::start(&client, &options.namespaces);
@@ -54,18 +108,11 @@ pub async fn run(
         .await?;
         info!(addr = %serving.addr, "serving SCIM");
     }
-    let health = Arc::new(Health::default());
-    let listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| format!("bind {http_addr}"))?;
-    let app = router(health.clone(), metrics.clone());
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            warn!(%error, "probe server stopped");
-        }
+    let health = Arc::new(Health {
+        apiserver,
+        ..Health::default()
     });
-    // A standby replica is healthy and ready: it is ready to take over.
-    health.ready.store(true, Ordering::Relaxed);
+    serve_probes(http_addr, health, metrics.clone()).await?;
 
     let lost_leadership: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>> =
         match leadership {
@@ -90,6 +137,7 @@ pub async fn run(
                     tokio::select! {
                         changed = leader.changed() => changed.context("lease watcher stopped")?,
                         _ = shutdown_signal() => return Ok(()),
+                        _ = shard_changed.clone() => return Ok(()),
                     }
                 }
                 info!("acquired leadership");
@@ -109,6 +157,7 @@ pub async fn run(
         let reason = tokio::select! {
             _ = shutdown_signal() => "signal",
             _ = lost_leadership => "lost leadership",
+            _ = shard_changed => "shard changed",
         };
         let _ = stopped_tx.send(reason);
     });
@@ -132,6 +181,25 @@ pub async fn run(
         anyhow::bail!("lost the leader lease; exiting so a fresh process can compete again");
     }
     info!("roster stopped");
+    Ok(())
+}
+
+/// Serves the probes and metrics, ready at once: a standby replica is ready to take over.
+async fn serve_probes(
+    http_addr: SocketAddr,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("bind {http_addr}"))?;
+    let app = router(health.clone(), metrics);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            warn!(%error, "probe server stopped");
+        }
+    });
+    health.ready.store(true, Ordering::Relaxed);
     Ok(())
 }
 

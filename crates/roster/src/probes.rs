@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
+use crate::apiserver::ApiServerHealth;
 use crate::metrics::Metrics;
 
 /// What the probes report.
@@ -15,6 +16,9 @@ use crate::metrics::Metrics;
 pub struct Health {
     /// Set once the controllers (or, on a standby replica, the lease watcher) run.
     pub ready: AtomicBool,
+    /// Whether the Kubernetes API server answers: without it roster can neither act nor
+    /// serve SCIM, so the pod is unready (liveness stays ok: restarting would not help).
+    pub apiserver: Arc<ApiServerHealth>,
 }
 
 #[derive(Clone)]
@@ -23,7 +27,8 @@ struct AppState {
     metrics: Arc<Metrics>,
 }
 
-/// `/healthz` (the process serves), `/readyz` (started), `/metrics` (OpenMetrics).
+/// `/healthz` (the process serves), `/readyz` (started and the API server answers),
+/// `/metrics` (OpenMetrics).
 pub fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -32,11 +37,20 @@ pub fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
         .with_state(AppState { health, metrics })
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.health.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if !state.health.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting".into());
+    }
+    match state.health.apiserver.outage() {
+        None => (StatusCode::OK, "ok".into()),
+        Some(outage) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the Kubernetes API server has failed or not answered roster for {} s ({} requests failed); waiting for it",
+                outage.as_secs(),
+                state.health.apiserver.failed_requests()
+            ),
+        ),
     }
 }
 
@@ -48,6 +62,9 @@ async fn metrics_text(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        {
+            state.health.apiserver.refresh(&state.metrics);
+            state.metrics.encode()
+        },
     )
 }

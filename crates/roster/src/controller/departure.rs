@@ -31,6 +31,8 @@ pub async fn controller(
     let tenant_store = context.tenants.clone();
     Controller::for_stream(departures, store)
         .with_config(Config::default().concurrency(options.concurrency))
+        // The end of an API server outage retries what it held up, all at once.
+        .reconcile_all_on(options.apiserver.recoveries())
         // The Tenant's deletion (the tenant's exit) or any other change of it, and a
         // policy edit (a shorter quarantine), apply to Departures as to users.
         .watches_stream(tenants, move |tenant: Tenant| {
@@ -69,6 +71,9 @@ fn of_tenant(
 async fn reconcile(departure: Arc<Departure>, context: Arc<Context>) -> Result<Action> {
     if !directory_user::stores_ready(&context) {
         return Ok(Action::requeue(super::STORE_WAIT));
+    }
+    if let Some(wait) = context.wait_out_outage() {
+        return Ok(wait);
     }
     if departure.status.is_none() {
         // Still being handed over: the deleting DirectoryUser writes the status next.

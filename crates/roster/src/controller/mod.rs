@@ -26,6 +26,7 @@ use roster_connectors::endpoint::EndpointPolicy;
 pub use error::{Error, Result};
 pub use watches::{ScopeWatches, Watches};
 
+use crate::apiserver::{ApiServerHealth, OUTAGE_REQUEUE};
 use crate::clock::Clock;
 use crate::effects::Effects;
 
@@ -52,6 +53,10 @@ pub struct Options {
     /// The operator's endpoint policy, which the Tenant controller reports as the
     /// `EndpointsAllowed` condition (the effects enforce the same policy).
     pub endpoints: EndpointPolicy,
+    /// Whether the API server answers, as the kube client's layer sees it
+    /// ([`crate::apiserver`]): failures during an outage wait for its end instead of
+    /// backing off per object. A client built without the layer never reports one.
+    pub apiserver: Arc<ApiServerHealth>,
 }
 
 impl Default for Options {
@@ -61,6 +66,7 @@ impl Default for Options {
             namespaces: Vec::new(),
             instance: None,
             endpoints: EndpointPolicy::default(),
+            apiserver: Arc::default(),
         }
     }
 }
@@ -90,10 +96,32 @@ pub struct Context {
     pub(crate) written: written::Written,
     /// Consecutive failures per object UID, for error backoff.
     failures: Mutex<HashMap<String, i32>>,
+    /// Whether the API server answers (see [`Options::apiserver`]).
+    pub apiserver: Arc<ApiServerHealth>,
+}
+
+/// When a reconcile that the API server's outage stops tries again on its own: every
+/// object fails alike while it is away and its return wakes them all
+/// (`reconcile_all_on`), so this is spread and long, only in case that is missed.
+fn outage_requeue() -> Duration {
+    let spread = rand::rng().random_range(0..OUTAGE_REQUEUE.as_millis() as u64 / 2);
+    OUTAGE_REQUEUE + Duration::from_millis(spread)
 }
 
 impl Context {
+    /// While the API server is down, a reconcile sends nothing (not even a step's call
+    /// downstream, whose completion it could not record) and waits for its return:
+    /// the watches, on their own backoff, are what notices it.
+    pub(crate) fn wait_out_outage(&self) -> Option<kube::runtime::controller::Action> {
+        self.apiserver
+            .is_down()
+            .then(|| kube::runtime::controller::Action::requeue(outage_requeue()))
+    }
+
     fn failure_backoff(&self, uid: &str) -> Duration {
+        if self.apiserver.is_down() {
+            return outage_requeue();
+        }
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let count = failures.entry(uid.to_string()).or_default();
         *count += 1;
@@ -232,6 +260,7 @@ async fn run_scope(
         receipts: crate::receipts::Chains::default(),
         written: written::Written::default(),
         failures: Mutex::default(),
+        apiserver: options.apiserver.clone(),
     });
     let users = directory_user::controller(
         &options,

@@ -52,6 +52,8 @@ pub async fn controller(
                 .concurrency(options.concurrency)
                 .debounce(Duration::from_secs(1)),
         )
+        // The end of an API server outage retries what it held up, all at once.
+        .reconcile_all_on(options.apiserver.recoveries())
         .watches_stream(user_stream, |user: DirectoryUser| {
             user.namespace()
                 .map(|ns| ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
@@ -92,6 +94,9 @@ async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action>
     // Counting before the user store is filled would publish zeros.
     if !super::ready(&context.users) || !super::ready(&context.policies) {
         return Ok(Action::requeue(super::STORE_WAIT));
+    }
+    if let Some(wait) = context.wait_out_outage() {
+        return Ok(wait);
     }
     let labels = crate::metrics::ControllerLabels {
         controller: "tenant",

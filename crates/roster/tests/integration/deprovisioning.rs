@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::support::{Operator, OperatorProcess, TestEnv, apply, effects, wait_phase};
 
-const LMS_TOKEN: &str = "lms-test-token";
+pub(crate) const LMS_TOKEN: &str = "lms-test-token";
 
 fn email(employee_id: &str) -> String {
     format!("person.{}@example.com", employee_id.to_ascii_lowercase())
@@ -392,9 +392,9 @@ fn small_company(leavers: usize) -> (LmsSeed, Vec<String>) {
 
 /// Mutations a leaver needs at least: revoke, rule transfer, unenroll, leave group,
 /// remove assignment, anonymize, purge.
-const MUTATIONS_PER_LEAVER: usize = 7;
+pub(crate) const MUTATIONS_PER_LEAVER: usize = 7;
 
-fn report(label: &str, lms: &LmsStandIn, leavers: usize) {
+pub(crate) fn report(label: &str, lms: &LmsStandIn, leavers: usize) {
     let calls = lms.state().calls();
     let mutations = calls.iter().filter(|c| c.method != "GET").count();
     let applied = calls.iter().filter(|c| c.applied).count();
@@ -471,7 +471,7 @@ async fn fifty_leavers_complete_through_thirty_percent_failures() {
 
 /// The stand-in with `leavers` deactivated people and their manager M000 (with 20 ms of
 /// latency, so that kills land in the middle of calls), the Tenant and policy.
-async fn deactivated_company(
+pub(crate) async fn deactivated_company(
     env: &TestEnv,
     leavers: usize,
     quarantine: &str,

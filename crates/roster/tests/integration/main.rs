@@ -7,6 +7,7 @@
 
 mod api;
 mod chart;
+mod control_plane_faults;
 mod crds;
 mod departures;
 mod deprovisioning;
@@ -24,6 +25,7 @@ mod rbac;
 mod scim;
 mod scim_attacks;
 mod scim_conformance;
+mod sharding;
 mod standin_calendar;
 mod standin_lms;
 mod support;

@@ -253,6 +253,8 @@ impl Drop for Operator {
 /// The operator binary as a child process (so it can be killed with SIGKILL).
 pub struct OperatorProcess {
     child: std::process::Child,
+    /// Its probe and metrics server, `http://127.0.0.1:<port>`.
+    pub http: String,
 }
 
 impl OperatorProcess {
@@ -260,7 +262,8 @@ impl OperatorProcess {
         Self::start_with(namespace, kubeconfig, log, &[], &[])
     }
 
-    /// Like [`start`](Self::start), with more arguments and environment variables.
+    /// Like [`start`](Self::start), with more arguments and environment variables; an
+    /// empty `namespace` passes no `--namespace` (all namespaces, or a shard's).
     pub fn start_with(
         namespace: &str,
         kubeconfig: &std::path::Path,
@@ -273,17 +276,16 @@ impl OperatorProcess {
             .append(true)
             .open(log)
             .expect("open operator log");
+        let port = roster_testkit::process::free_port().expect("a free port");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args([
-                "run",
-                "--namespace",
-                namespace,
-                "--effects",
-                "http",
-                "--rate-limit",
-                "1000",
-            ])
-            .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(["run", "--effects", "http", "--rate-limit", "1000"])
+            .args(
+                Some(format!("--namespace={namespace}"))
+                    .filter(|_| !namespace.is_empty())
+                    .as_slice(),
+            )
+            .args(["--log-format", "json"])
+            .arg(format!("--http-addr=127.0.0.1:{port}"))
             .args(args)
             .envs(envs.iter().copied())
             .env("KUBECONFIG", kubeconfig)
@@ -292,7 +294,40 @@ impl OperatorProcess {
             .stderr(log)
             .spawn()
             .expect("start roster run");
-        Self { child }
+        Self {
+            child,
+            http: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// `GET` of one of its own endpoints (`/readyz`, `/metrics`): the status code and
+    /// body, or `None` while it does not listen (yet).
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.http))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// The sum of one counter family's samples in `/metrics` whose labels contain
+    /// `labels` (e.g. `code="429"`); 0 when absent.
+    pub async fn counter(&self, family: &str, labels: &str) -> f64 {
+        let Some((_, text)) = self.get("/metrics").await else {
+            return 0.0;
+        };
+        text.lines()
+            .filter(|line| line.starts_with(&format!("{family}{{")) && line.contains(labels))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Whether the process has exited (crashed or stopped), without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// SIGKILL: no shutdown, no flush; in-flight calls and status writes are cut.

@@ -61,6 +61,8 @@ pub async fn controller(
     let controller = Controller::for_stream(user_stream, users.clone())
         .reconcile_on(reports_rx)
         .with_config(Config::default().concurrency(options.concurrency))
+        // The end of an API server outage retries what it held up, all at once.
+        .reconcile_all_on(options.apiserver.recoveries())
         // A Tenant change (suspend, time zone, policyRef...) wakes exactly its users.
         .watches_stream(tenant_stream, move |tenant: Tenant| {
             users_of_tenant(&by_tenant, &tenant)
@@ -112,6 +114,9 @@ fn users_of_tenant(
 async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Action> {
     if !stores_ready(&context) {
         return Ok(Action::requeue(super::STORE_WAIT));
+    }
+    if let Some(wait) = context.wait_out_outage() {
+        return Ok(wait);
     }
     let labels = crate::metrics::ControllerLabels {
         controller: "directoryuser",
