@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p roster-bench -- scim --users 10000
 //! cargo build --release -p roster --bin roster && cargo run --release -p roster-bench -- lifecycle --users 10000
+//! cargo build --release -p roster --bin roster && cargo run --release -p roster-bench -- soak --users 10000 --minutes 60
 //! ```
 mod apiserver;
 mod lifecycle;
@@ -13,6 +14,7 @@ mod observer;
 mod operator;
 mod raw;
 mod scim;
+mod soak;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,10 @@ enum Command {
     /// The operator at scale: first start, restart, memory, writes at rest, waves of
     /// leavers and simultaneous deadlines, beside raw LISTs and patches.
     Lifecycle(lifecycle::Args),
+    /// An hour (by default) at N users with steady churn (joiners, movers, leavers,
+    /// reversals) and injected faults, HTTP effects against the learning-platform
+    /// stand-in: RSS, deadlines, duplicates and lost work at the end.
+    Soak(soak::Args),
 }
 
 #[tokio::main]
@@ -39,5 +45,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Scim(args) => scim::run(args).await,
         Command::Lifecycle(args) => lifecycle::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
     }
 }

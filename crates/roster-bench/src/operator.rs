@@ -1,5 +1,6 @@
 //! The operator as a user runs it: the `roster` binary of the same build, in its own
-//! process (so that its memory is its own), with in-memory effects.
+//! process (so that its memory is its own), with in-memory effects or, for the soak,
+//! HTTP effects against the stand-ins.
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -24,10 +25,22 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Operator {
+    /// With in-memory effects: the figures are the operator's and the API server's.
     pub async fn start(
         namespace: &str,
         kubeconfig: &Path,
         log: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::start_with_effects(namespace, kubeconfig, log, "memory", extra).await
+    }
+
+    /// With `effects` (`memory` or `http`).
+    pub async fn start_with_effects(
+        namespace: &str,
+        kubeconfig: &Path,
+        log: &Path,
+        effects: &str,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
@@ -37,7 +50,7 @@ impl Operator {
             .open(log)
             .context("open the operator log")?;
         let child = Command::new(binary()?)
-            .args(["run", "--namespace", namespace, "--effects", "memory"])
+            .args(["run", "--namespace", namespace, "--effects", effects])
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
             .args(["--log-format", "json"])
             .args(extra)
@@ -129,6 +142,11 @@ impl Operator {
                 .map_or(0.0, |kib| kib / 1024.0)
         };
         Ok((field("VmRSS:"), field("VmHWM:")))
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL, as a crash or an evicted pod.
