@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use roster_api::{
     DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec, Tenant,
@@ -573,21 +572,7 @@ async fn setup(client: &Client) -> anyhow::Result<()> {
     for namespace in [NAMESPACE, RAW_NAMESPACE] {
         crate::raw::create_namespace(client, namespace).await?;
     }
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("lms".into()),
-            labels: Some(BTreeMap::from([(
-                roster_api::tenant::CREDENTIALS_LABEL.to_string(),
-                "true".to_string(),
-            )])),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([("token".into(), "bench".into())])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await?;
+    crate::raw::create_credentials_secret(client, NAMESPACE, "lms", "bench").await?;
     let policy = DeprovisionPolicy::new(
         "standard",
         DeprovisionPolicySpec {

@@ -7,6 +7,35 @@ use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 use roster_api::DirectoryUser;
 
+/// A Secret holding `token` under the key `token`, labelled as roster credentials (the
+/// opt-in every Secret a Tenant names must carry).
+pub async fn create_credentials_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    token: &str,
+) -> anyhow::Result<()> {
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(std::collections::BTreeMap::from([(
+                roster_api::tenant::CREDENTIALS_LABEL.to_string(),
+                "true".to_string(),
+            )])),
+            ..Default::default()
+        },
+        string_data: Some(std::collections::BTreeMap::from([(
+            "token".into(),
+            token.into(),
+        )])),
+        ..Default::default()
+    };
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    Ok(())
+}
+
 pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
     let ns = Namespace {
         metadata: ObjectMeta {

@@ -3,13 +3,11 @@
 //! the API server's own rate for the nearest raw request (a GET of the object, a merge
 //! patch of it) at the same concurrency. The controllers do not run: this measures
 //! the endpoint, not the lifecycle behind it.
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use roster_api::tenant::{PeopleSources, ScimSource, SecretKeyRef};
 use roster_api::{
@@ -235,21 +233,7 @@ fn print_table(
 
 async fn setup(client: &Client) -> anyhow::Result<()> {
     crate::raw::create_namespace(client, NAMESPACE).await?;
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("scim".into()),
-            labels: Some(BTreeMap::from([(
-                roster_api::tenant::CREDENTIALS_LABEL.to_string(),
-                "true".to_string(),
-            )])),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([("token".into(), TOKEN.into())])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await?;
+    crate::raw::create_credentials_secret(client, NAMESPACE, "scim", TOKEN).await?;
     let policy = DeprovisionPolicy::new("standard", DeprovisionPolicySpec::default());
     Api::<DeprovisionPolicy>::namespaced(client.clone(), NAMESPACE)
         .create(&PostParams::default(), &policy)

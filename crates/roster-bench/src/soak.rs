@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use rand::Rng as _;
@@ -1045,21 +1044,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 async fn setup(client: &Client, args: &Args, lms: &LmsStandIn) -> anyhow::Result<()> {
     crate::raw::create_namespace(client, NAMESPACE).await?;
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("lms".into()),
-            labels: Some(BTreeMap::from([(
-                roster_api::tenant::CREDENTIALS_LABEL.to_string(),
-                "true".to_string(),
-            )])),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([("token".into(), TOKEN.into())])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await?;
+    crate::raw::create_credentials_secret(client, NAMESPACE, "lms", TOKEN).await?;
     let policy = DeprovisionPolicy::new(
         "standard",
         DeprovisionPolicySpec {

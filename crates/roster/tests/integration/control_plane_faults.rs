@@ -22,7 +22,7 @@ use kube::api::{ListParams, ObjectMeta, PostParams};
 use roster_api::{DirectoryUser, Phase};
 use roster_testkit::ControlPlane;
 
-use crate::deprovisioning::{deactivated_company, report};
+use crate::deprovisioning::{assert_each_applied_once, deactivated_company, report};
 use crate::support::{OperatorProcess, TestEnv, apply_crds, namespace, wait_phase};
 
 /// Leavers in progress when the fault strikes.
@@ -230,26 +230,7 @@ async fn survive(fault: Fault) {
         operator.exited()
     );
     let state = lms.state();
-    assert!(
-        state.duplicates().is_empty(),
-        "duplicates: {:?}",
-        state.duplicates()
-    );
-    for operation in [
-        "revokeAccess",
-        "anonymizeUser",
-        "purgeUser",
-        "transferRule",
-        "removeEventAttendee",
-        "removeGroupMember",
-        "deleteAssignment",
-    ] {
-        assert_eq!(
-            state.applied_count(operation),
-            ids.len(),
-            "{operation} applied exactly once per leaver"
-        );
-    }
+    assert_each_applied_once(state, ids.len());
     let after = deadlines(&env).await;
     for (name, deadlines) in &before {
         assert_eq!(

@@ -394,6 +394,34 @@ pub(crate) fn small_company(leavers: usize) -> (LmsSeed, Vec<String>) {
 /// remove assignment, anonymize, purge.
 pub(crate) const MUTATIONS_PER_LEAVER: usize = 7;
 
+/// The learning-platform operations each leaver of [`small_company`] needs.
+pub(crate) const LEAVER_OPERATIONS: [&str; MUTATIONS_PER_LEAVER] = [
+    "revokeAccess",
+    "transferRule",
+    "removeEventAttendee",
+    "removeGroupMember",
+    "deleteAssignment",
+    "anonymizeUser",
+    "purgeUser",
+];
+
+/// Nothing twice, nothing lost: no duplicate at the stand-in, and each of
+/// [`LEAVER_OPERATIONS`] applied exactly once per leaver.
+pub(crate) fn assert_each_applied_once(state: &LmsState, leavers: usize) {
+    assert!(
+        state.duplicates().is_empty(),
+        "duplicates: {:?}",
+        state.duplicates()
+    );
+    for operation in LEAVER_OPERATIONS {
+        assert_eq!(
+            state.applied_count(operation),
+            leavers,
+            "{operation} applied exactly once per leaver"
+        );
+    }
+}
+
 pub(crate) fn report(label: &str, lms: &LmsStandIn, leavers: usize) {
     let calls = lms.state().calls();
     let mutations = calls.iter().filter(|c| c.method != "GET").count();
@@ -437,26 +465,7 @@ async fn fifty_leavers_complete_through_thirty_percent_failures() {
     }
     report("50 leavers, 30 % failures", &lms, ids.len());
     let state = lms.state();
-    assert!(
-        state.duplicates().is_empty(),
-        "duplicates: {:?}",
-        state.duplicates()
-    );
-    for operation in [
-        "revokeAccess",
-        "anonymizeUser",
-        "purgeUser",
-        "transferRule",
-        "removeEventAttendee",
-        "removeGroupMember",
-        "deleteAssignment",
-    ] {
-        assert_eq!(
-            state.applied_count(operation),
-            ids.len(),
-            "{operation} applied once per leaver"
-        );
-    }
+    assert_each_applied_once(state, ids.len());
     for id in &ids {
         assert!(state.user(id).unwrap().purged);
         assert_eq!(
@@ -525,26 +534,7 @@ async fn kill_9_at_twenty_random_moments_neither_repeats_nor_skips_work() {
     drop(operator);
     report("100 leavers, 20 x kill -9", &lms, ids.len());
     let state = lms.state();
-    assert!(
-        state.duplicates().is_empty(),
-        "duplicates: {:?}",
-        state.duplicates()
-    );
-    for operation in [
-        "revokeAccess",
-        "anonymizeUser",
-        "purgeUser",
-        "transferRule",
-        "removeEventAttendee",
-        "removeGroupMember",
-        "deleteAssignment",
-    ] {
-        assert_eq!(
-            state.applied_count(operation),
-            ids.len(),
-            "{operation} applied exactly once per leaver"
-        );
-    }
+    assert_each_applied_once(state, ids.len());
     // 21 operator processes logged at info level: not one name or address.
     let logs = std::fs::read_to_string(&log).expect("read operator log");
     println!("operator log: {} lines", logs.lines().count());

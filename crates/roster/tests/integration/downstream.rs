@@ -18,8 +18,8 @@ use roster_standins::calendar::google::{GoogleCalendarStandin, routes};
 use roster_standins::lms::{Fault, LmsSeed, LmsStandIn, LmsState};
 
 use crate::deprovisioning::{
-    CalendarAt, LMS_TOKEN, create_user, deprovision_now, email, person, report, small_company,
-    tenant,
+    CalendarAt, LMS_TOKEN, assert_each_applied_once, create_user, deprovision_now, email, person,
+    report, small_company, tenant,
 };
 use crate::support::{Operator, TestEnv, effects, wait_object, wait_phase, wait_status};
 
@@ -226,26 +226,7 @@ async fn platform_outage(outage: Outage, length: Duration) {
     );
 
     // Nothing lost, nothing twice, no deadline moved.
-    assert!(
-        state.duplicates().is_empty(),
-        "duplicates: {:?}",
-        state.duplicates()
-    );
-    for operation in [
-        "revokeAccess",
-        "anonymizeUser",
-        "purgeUser",
-        "transferRule",
-        "removeEventAttendee",
-        "removeGroupMember",
-        "deleteAssignment",
-    ] {
-        assert_eq!(
-            state.applied_count(operation),
-            ids.len(),
-            "{operation} applied once per leaver"
-        );
-    }
+    assert_each_applied_once(&state, ids.len());
     let mut lost = 0;
     // Tries of steps that failed (the stand-in cannot count what it refused).
     let mut failed_tries = 0;

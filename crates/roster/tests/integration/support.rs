@@ -322,7 +322,8 @@ impl OperatorProcess {
         text.lines()
             .filter(|line| line.starts_with(&format!("{family}{{")) && line.contains(labels))
             .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum()
+            // An empty float sum is -0.0, which printed as "-0".
+            .fold(0.0, |sum, value| sum + value)
     }
 
     /// Whether the process has exited (crashed or stopped), without waiting.
