@@ -49,7 +49,19 @@ impl Operator {
             .append(true)
             .open(log)
             .context("open the operator log")?;
-        let child = Command::new(binary()?)
+        // ROSTER_BENCH_WRAPPER runs the operator under a profiler (`heaptrack`, `perf
+        // record -g --`): its words come before the binary.
+        let wrapper = std::env::var("ROSTER_BENCH_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(binary()?);
+                c
+            }
+            None => Command::new(binary()?),
+        };
+        let child = command
             .args(["run", "--namespace", namespace, "--effects", effects])
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
             .args(["--log-format", "json"])

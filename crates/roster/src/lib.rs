@@ -19,6 +19,7 @@ pub mod clock;
 pub mod controller;
 pub mod credentials;
 pub mod effects;
+pub mod events;
 pub mod feeds;
 pub mod metrics;
 pub mod operator;

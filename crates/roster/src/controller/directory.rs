@@ -13,46 +13,77 @@ use roster_api::{DirectoryUser, Phase, UserCounts};
 
 use super::watches::Change;
 
-/// A tenant: its namespace and name.
-type TenantKey = (String, String);
+// Compact on purpose: one entry per user of a 100k tenant. Strings are shared
+// (`Arc<str>`: a user's name is allocated once for every map it is in) and a tenant is
+// a small number; a key names one user far more often than several.
+
+/// A tenant (namespace, name), interned.
+type TenantId = u32;
+type Text = Arc<str>;
+
+/// The users under one key: nearly always one.
+#[derive(Clone, Debug)]
+enum Names {
+    One(Text),
+    Many(BTreeSet<Text>),
+}
+
+impl Names {
+    fn add(slot: &mut Option<Names>, name: &Text) {
+        *slot = Some(match slot.take() {
+            None => Names::One(name.clone()),
+            Some(Names::One(one)) if one == *name => Names::One(one),
+            Some(Names::One(one)) => Names::Many(BTreeSet::from([one, name.clone()])),
+            Some(Names::Many(mut many)) => {
+                many.insert(name.clone());
+                Names::Many(many)
+            }
+        });
+    }
+
+    /// Takes `name` out; `false` when nobody is left.
+    fn take(&mut self, name: &str) -> bool {
+        match self {
+            Names::One(one) => &**one != name,
+            Names::Many(many) => {
+                many.remove(name);
+                !many.is_empty()
+            }
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = &Text> + '_> {
+        match self {
+            Names::One(one) => Box::new(std::iter::once(one)),
+            Names::Many(many) => Box::new(many.iter()),
+        }
+    }
+}
+
 /// Users by a value within a tenant (an email, a manager's email, an employee ID).
-type Keyed = HashMap<(TenantKey, String), BTreeSet<String>>;
+type Keyed = HashMap<(TenantId, Text), Names>;
 
 /// What the index holds of one user, to take it out again.
 #[derive(Clone, PartialEq, Eq)]
 struct Entry {
-    tenant: TenantKey,
-    email: String,
-    manager: Option<String>,
-    employee_id: String,
+    tenant: TenantId,
+    email: Text,
+    manager: Option<Text>,
+    employee_id: Text,
     phase: Phase,
-}
-
-impl Entry {
-    fn of(du: &DirectoryUser) -> Option<(String, Self)> {
-        let namespace = du.namespace()?;
-        let fold = |s: &str| s.trim().to_lowercase();
-        Some((
-            namespace.clone(),
-            Self {
-                tenant: (namespace, du.spec.tenant_ref.name.clone()),
-                email: fold(&du.spec.email),
-                manager: du.spec.manager_email.as_deref().map(fold),
-                employee_id: du.spec.employee_id.clone(),
-                phase: du.status.as_ref().map(|s| s.phase).unwrap_or_default(),
-            },
-        ))
-    }
 }
 
 #[derive(Default)]
 struct Maps {
-    by_tenant: HashMap<TenantKey, BTreeSet<String>>,
+    tenant_ids: HashMap<(String, String), TenantId>,
+    /// A namespace's interned name, for the entries' keys.
+    namespaces: HashMap<String, Text>,
+    by_tenant: HashMap<TenantId, BTreeSet<Text>>,
     by_email: Keyed,
     by_manager: Keyed,
     by_employee_id: Keyed,
-    counts: HashMap<TenantKey, UserCounts>,
-    entries: HashMap<(String, String), Entry>,
+    counts: HashMap<TenantId, UserCounts>,
+    entries: HashMap<(Text, Text), Entry>,
 }
 
 fn slot(counts: &mut UserCounts, phase: Phase) -> &mut i32 {
@@ -66,76 +97,135 @@ fn slot(counts: &mut UserCounts, phase: Phase) -> &mut i32 {
     }
 }
 
-fn add<K: std::hash::Hash + Eq>(map: &mut HashMap<K, BTreeSet<String>>, key: K, name: &str) {
-    map.entry(key).or_default().insert(name.to_string());
+fn add(map: &mut Keyed, key: (TenantId, Text), name: &Text) {
+    let mut slot = map.remove(&key);
+    Names::add(&mut slot, name);
+    map.insert(key, slot.expect("just added"));
 }
 
-fn take<K: std::hash::Hash + Eq>(map: &mut HashMap<K, BTreeSet<String>>, key: K, name: &str) {
-    if let Some(names) = map.get_mut(&key) {
-        names.remove(name);
-        if names.is_empty() {
-            map.remove(&key);
-        }
+fn take(map: &mut Keyed, key: &(TenantId, Text), name: &str) {
+    if let Some(names) = map.get_mut(key)
+        && !names.take(name)
+    {
+        map.remove(key);
     }
+}
+
+/// Folds an email for lookups: case and surrounding space do not tell two apart.
+fn fold(email: &str) -> String {
+    email.trim().to_lowercase()
 }
 
 impl Maps {
-    fn insert(&mut self, name: &str, e: Entry) {
-        add(&mut self.by_tenant, e.tenant.clone(), name);
-        add(
-            &mut self.by_email,
-            (e.tenant.clone(), e.email.clone()),
-            name,
-        );
-        if let Some(m) = &e.manager {
-            add(&mut self.by_manager, (e.tenant.clone(), m.clone()), name);
-        }
-        add(
-            &mut self.by_employee_id,
-            (e.tenant.clone(), e.employee_id.clone()),
-            name,
-        );
-        *slot(self.counts.entry(e.tenant.clone()).or_default(), e.phase) += 1;
-        self.entries
-            .insert((e.tenant.0.clone(), name.to_string()), e);
+    fn tenant_id(&mut self, namespace: &str, tenant: &str) -> TenantId {
+        let next = self.tenant_ids.len() as TenantId;
+        *self
+            .tenant_ids
+            .entry((namespace.to_string(), tenant.to_string()))
+            .or_insert(next)
     }
 
-    fn remove(&mut self, namespace: &str, name: &str) {
-        let Some(e) = self
-            .entries
-            .remove(&(namespace.to_string(), name.to_string()))
-        else {
-            return;
+    fn known_tenant(&self, namespace: &str, tenant: &str) -> Option<TenantId> {
+        self.tenant_ids
+            .get(&(namespace.to_string(), tenant.to_string()))
+            .copied()
+    }
+
+    fn namespace(&mut self, namespace: &str) -> Text {
+        if let Some(ns) = self.namespaces.get(namespace) {
+            return ns.clone();
+        }
+        let ns: Text = namespace.into();
+        self.namespaces.insert(namespace.to_string(), ns.clone());
+        ns
+    }
+
+    /// The entry `du` would have, sharing the strings of `old` where they are equal.
+    fn entry_of(&mut self, du: &DirectoryUser, old: Option<&Entry>) -> Option<(Text, Entry)> {
+        let namespace = du.namespace()?;
+        let tenant = self.tenant_id(&namespace, &du.spec.tenant_ref.name);
+        let share = |value: String, old: Option<&Text>| -> Text {
+            match old {
+                Some(o) if **o == *value => o.clone(),
+                _ => value.into(),
+            }
         };
-        take(&mut self.by_tenant, e.tenant.clone(), name);
-        take(
-            &mut self.by_email,
-            (e.tenant.clone(), e.email.clone()),
-            name,
-        );
+        let entry = Entry {
+            tenant,
+            email: share(fold(&du.spec.email), old.map(|o| &o.email)),
+            manager: du
+                .spec
+                .manager_email
+                .as_deref()
+                .map(|m| share(fold(m), old.and_then(|o| o.manager.as_ref()))),
+            employee_id: share(du.spec.employee_id.clone(), old.map(|o| &o.employee_id)),
+            phase: du.status.as_ref().map(|s| s.phase).unwrap_or_default(),
+        };
+        Some((self.namespace(&namespace), entry))
+    }
+
+    fn insert(&mut self, namespace: Text, name: Text, e: Entry) {
+        self.by_tenant
+            .entry(e.tenant)
+            .or_default()
+            .insert(name.clone());
+        add(&mut self.by_email, (e.tenant, e.email.clone()), &name);
         if let Some(m) = &e.manager {
-            take(&mut self.by_manager, (e.tenant.clone(), m.clone()), name);
+            add(&mut self.by_manager, (e.tenant, m.clone()), &name);
+        }
+        add(
+            &mut self.by_employee_id,
+            (e.tenant, e.employee_id.clone()),
+            &name,
+        );
+        *slot(self.counts.entry(e.tenant).or_default(), e.phase) += 1;
+        self.entries.insert((namespace, name), e);
+    }
+
+    fn remove(&mut self, namespace: &str, name: &str) -> Option<Entry> {
+        let key: (Text, Text) = (namespace.into(), name.into());
+        let e = self.entries.remove(&key)?;
+        if let Some(names) = self.by_tenant.get_mut(&e.tenant) {
+            names.remove(name);
+            if names.is_empty() {
+                self.by_tenant.remove(&e.tenant);
+            }
+        }
+        take(&mut self.by_email, &(e.tenant, e.email.clone()), name);
+        if let Some(m) = &e.manager {
+            take(&mut self.by_manager, &(e.tenant, m.clone()), name);
         }
         take(
             &mut self.by_employee_id,
-            (e.tenant.clone(), e.employee_id.clone()),
+            &(e.tenant, e.employee_id.clone()),
             name,
         );
         if let Some(counts) = self.counts.get_mut(&e.tenant) {
             *slot(counts, e.phase) -= 1;
         }
+        Some(e)
     }
 
     fn observe(&mut self, du: &DirectoryUser) {
-        let Some((namespace, entry)) = Entry::of(du) else {
+        let Some(namespace) = du.namespace() else {
             return;
         };
         let name = du.name_any();
-        if self.entries.get(&(namespace.clone(), name.clone())) == Some(&entry) {
+        let key: (Text, Text) = (namespace.as_str().into(), name.as_str().into());
+        let old = self.entries.get(&key).cloned();
+        let Some((namespace, entry)) = self.entry_of(du, old.as_ref()) else {
+            return;
+        };
+        if old.as_ref() == Some(&entry) {
             return;
         }
+        // The user's name, shared by every map, as it was allocated first.
+        let name: Text = match self.entries.get_key_value(&key) {
+            Some(((_, n), _)) => n.clone(),
+            None => key.1,
+        };
         self.remove(&namespace, &name);
-        self.insert(&name, entry);
+        self.insert(namespace, name, entry);
     }
 }
 
@@ -175,18 +265,20 @@ impl Directory {
         self.maps.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn refs(namespace: &str, names: Option<&BTreeSet<String>>) -> Vec<ObjectRef<DirectoryUser>> {
-        names
-            .into_iter()
-            .flatten()
-            .map(|n| ObjectRef::new(n).within(namespace))
-            .collect()
+    fn refs<'a>(
+        namespace: &str,
+        names: impl Iterator<Item = &'a Text>,
+    ) -> Vec<ObjectRef<DirectoryUser>> {
+        names.map(|n| ObjectRef::new(n).within(namespace)).collect()
     }
 
     /// The users of a tenant.
     pub fn users_of(&self, namespace: &str, tenant: &str) -> Vec<ObjectRef<DirectoryUser>> {
-        let key = (namespace.to_string(), tenant.to_string());
-        Self::refs(namespace, self.read().by_tenant.get(&key))
+        let maps = self.read();
+        let names = maps
+            .known_tenant(namespace, tenant)
+            .and_then(|t| maps.by_tenant.get(&t));
+        Self::refs(namespace, names.into_iter().flatten())
     }
 
     /// The users of a tenant under `value` in one of the keyed maps.
@@ -197,8 +289,15 @@ impl Directory {
         tenant: &str,
         value: String,
     ) -> Vec<ObjectRef<DirectoryUser>> {
-        let key = ((namespace.to_string(), tenant.to_string()), value);
-        Self::refs(namespace, map(&self.read()).get(&key))
+        let maps = self.read();
+        let Some(tenant) = maps.known_tenant(namespace, tenant) else {
+            return Vec::new();
+        };
+        let key: (TenantId, Text) = (tenant, value.into());
+        match map(&maps).get(&key) {
+            Some(names) => Self::refs(namespace, names.iter()),
+            None => Vec::new(),
+        }
     }
 
     /// The users of a tenant whose email is `email` (without regard to case).
@@ -208,12 +307,7 @@ impl Directory {
         tenant: &str,
         email: &str,
     ) -> Vec<ObjectRef<DirectoryUser>> {
-        self.keyed(
-            |m| &m.by_email,
-            namespace,
-            tenant,
-            email.trim().to_lowercase(),
-        )
+        self.keyed(|m| &m.by_email, namespace, tenant, fold(email))
     }
 
     /// The users of a tenant who name `email` as their manager.
@@ -223,12 +317,7 @@ impl Directory {
         tenant: &str,
         email: &str,
     ) -> Vec<ObjectRef<DirectoryUser>> {
-        self.keyed(
-            |m| &m.by_manager,
-            namespace,
-            tenant,
-            email.trim().to_lowercase(),
-        )
+        self.keyed(|m| &m.by_manager, namespace, tenant, fold(email))
     }
 
     /// The users of a tenant with this employee ID.
@@ -248,9 +337,9 @@ impl Directory {
 
     /// How many of a tenant's users are in each phase.
     pub fn counts(&self, namespace: &str, tenant: &str) -> UserCounts {
-        self.read()
-            .counts
-            .get(&(namespace.to_string(), tenant.to_string()))
+        let maps = self.read();
+        maps.known_tenant(namespace, tenant)
+            .and_then(|t| maps.counts.get(&t))
             .cloned()
             .unwrap_or_default()
     }
@@ -349,11 +438,20 @@ mod tests {
             (counts.active, counts.quarantined, counts.purged),
             (1, 0, 1)
         );
+        let acme = d.read().known_tenant("ns", "acme").unwrap();
         assert!(
             !d.read()
                 .by_email
-                .contains_key(&(("ns".into(), "acme".into()), "boss@example.com".into())),
+                .contains_key(&(acme, "boss@example.com".into())),
             "no empty keys"
         );
+        // One allocation of a user's name, shared by the maps.
+        let maps = d.read();
+        let ((_, in_entries), _) = maps
+            .entries
+            .get_key_value(&("ns".into(), "e-3".into()))
+            .unwrap();
+        let in_tenant = maps.by_tenant[&acme].get("e-3").unwrap();
+        assert!(Arc::ptr_eq(in_entries, in_tenant));
     }
 }

@@ -17,7 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
+use crate::events::Recorder;
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
 use rand::Rng;
@@ -97,11 +98,15 @@ pub struct Context {
     /// The erasure receipt chains this process appends to.
     pub receipts: crate::receipts::Chains,
     /// The version of roster's own last status write to each lifecycle object.
-    pub(crate) written: written::Written,
+    pub(crate) written: Arc<written::Written>,
     /// Consecutive failures per object UID, for error backoff.
     failures: Mutex<HashMap<String, i32>>,
     /// Fewer than `Options::concurrency`: stage 2 never takes every reconcile.
     pub(crate) stage_two: directory_user::StageTwoSlots,
+    /// The one turn to append an erasure receipt (see [`crate::receipts`]).
+    pub(crate) receipt_turn: directory_user::StageTwoSlots,
+    /// Quarantines ended and not yet written as such: stage 2 waits for them.
+    pub(crate) due: directory_user::DueTransitions,
     /// Whether the API server answers (see [`Options::apiserver`]).
     pub apiserver: Arc<ApiServerHealth>,
 }
@@ -279,7 +284,7 @@ async fn run_scope(
         instance: options.instance.clone(),
     };
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Recorder::new(client.clone(), reporter, clock.clone()),
         client: client.clone(),
         clock,
         effects,
@@ -292,9 +297,11 @@ async fn run_scope(
         endpoints: options.endpoints.clone(),
         guard: Default::default(),
         receipts: crate::receipts::Chains::default(),
-        written: written::Written::default(),
+        written: scope.written.clone(),
         failures: Mutex::default(),
         stage_two: directory_user::StageTwoSlots::for_concurrency(options.concurrency),
+        receipt_turn: directory_user::StageTwoSlots::with_permits(1),
+        due: directory_user::DueTransitions::default(),
         apiserver: options.apiserver.clone(),
     });
     let users = directory_user::controller(

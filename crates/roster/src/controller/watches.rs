@@ -233,6 +233,8 @@ pub struct ScopeWatches {
     pub users: Watched<DirectoryUser>,
     /// Indexes over `users`, kept by its watch.
     pub directory: Arc<super::directory::Directory>,
+    /// Roster's own writes to `users`, and whether the watch has delivered them.
+    pub written: Arc<super::written::Written>,
     pub departures: Watched<Departure>,
 }
 
@@ -240,16 +242,23 @@ impl ScopeWatches {
     pub fn start(client: &Client, namespace: Option<String>) -> Self {
         let ns = namespace.as_deref();
         let directory = Arc::new(super::directory::Directory::default());
-        let index = directory.clone();
+        let written = Arc::new(super::written::Written::default());
+        let (index, delivered) = (directory.clone(), written.clone());
         Self {
             tenants: Watched::start(super::api(client, ns), "Tenant"),
             policies: Watched::start(super::api(client, ns), "DeprovisionPolicy"),
             users: Watched::start_indexed(
                 super::api(client, ns),
                 "DirectoryUser",
-                Some(Arc::new(move |change, store| index.apply(change, store))),
+                Some(Arc::new(move |change, store| {
+                    index.apply(change, store);
+                    if let Change::Applied(user) = change {
+                        delivered.observe(super::directory_user::KIND, user);
+                    }
+                })),
             ),
             directory,
+            written,
             departures: Watched::start(super::api(client, ns), "Departure"),
             namespace,
         }

@@ -1,21 +1,52 @@
 //! The resourceVersion of roster's own last write to each lifecycle object. A store
 //! that holds exactly that version is as fresh as a read: a reconcile decides on it
-//! without asking the API server again. A store that holds any other version may lag
-//! behind roster's own write (a step must never be repeated from stale status), so the
-//! reconcile reads afresh.
+//! without asking the API server again. A store that holds one of roster's *earlier*
+//! writes lags behind the last one, whose watch event is on its way and wakes the
+//! object again: nothing to do until then (no read, no decision on stale status). A
+//! store that holds someone else's version after the watch has delivered roster's last
+//! write is newer than that write (a watch delivers in order): fresh too. Any other
+//! version may lag behind roster's own write (a step must never be repeated from stale
+//! status), so the reconcile reads afresh.
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use kube::ResourceExt;
 use roster_api::DirectoryUser;
 
+/// Earlier writes remembered per object until the store catches up: one reconcile
+/// writes at most a few times (finalizer, a status per step).
+const EARLIER: usize = 8;
+
+/// What the store's copy of an object is, against roster's own writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// The version roster wrote last.
+    Current,
+    /// A version roster wrote before its last write: the last one's event is coming.
+    Behind,
+    /// Someone else's version, delivered by the watch after roster's last write.
+    Newer,
+    /// Not a version of roster's recent writes (someone else's, or forgotten).
+    Unknown,
+}
+
+#[derive(Default)]
+struct Versions {
+    last: String,
+    earlier: Vec<String>,
+    /// The watch has delivered `last` into the store.
+    seen: bool,
+}
+
+type Key = (&'static str, String, String);
+
 #[derive(Default)]
 pub struct Written {
-    versions: Mutex<HashMap<(&'static str, String, String), String>>,
+    versions: Mutex<HashMap<Key, Versions>>,
 }
 
 impl Written {
-    fn key(kind: &'static str, object: &DirectoryUser) -> (&'static str, String, String) {
+    fn key(kind: &'static str, object: &DirectoryUser) -> Key {
         (
             kind,
             object.namespace().unwrap_or_default(),
@@ -28,14 +59,62 @@ impl Written {
         let Some(version) = object.resource_version() else {
             return;
         };
-        self.lock().insert(Self::key(kind, object), version);
+        let mut versions = self.lock();
+        let entry = versions.entry(Self::key(kind, object)).or_default();
+        let previous = std::mem::replace(&mut entry.last, version);
+        entry.seen = false;
+        if !previous.is_empty() {
+            if entry.earlier.len() == EARLIER {
+                entry.earlier.remove(0);
+            }
+            entry.earlier.push(previous);
+        }
     }
 
-    /// Whether `object` is the version roster last wrote.
-    pub fn is_current(&self, kind: &'static str, object: &DirectoryUser) -> bool {
-        object
-            .resource_version()
-            .is_some_and(|version| self.lock().get(&Self::key(kind, object)) == Some(&version))
+    /// Whether a decision on `object` needs no read: it is roster's last write, or a
+    /// later version.
+    pub fn is_fresh(&self, kind: &'static str, object: &DirectoryUser) -> bool {
+        matches!(
+            self.freshness(kind, object),
+            Freshness::Current | Freshness::Newer
+        )
+    }
+
+    /// The watch put `object` into the store (called by the watch, in its order).
+    pub fn observe(&self, kind: &'static str, object: &DirectoryUser) {
+        let Some(version) = object.resource_version() else {
+            return;
+        };
+        let mut versions = self.lock();
+        if let Some(entry) = versions.get_mut(&Self::key(kind, object))
+            && entry.last == version
+        {
+            entry.seen = true;
+            entry.earlier = Vec::new();
+        }
+    }
+
+    /// Where `object` stands against roster's own writes. Once the store has caught up
+    /// with the last write, the earlier ones are forgotten.
+    pub fn freshness(&self, kind: &'static str, object: &DirectoryUser) -> Freshness {
+        let Some(version) = object.resource_version() else {
+            return Freshness::Unknown;
+        };
+        let mut versions = self.lock();
+        let Some(entry) = versions.get_mut(&Self::key(kind, object)) else {
+            return Freshness::Unknown;
+        };
+        if entry.last == version {
+            entry.earlier = Vec::new();
+            entry.seen = true;
+            Freshness::Current
+        } else if entry.earlier.contains(&version) {
+            Freshness::Behind
+        } else if entry.seen {
+            Freshness::Newer
+        } else {
+            Freshness::Unknown
+        }
     }
 
     /// The object is gone or no longer roster's: nothing to remember.
@@ -43,7 +122,49 @@ impl Written {
         self.lock().remove(&Self::key(kind, object));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(&'static str, String, String), String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Versions>> {
         self.versions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(version: &str) -> DirectoryUser {
+        let mut user = DirectoryUser::new("e-1", Default::default());
+        user.metadata.namespace = Some("acme".into());
+        user.metadata.resource_version = Some(version.into());
+        user
+    }
+
+    #[test]
+    fn a_store_behind_roster_s_own_last_write_waits_for_it() {
+        let written = Written::default();
+        assert_eq!(written.freshness("K", &at("1")), Freshness::Unknown);
+        written.wrote("K", &at("2"));
+        written.wrote("K", &at("3"));
+        written.wrote("K", &at("4"));
+        // Someone else's version (the one before roster's first write, or after it
+        // but before the watch delivered it): unknown.
+        assert_eq!(written.freshness("K", &at("1")), Freshness::Unknown);
+        assert_eq!(written.freshness("K", &at("5")), Freshness::Unknown);
+        assert_eq!(written.freshness("K", &at("2")), Freshness::Behind);
+        assert_eq!(written.freshness("K", &at("3")), Freshness::Behind);
+        assert_eq!(written.freshness("K", &at("4")), Freshness::Current);
+        // Caught up: the earlier versions are forgotten, and any other version the
+        // store holds from now on came after roster's write.
+        assert_eq!(written.freshness("K", &at("3")), Freshness::Newer);
+        assert_eq!(written.freshness("K", &at("4")), Freshness::Current);
+        assert!(written.is_fresh("K", &at("5")));
+        // A new write: the store's version before it is no longer known to be newer.
+        written.wrote("K", &at("6"));
+        assert_eq!(written.freshness("K", &at("5")), Freshness::Unknown);
+        written.observe("K", &at("6"));
+        assert_eq!(written.freshness("K", &at("7")), Freshness::Newer);
+        written.wrote("K", &at("8"));
+        assert_eq!(written.freshness("Other", &at("8")), Freshness::Unknown);
+        written.forget("K", &at("8"));
+        assert_eq!(written.freshness("K", &at("8")), Freshness::Unknown);
     }
 }

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::Recorder;
 use anyhow::{Context as _, bail};
 use kube::api::ListParams;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::{Api, Client, ResourceExt};
 use roster_api::Tenant;
 use roster_feeds::Change;
@@ -82,6 +83,7 @@ pub async fn import_csv(
                 controller: "roster".into(),
                 instance: Some("roster-import".into()),
             },
+            clock.clone(),
         ),
         clock,
         endpoints: Default::default(),

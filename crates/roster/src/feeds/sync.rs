@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::Recorder;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client, Resource, ResourceExt};
 use roster_api::tenant::{RejectedRow, SourceSync, SyncResult};
 use roster_api::{DirectoryUser, RecordSource, Tenant};

@@ -14,8 +14,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, ObjectMeta, PostParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use roster::clock::SystemClock;
+use roster::events::Recorder;
 use roster::feeds::Source;
 use roster::feeds::sync::{self, Feeds};
 use roster_api::tenant::{
@@ -179,6 +180,7 @@ fn feeds(env: &TestEnv) -> Feeds {
                 controller: "roster".into(),
                 instance: None,
             },
+            Arc::new(SystemClock),
         ),
         clock: Arc::new(SystemClock),
         endpoints: EndpointPolicy::default(),

@@ -234,9 +234,11 @@ async fn a_rehire_reactivates_a_terminated_person() {
     let env = TestEnv::new("lifecycle-rehire").await;
     tenant(&env, "1h", "720h", ObjectDeletionMode::Quarantine).await;
     let _operator = Operator::start(&env.client, &env.namespace, Arc::new(MemoryEffects::new()));
+    // Terminated last week: well inside the purge deadline (720h), so the person waits
+    // out the quarantine (1h from when roster first sees the date).
     let spec = DirectoryUserSpec {
         hire_date: Some("2020-01-06".parse().unwrap()),
-        termination_date: Some("2025-01-31".parse().unwrap()),
+        termination_date: Some(Utc::now().date_naive() - chrono::Days::new(7)),
         ..person("00103")
     };
     let name = create_user(&env, spec).await;

@@ -42,7 +42,7 @@ pub async fn decide(
     // neither repeat a call nor rewrite a settled status (new transition times).
     let unchanged = cached.status.as_ref() == Some(&decision.status);
     let settled = decision.actions.is_empty() && decision.sync.is_empty() && unchanged;
-    if settled || written.is_current(home.kind(), &cached) {
+    if settled || written.is_fresh(home.kind(), &cached) {
         let decision = guarded(context, &cached, inputs, directory, decision, now).await?;
         return Ok(Decided {
             user: cached,

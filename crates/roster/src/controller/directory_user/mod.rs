@@ -7,12 +7,14 @@
 mod announce;
 mod decide;
 pub mod departure;
+mod due;
 mod gather;
 pub mod guard;
 mod persist;
 mod run;
 mod slots;
 
+pub use due::DueTransitions;
 pub use slots::StageTwoSlots;
 
 use std::sync::Arc;
@@ -27,13 +29,14 @@ use tracing::{instrument, warn};
 
 use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Phase, Tenant};
 
+use super::written::Freshness;
 use super::{Context, Error, FINALIZER, Options, Result, jitter};
 use decide::Decided;
 use gather::Gathered;
 pub(super) use persist::Home;
 use roster_lifecycle::erasure::RecordHome;
 
-const KIND: &str = "DirectoryUser";
+pub(crate) const KIND: &str = "DirectoryUser";
 
 /// Builds and runs the controller until `shutdown` resolves.
 pub async fn controller(
@@ -71,8 +74,9 @@ pub async fn controller(
     });
     let controller = Controller::for_stream(user_stream, users.clone())
         .reconcile_on(reports_rx)
-        // A released stage-2 slot wakes the user waiting longest for one.
+        // A released stage-2 slot (or receipt turn) wakes the user waiting longest.
         .reconcile_on(context.stage_two.woken())
+        .reconcile_on(context.receipt_turn.woken())
         .with_config(Config::default().concurrency(options.concurrency))
         // The end of an API server outage retries what it held up, all at once.
         .reconcile_all_on(options.apiserver.recoveries())
@@ -178,6 +182,18 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
     let api: Api<DirectoryUser> = Api::namespaced(context.client.clone(), &namespace);
     let deleting = user.metadata.deletion_timestamp.is_some();
 
+    if context
+        .due
+        .reconciling(&ObjectRef::from_obj(&*user), context.clock.now())
+    {
+        // The last quarantine due is being written: the hand-overs may go on.
+        context.stage_two.wake_free();
+    }
+    if context.written.freshness(KIND, &user) == Freshness::Behind {
+        // The store holds an earlier write of roster's own; the last one's event wakes
+        // this user again, and a decision on it needs no read.
+        return Ok(Action::await_change());
+    }
     if !user.finalizers().iter().any(|f| f == FINALIZER) {
         if deleting {
             return Ok(Action::await_change());
@@ -257,6 +273,8 @@ pub(super) async fn lifecycle(
     // written together with the status that follows from it.
     let mut rounds = 0;
     let mut no_slot = false;
+    // Transitions decided but not yet written (see `defer` below).
+    let mut unannounced = Vec::new();
     let status = loop {
         // PII goes before the status that says it is gone. (A Departure is deleted once
         // purged, with the record it holds.)
@@ -273,8 +291,6 @@ pub(super) async fn lifecycle(
             }
         }
         let mut status = decision.status.clone();
-        persisted = persist::status(&home, persisted, &status, &context.written).await?;
-        announce::transitions(context, &persisted, &decision.transitions, &status).await;
         let work = !decision.sync.is_empty() || !decision.actions.is_empty();
         // A deadline reached: its transition is written now, and the hand-over steps
         // wait for this user's next turn, so that every other deadline of the same
@@ -283,6 +299,19 @@ pub(super) async fn lifecycle(
             .transitions
             .iter()
             .any(|t| t.to == Phase::Deprovisioning);
+        // The first decision of a reconcile holds no call's result yet, only what
+        // follows from the persisted status: it is written together with its first
+        // call's result (one write, not two). Each call's key comes from persisted
+        // state (the episode, the sync count), so a crash before that write decides
+        // the same calls with the same keys again; a later round writes first, as its
+        // status holds the results of the round before.
+        let defer = work && !yields && rounds == 0 && !decision.scrub_pii;
+        unannounced.extend(decision.transitions.iter().cloned());
+        if !defer {
+            persisted = persist::status(&home, persisted, &status, &context.written).await?;
+            announce::transitions(context, &persisted, &unannounced, &status).await;
+            unannounced.clear();
+        }
         if !work || yields || rounds == MAX_ROUNDS {
             break status;
         }
@@ -312,6 +341,12 @@ pub(super) async fn lifecycle(
             .await?;
             if ran == run::Ran::NoSlot {
                 no_slot = true;
+                if !unannounced.is_empty() || persisted.status.as_ref() != Some(&status) {
+                    persisted =
+                        persist::status(&home, persisted, &status, &context.written).await?;
+                    announce::transitions(context, &persisted, &unannounced, &status).await;
+                    unannounced.clear();
+                }
                 break status;
             }
         }
@@ -336,6 +371,16 @@ pub(super) async fn lifecycle(
         Home::User(_) => RecordHome::DirectoryUser,
         Home::Departure(_) => RecordHome::Departure,
     };
+    // Appends go one at a time: wait for the turn outside the reconcile slots.
+    let turn = if status.phase == Phase::Purged && status.erasure_receipt.is_none() {
+        let waiter = matches!(home, Home::User(_)).then(|| ObjectRef::from_obj(&*persisted));
+        match context.receipt_turn.try_take(waiter) {
+            Some(turn) => Some(turn),
+            None => return Ok(Action::requeue(slots::FALLBACK_WAIT + jitter())),
+        }
+    } else {
+        None
+    };
     if let Some(receipt) =
         crate::receipts::user::for_purged(context, &persisted, &inputs.tenant, &status, kept_in)
             .await?
@@ -343,6 +388,7 @@ pub(super) async fn lifecycle(
         status.erasure_receipt = Some(receipt);
         persisted = persist::step_result(&home, &name, &status, &context.written).await?;
     }
+    drop(turn);
     if let Home::User(api) = &home
         && deleting
         && departure::hands_over(&inputs.policy, &status)
@@ -369,6 +415,12 @@ pub(super) async fn lifecycle(
     Ok(match decision.wake_at {
         Some(at) => {
             let delay = (at - now).to_std().unwrap_or(Duration::ZERO) + jitter();
+            if let Home::User(_) = home
+                && status.phase == Phase::Quarantined
+                && status.deprovision_due_time == Some(at)
+            {
+                context.due.register(ObjectRef::from_obj(&*persisted), at);
+            }
             let key = crate::metrics::queue::key_of(&*persisted);
             context.metrics.queues.later(home.controller(), key, delay);
             Action::requeue(delay)

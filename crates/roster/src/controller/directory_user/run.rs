@@ -91,6 +91,11 @@ pub async fn actions(
         // after the fallback wait.
         let waiter = matches!(home, Home::User(_))
             .then(|| kube::runtime::reflector::ObjectRef::from_obj(user));
+        // Deadline transitions first: each is one write, a hand-over ten.
+        if context.due.any_due(context.clock.now()) {
+            context.stage_two.queue(waiter);
+            return Ok(Ran::NoSlot);
+        }
         match context.stage_two.try_take(waiter) {
             Some(slot) => Some(slot),
             None => return Ok(Ran::NoSlot),

@@ -49,9 +49,16 @@ impl StageTwoSlots {
     pub fn for_concurrency(concurrency: u16) -> Self {
         let concurrency = usize::from(concurrency.max(2));
         let reserved = (concurrency / 4).max(1);
+        Self::with_permits(concurrency - reserved)
+    }
+
+    /// `permits` slots. One is the turn of the erasure-receipt chains: appends go one
+    /// at a time, and a purge waiting for its turn must not hold a reconcile slot
+    /// that revocations and deadlines need (a mass purge once filled all 16).
+    pub fn with_permits(permits: usize) -> Self {
         let (wake, woken) = unbounded();
         Self {
-            permits: Arc::new(Semaphore::new(concurrency - reserved)),
+            permits: Arc::new(Semaphore::new(permits.max(1))),
             queue: Arc::default(),
             wake,
             woken: Mutex::new(Some(woken)),
@@ -68,14 +75,33 @@ impl StageTwoSlots {
                 wake: self.wake.clone(),
             }),
             Err(_) => {
-                if let Some(waiter) = waiter {
-                    let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-                    if queue.queued.insert(waiter.clone()) {
-                        queue.order.push_back(waiter);
-                    }
-                }
+                self.queue(waiter);
                 None
             }
+        }
+    }
+
+    /// Queues `waiter` for the next release without trying for a slot (stage 2 is held
+    /// back, see [`super::due`]).
+    pub fn queue(&self, waiter: Option<ObjectRef<DirectoryUser>>) {
+        if let Some(waiter) = waiter {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if queue.queued.insert(waiter.clone()) {
+                queue.order.push_back(waiter);
+            }
+        }
+    }
+
+    /// Wakes as many waiters as there are free slots (stage 2 may go on again).
+    pub fn wake_free(&self) {
+        let free = self.permits.available_permits();
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..free {
+            let Some(next) = queue.order.pop_front() else {
+                break;
+            };
+            queue.queued.remove(&next);
+            let _ = self.wake.unbounded_send(next);
         }
     }
 
