@@ -436,18 +436,23 @@ fn transition(
         })
         .unwrap_or_else(|| "-".into())
     };
+    let triggered = match trigger {
+        Some(Trigger::Deactivated) => "Deactivated",
+        Some(Trigger::TerminationDate) => "TerminationDateReached",
+        Some(Trigger::DeprovisionNow) => "DeprovisionNowRequested",
+        Some(Trigger::ObjectDeleted) => "ObjectDeleted",
+        None => "Triggered",
+    };
     let why = match (from, to) {
         (Phase::Active | Phase::Held, Phase::Quarantined) => format!(
-            "{}; access revoked; deprovisioning due {}",
-            match trigger {
-                Some(Trigger::Deactivated) => "Deactivated",
-                Some(Trigger::TerminationDate) => "TerminationDateReached",
-                Some(Trigger::DeprovisionNow) => "DeprovisionNowRequested",
-                Some(Trigger::ObjectDeleted) => "ObjectDeleted",
-                None => "Triggered",
-            },
+            "{triggered}; access revoked; deprovisioning due {}",
             due(status.deprovision_due_time)
         ),
+        // The revocation and the end of a quarantine with no time left (deprovision-now,
+        // or a purge deadline already passed) are written together.
+        (Phase::Active | Phase::Held, Phase::Deprovisioning) => {
+            format!("{triggered}; access revoked; no quarantine left: handing over and removing")
+        }
         (_, Phase::Held) => "held by the mass-deprovisioning guard until approved".into(),
         (Phase::Quarantined, Phase::Active) => "QuarantineReversed; restoring access".into(),
         (Phase::Held, Phase::Active) => "TriggerCleared".into(),

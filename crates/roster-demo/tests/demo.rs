@@ -206,8 +206,10 @@ fn the_demo_runs_end_to_end_without_a_terminal() {
     // The lifecycle, phase by phase, including a reversal.
     for phase in [
         "Active -> Quarantined (Deactivated",
-        "Active -> Quarantined (TerminationDateReached",
-        "Active -> Quarantined (DeprovisionNowRequested",
+        // A termination date past the purge deadline, and deprovision-now, leave no
+        // quarantine: the revocation and Deprovisioning are one write.
+        "-> Deprovisioning (TerminationDateReached; access revoked",
+        "-> Deprovisioning (DeprovisionNowRequested; access revoked",
         "Active -> Quarantined (ObjectDeleted",
         "-> Deprovisioning (QuarantineEnded",
         "-> Deprovisioned (StepsCompleted",

@@ -19,6 +19,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tracing::warn;
 
+/// Client-side `kubectl apply`'s copy of the manifest it last applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Changes a subscriber can fall behind by before it is resynchronised from the store.
 const BACKLOG: usize = 4096;
 
@@ -73,7 +76,8 @@ where
         + 'static,
 {
     /// Starts a backed-off watch whose objects go into the store without
-    /// `managedFields`. Runs for the life of the process.
+    /// `managedFields` (or `kubectl apply`'s last-applied copy). Runs for the life of
+    /// the process.
     pub fn start(api: Api<K>, kind: &'static str) -> Self {
         Self::start_indexed(api, kind, None)
     }
@@ -87,7 +91,15 @@ where
         let sender = changes.clone();
         let events = watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+            .modify(|object: &mut K| {
+                // Nothing roster decides on, and each a copy of much of the object:
+                // the field managers, and `kubectl apply`'s copy of the last manifest.
+                let meta = object.meta_mut();
+                meta.managed_fields = None;
+                if let Some(annotations) = &mut meta.annotations {
+                    annotations.remove(LAST_APPLIED);
+                }
+            })
             .reflect(writer);
         tokio::spawn(async move {
             let mut events = std::pin::pin!(events);
