@@ -363,7 +363,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }),
     });
 
-    let margin = (wave.elapsed * 2).max(Duration::from_secs(20));
+    // Long enough for the policy change's one write per leaver (the wave needed that
+    // and an Event each).
+    let margin = (wave.elapsed * 3 / 2).max(Duration::from_secs(20));
     let start_of_yesterday = yesterday.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
     // A whole second, as the policy's durations are.
     let due = DateTime::from_timestamp((Utc::now() + margin).timestamp(), 0).expect("a time");

@@ -9,15 +9,19 @@
 //!   API server accepts requests and holds them);
 //! - **throttling**: 429s (API Priority and Fairness asks clients to hold off).
 //!
-//! Down or stalled long enough makes `/readyz` fail and `roster_apiserver_up` 0. Down
-//! or throttling makes reconciles wait for the API server's return instead of retrying
-//! each on its own backoff; the first answer again wakes every controller's objects.
+//! Down or stalled long enough makes `/readyz` fail and `roster_apiserver_up` 0. Down,
+//! or throttling for [`THROTTLED_AFTER`] with no answer in between, makes reconciles
+//! wait for the API server's return instead of retrying each on its own backoff; the
+//! first answer again wakes every controller's objects. A 429 amid answers is flow
+//! control doing its job in a mass event: kube's retry honours `Retry-After`, and
+//! nothing else waits (holding every reconcile back on the first 429 once stalled a
+//! mass termination of 10,000 for a minute at a time).
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,6 +39,10 @@ pub const UNREADY_AFTER: Duration = Duration::from_secs(3);
 /// server counts as stalled; its own timeout for them is 60 s, and a healthy one
 /// answers roster's (paginated, single-object) requests in milliseconds.
 pub const STALLED_AFTER: Duration = Duration::from_secs(5);
+
+/// How long the API server must have answered nothing but 429s before reconciles
+/// wait for it.
+pub const THROTTLED_AFTER: Duration = Duration::from_secs(2);
 
 /// How long a reconcile that failed during an outage waits before it tries again on its
 /// own. The end of the outage wakes every object at once (see
@@ -58,6 +66,13 @@ struct Failing {
     throttled_only: bool,
 }
 
+impl Failing {
+    /// Whether reconciles wait: down, or throttling for long enough.
+    fn holds_back(&self) -> bool {
+        !self.throttled_only || self.since.elapsed() >= THROTTLED_AFTER
+    }
+}
+
 /// Whether the API server currently answers roster.
 #[derive(Debug)]
 pub struct ApiServerHealth {
@@ -70,6 +85,8 @@ pub struct ApiServerHealth {
     next_request: AtomicU64,
     /// Counts the outages that ended, for the controllers to wake on.
     recovered: tokio::sync::watch::Sender<u64>,
+    /// This episode of 429s has been logged.
+    throttle_told: AtomicBool,
 }
 
 impl Default for ApiServerHealth {
@@ -80,6 +97,7 @@ impl Default for ApiServerHealth {
             in_flight: Mutex::default(),
             next_request: AtomicU64::default(),
             recovered: tokio::sync::watch::Sender::new(0),
+            throttle_told: AtomicBool::default(),
         }
     }
 }
@@ -91,7 +109,7 @@ impl ApiServerHealth {
         self.failing
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
+            .is_some_and(|f| f.holds_back())
     }
 
     /// Yields once each time an outage ends: a controller reconciles all its objects
@@ -141,6 +159,10 @@ impl ApiServerHealth {
                 *failing = None;
                 let failed = self.failed.swap(0, Ordering::Relaxed);
                 metrics.apiserver_up.set(1);
+                if !outage.holds_back() {
+                    // 429s amid answers: nothing waited, nothing to wake.
+                    return;
+                }
                 self.recovered.send_modify(|count| *count += 1);
                 info!(
                     outage_seconds = outage.since.elapsed().as_secs_f64(),
@@ -156,9 +178,8 @@ impl ApiServerHealth {
                     throttled_only,
                 });
                 self.failed.store(1, Ordering::Relaxed);
-                if throttled_only {
-                    warn!("the API server is throttling roster (429); reconciles wait for it");
-                } else {
+                self.throttle_told.store(false, Ordering::Relaxed);
+                if !throttled_only {
                     metrics.apiserver_up.set(0);
                     warn!(
                         "the API server does not answer; reconciles wait for it, watches retry with backoff"
@@ -175,6 +196,17 @@ impl ApiServerHealth {
                 warn!(
                     "the API server does not answer; reconciles wait for it, watches retry with backoff"
                 );
+            }
+            (Answer::Throttled, Some(outage)) if outage.throttled_only => {
+                // Said once per episode, when it starts holding reconciles back.
+                if self.failed.fetch_add(1, Ordering::Relaxed) > 0
+                    && outage.holds_back()
+                    && !self.throttle_told.swap(true, Ordering::Relaxed)
+                {
+                    warn!(
+                        "the API server has answered only 429s for 2 s; reconciles wait for it"
+                    );
+                }
             }
             (Answer::Failed | Answer::Throttled, Some(_)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -432,8 +464,9 @@ mod tests {
         metrics.apiserver_up.set(1);
         let health = ApiServerHealth::default();
         health.record(Answer::Throttled, &metrics);
+        assert!(!health.is_down(), "one 429 holds nothing back");
         health.failing.lock().unwrap().as_mut().unwrap().since = Instant::now() - UNREADY_AFTER;
-        assert!(health.is_down(), "reconciles wait");
+        assert!(health.is_down(), "only 429s for long enough: reconciles wait");
         assert_eq!(health.outage(), None, "the pod stays ready");
         assert_eq!(metrics.apiserver_up.get(), 1);
         health.record(Answer::Failed, &metrics);

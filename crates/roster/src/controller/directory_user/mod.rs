@@ -376,7 +376,7 @@ pub(super) async fn lifecycle(
         let waiter = matches!(home, Home::User(_)).then(|| ObjectRef::from_obj(&*persisted));
         match context.receipt_turn.try_take(waiter) {
             Some(turn) => Some(turn),
-            None => return Ok(Action::requeue(slots::FALLBACK_WAIT + jitter())),
+            None => return Ok(Action::requeue(slots::fallback_wait())),
         }
     } else {
         None
@@ -405,7 +405,7 @@ pub(super) async fn lifecycle(
     context.reset_failures(&persisted.uid().unwrap_or_default());
 
     if no_slot {
-        return Ok(Action::requeue(slots::FALLBACK_WAIT + jitter()));
+        return Ok(Action::requeue(slots::fallback_wait()));
     }
     if !decision.actions.is_empty() || !decision.sync.is_empty() {
         // Rounds left over (a long chain): go on at once.
