@@ -416,7 +416,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!(
         "deadlines: all transitioned {all_transitioned_after:.1} s after; {purged} of {} purged{}",
         second_wave.len(),
-        if purged_in_time { "" } else { " within the purge limit" }
+        if purged_in_time {
+            ""
+        } else {
+            " within the purge limit"
+        }
     );
     eprintln!(
         "deadlines: {} of {} due in the same second; lateness p50 {:.2} s, p99 {:.2} s, max {:.2} s; last purged {purged_last:.1} s after; RSS {rss_end:.0} MiB (peak {rss_end_peak:.0})",

@@ -203,9 +203,7 @@ impl ApiServerHealth {
                     && outage.holds_back()
                     && !self.throttle_told.swap(true, Ordering::Relaxed)
                 {
-                    warn!(
-                        "the API server has answered only 429s for 2 s; reconciles wait for it"
-                    );
+                    warn!("the API server has answered only 429s for 2 s; reconciles wait for it");
                 }
             }
             (Answer::Failed | Answer::Throttled, Some(_)) => {
@@ -466,7 +464,10 @@ mod tests {
         health.record(Answer::Throttled, &metrics);
         assert!(!health.is_down(), "one 429 holds nothing back");
         health.failing.lock().unwrap().as_mut().unwrap().since = Instant::now() - UNREADY_AFTER;
-        assert!(health.is_down(), "only 429s for long enough: reconciles wait");
+        assert!(
+            health.is_down(),
+            "only 429s for long enough: reconciles wait"
+        );
         assert_eq!(health.outage(), None, "the pod stays ready");
         assert_eq!(metrics.apiserver_up.get(), 1);
         health.record(Answer::Failed, &metrics);
