@@ -16,9 +16,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use roster_api::{
-    DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec, Tenant,
-};
+use roster_api::{DeprovisionPolicy, DirectoryUser, DirectoryUserSpec, Tenant};
 use serde_json::{Value, json};
 
 use crate::apiserver::Requests;
@@ -606,23 +604,7 @@ async fn setup(client: &Client) -> anyhow::Result<()> {
         crate::raw::create_namespace(client, namespace).await?;
     }
     crate::raw::create_credentials_secret(client, NAMESPACE, "lms", "bench").await?;
-    let policy = DeprovisionPolicy::new(
-        "standard",
-        DeprovisionPolicySpec {
-            quarantine_period: "720h".into(),
-            purge_deadline: "720h".into(),
-            // The waves are the point: the guard would hold them (a tenant that means
-            // it approves the hold, which is the same path).
-            mass_deprovision_guard: roster_api::MassDeprovisionGuard {
-                enabled: false,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    );
-    Api::<DeprovisionPolicy>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &policy)
-        .await?;
+    crate::raw::create_unguarded_policy(client, NAMESPACE, "720h", "720h").await?;
     let spec: roster_api::TenantSpec = serde_json::from_value(json!({
         "displayName": "Acme",
         "policyRef": {"name": "standard"},

@@ -66,3 +66,30 @@ pub async fn list(api: &Api<DirectoryUser>) -> anyhow::Result<Duration> {
         }
     }
 }
+
+/// The `standard` DeprovisionPolicy the benchmarks' tenants use, without the
+/// mass-deprovisioning guard: a benchmark's waves and churn are the point, and the
+/// guard has its own tests.
+pub async fn create_unguarded_policy(
+    client: &Client,
+    namespace: &str,
+    quarantine: &str,
+    purge_deadline: &str,
+) -> anyhow::Result<()> {
+    let policy = roster_api::DeprovisionPolicy::new(
+        "standard",
+        roster_api::DeprovisionPolicySpec {
+            quarantine_period: quarantine.into(),
+            purge_deadline: purge_deadline.into(),
+            mass_deprovision_guard: roster_api::MassDeprovisionGuard {
+                enabled: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    Api::<roster_api::DeprovisionPolicy>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &policy)
+        .await?;
+    Ok(())
+}

@@ -21,10 +21,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use rand::Rng as _;
-use roster_api::{
-    DeprovisionPolicy, DeprovisionPolicySpec, DirectoryUser, DirectoryUserSpec, Phase, StepState,
-    Tenant,
-};
+use roster_api::{DirectoryUser, DirectoryUserSpec, Phase, StepState, Tenant};
 use roster_standins::lms::{Fault, LmsSeed, LmsStandIn, LmsState};
 use serde_json::{Value, json};
 
@@ -1045,21 +1042,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 async fn setup(client: &Client, args: &Args, lms: &LmsStandIn) -> anyhow::Result<()> {
     crate::raw::create_namespace(client, NAMESPACE).await?;
     crate::raw::create_credentials_secret(client, NAMESPACE, "lms", TOKEN).await?;
-    let policy = DeprovisionPolicy::new(
-        "standard",
-        DeprovisionPolicySpec {
-            quarantine_period: args.quarantine.clone(),
-            purge_deadline: args.purge_deadline.clone(),
-            // Steady churn is not a mass event; the guard has its own tests.
-            mass_deprovision_guard: roster_api::MassDeprovisionGuard {
-                enabled: false,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    );
-    Api::<DeprovisionPolicy>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &policy)
+    crate::raw::create_unguarded_policy(client, NAMESPACE, &args.quarantine, &args.purge_deadline)
         .await?;
     let spec: roster_api::TenantSpec = serde_json::from_value(json!({
         "displayName": "Acme",
