@@ -67,7 +67,11 @@ impl Operator {
             .args(["--log-format", "json"])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "warn")
+            // ROSTER_BENCH_LOG (a RUST_LOG filter) to see what the operator does.
+            .env(
+                "RUST_LOG",
+                std::env::var("ROSTER_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(log.try_clone()?)
             .stderr(log)
             .stdin(Stdio::null())

@@ -17,7 +17,7 @@ use kube::{Api, Client, Resource};
 use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Tenant};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Client-side `kubectl apply`'s copy of the manifest it last applied.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -103,13 +103,22 @@ where
             .reflect(writer);
         tokio::spawn(async move {
             let mut events = std::pin::pin!(events);
+            let started = std::time::Instant::now();
             while let Some(event) = events.next().await {
                 let change = match event {
                     Ok(watcher::Event::Apply(k) | watcher::Event::InitApply(k)) => {
                         Change::Applied(Arc::new(k))
                     }
                     Ok(watcher::Event::Delete(k)) => Change::Deleted(Arc::new(k)),
-                    Ok(watcher::Event::InitDone) => Change::Listed,
+                    Ok(watcher::Event::InitDone) => {
+                        debug!(
+                            kind,
+                            objects = store.state().len(),
+                            after_ms = started.elapsed().as_millis() as u64,
+                            "listed"
+                        );
+                        Change::Listed
+                    }
                     Ok(watcher::Event::Init) => continue,
                     Err(error) => {
                         warn!(kind, %error, "watch failed; retrying with backoff");
@@ -188,12 +197,15 @@ where
                 seen.insert(uid(k), key(k));
             }
         }
+        // `lagged`: this subscriber fell behind since the last (re)list finished. The
+        // store it resynchronised from may have been mid-list then (a list's objects
+        // go into the store when it finishes), so the end of the list resyncs again.
         futures::stream::iter(now).chain(futures::stream::unfold(
-            (changes, store, Vec::<K>::new(), seen),
-            move |(mut changes, store, mut pending, mut seen)| async move {
+            (changes, store, Vec::<K>::new(), seen, false),
+            move |(mut changes, store, mut pending, mut seen, mut lagged)| async move {
                 loop {
                     if let Some(object) = pending.pop() {
-                        return Some((Ok(object), (changes, store, pending, seen)));
+                        return Some((Ok(object), (changes, store, pending, seen, lagged)));
                     }
                     match changes.recv().await {
                         Ok(Change::Applied(k)) => {
@@ -203,16 +215,27 @@ where
                                     continue;
                                 }
                             }
-                            return Some((Ok((*k).clone()), (changes, store, pending, seen)));
+                            return Some((
+                                Ok((*k).clone()),
+                                (changes, store, pending, seen, lagged),
+                            ));
                         }
                         // Deleted objects too (kube's `touched_objects`): a Departure
                         // that goes wakes its person, a Tenant that goes its users.
                         Ok(Change::Deleted(k)) => {
                             seen.remove(&uid(&*k));
-                            return Some((Ok((*k).clone()), (changes, store, pending, seen)));
+                            return Some((
+                                Ok((*k).clone()),
+                                (changes, store, pending, seen, lagged),
+                            ));
                         }
-                        Ok(Change::Listed) => {}
+                        Ok(Change::Listed) => {
+                            if std::mem::take(&mut lagged) {
+                                pending = snapshot(&store).into_iter().flatten().collect();
+                            }
+                        }
                         Err(broadcast::error::RecvError::Lagged(_)) => {
+                            lagged = true;
                             pending = snapshot(&store).into_iter().flatten().collect();
                         }
                         Err(broadcast::error::RecvError::Closed) => return None,

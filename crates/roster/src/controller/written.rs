@@ -7,7 +7,13 @@
 //! write is newer than that write (a watch delivers in order): fresh too. Any other
 //! version may lag behind roster's own write (a step must never be repeated from stale
 //! status), so the reconcile reads afresh.
-use std::collections::HashMap;
+//!
+//! An object roster has not written since this process started is in the same case
+//! once the watch has delivered any of this process's own writes: a watch delivers a
+//! kind's changes in order, and every write of an earlier process (or leader) was
+//! acknowledged before this process's first write, so the store holds them all. Until
+//! then (and after a write whose outcome is unknown) such an object is read afresh.
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use kube::ResourceExt;
@@ -43,6 +49,8 @@ type Key = (&'static str, String, String);
 #[derive(Default)]
 pub struct Written {
     versions: Mutex<HashMap<Key, Versions>>,
+    /// Kinds whose watch has delivered one of this process's own writes (see above).
+    caught_up: Mutex<HashSet<&'static str>>,
 }
 
 impl Written {
@@ -71,6 +79,18 @@ impl Written {
         }
     }
 
+    /// A write of `object` failed: it may have landed or not, so the store's copy is
+    /// not known to be fresh until roster's next write is delivered.
+    pub fn uncertain(&self, kind: &'static str, namespace: &str, name: &str) {
+        let key = (kind, namespace.to_string(), name.to_string());
+        let mut versions = self.lock();
+        let entry = versions.entry(key).or_default();
+        // The last successful write is not "earlier": if the failed one did not land,
+        // no event follows it, and a store holding it must not wait for one.
+        entry.last = String::new();
+        entry.seen = false;
+    }
+
     /// Whether a decision on `object` needs no read: it is roster's last write, or a
     /// later version.
     pub fn is_fresh(&self, kind: &'static str, object: &DirectoryUser) -> bool {
@@ -91,6 +111,11 @@ impl Written {
         {
             entry.seen = true;
             entry.earlier = Vec::new();
+            drop(versions);
+            self.caught_up
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(kind);
         }
     }
 
@@ -102,7 +127,13 @@ impl Written {
         };
         let mut versions = self.lock();
         let Some(entry) = versions.get_mut(&Self::key(kind, object)) else {
-            return Freshness::Unknown;
+            drop(versions);
+            let caught_up = self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
+            return if caught_up.contains(kind) {
+                Freshness::Newer
+            } else {
+                Freshness::Unknown
+            };
         };
         if entry.last == version {
             entry.earlier = Vec::new();
@@ -164,7 +195,35 @@ mod tests {
         assert_eq!(written.freshness("K", &at("7")), Freshness::Newer);
         written.wrote("K", &at("8"));
         assert_eq!(written.freshness("Other", &at("8")), Freshness::Unknown);
+        // Forgotten, and one of this process's writes delivered: as new as any write.
         written.forget("K", &at("8"));
-        assert_eq!(written.freshness("K", &at("8")), Freshness::Unknown);
+        assert_eq!(written.freshness("K", &at("8")), Freshness::Newer);
+    }
+
+    #[test]
+    fn objects_roster_has_not_written_are_fresh_once_its_own_write_is_delivered() {
+        let written = Written::default();
+        let mut other = at("1");
+        other.metadata.name = Some("e-2".into());
+        // Before any write of this process is delivered, an earlier process's last
+        // write may still be on its way.
+        assert_eq!(written.freshness("K", &other), Freshness::Unknown);
+        written.wrote("K", &at("2"));
+        assert_eq!(written.freshness("K", &other), Freshness::Unknown);
+        written.observe("K", &at("2"));
+        assert_eq!(written.freshness("K", &other), Freshness::Newer);
+        assert_eq!(written.freshness("Other", &other), Freshness::Unknown);
+        // A write that failed may have landed: its object is read again.
+        written.uncertain("K", "acme", "e-1");
+        assert_eq!(written.freshness("K", &at("2")), Freshness::Unknown);
+        assert_eq!(written.freshness("K", &at("3")), Freshness::Unknown);
+        written.observe("K", &at("3"));
+        assert_eq!(written.freshness("K", &at("3")), Freshness::Unknown);
+        written.wrote("K", &at("4"));
+        written.observe("K", &at("4"));
+        assert_eq!(written.freshness("K", &at("4")), Freshness::Current);
+        // Forgotten objects count among those not written since the process started.
+        written.forget("K", &at("4"));
+        assert_eq!(written.freshness("K", &at("4")), Freshness::Newer);
     }
 }

@@ -37,6 +37,15 @@ impl Home {
         })
     }
 
+    /// The namespace of the object.
+    pub fn namespace(&self) -> &str {
+        match self {
+            Home::User(api) => api.namespace(),
+            Home::Departure(api) => api.namespace(),
+        }
+        .unwrap_or_default()
+    }
+
     /// The kind of object the lifecycle is kept in.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -112,7 +121,14 @@ pub async fn step_result(
     status: &DirectoryUserStatus,
     written: &Written,
 ) -> Result<Arc<DirectoryUser>> {
-    let object = home.write_status(name, status).await?;
+    let object = match home.write_status(name, status).await {
+        Ok(object) => object,
+        Err(error) => {
+            // It may have landed all the same: the next decision reads afresh.
+            written.uncertain(home.kind(), home.namespace(), name);
+            return Err(error);
+        }
+    };
     written.wrote(home.kind(), &object);
     Ok(Arc::new(object))
 }
