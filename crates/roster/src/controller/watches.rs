@@ -9,6 +9,7 @@
 //! resynchronised from the store (which is always current) instead of blocking.
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, Store};
@@ -54,6 +55,8 @@ pub type Index<K> = Arc<dyn Fn(&Change<K>, &Store<K>) + Send + Sync>;
 pub struct Watched<K: Resource<DynamicType = ()> + 'static> {
     pub store: Store<K>,
     changes: broadcast::Sender<Change<K>>,
+    /// A (re)list is under way: its objects reach the store only when it ends.
+    listing: Arc<AtomicBool>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Clone for Watched<K> {
@@ -61,6 +64,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for Watched<K> {
         Self {
             store: self.store.clone(),
             changes: self.changes.clone(),
+            listing: self.listing.clone(),
         }
     }
 }
@@ -89,6 +93,8 @@ where
         let store = reader.clone();
         let (changes, _) = broadcast::channel(BACKLOG);
         let sender = changes.clone();
+        let listing = Arc::new(AtomicBool::new(true));
+        let in_list = listing.clone();
         let events = watcher(api, watcher::Config::default())
             .default_backoff()
             .modify(|object: &mut K| {
@@ -111,6 +117,7 @@ where
                     }
                     Ok(watcher::Event::Delete(k)) => Change::Deleted(Arc::new(k)),
                     Ok(watcher::Event::InitDone) => {
+                        in_list.store(false, Ordering::Release);
                         debug!(
                             kind,
                             objects = store.state().len(),
@@ -119,7 +126,10 @@ where
                         );
                         Change::Listed
                     }
-                    Ok(watcher::Event::Init) => continue,
+                    Ok(watcher::Event::Init) => {
+                        in_list.store(true, Ordering::Release);
+                        continue;
+                    }
                     Err(error) => {
                         warn!(kind, %error, "watch failed; retrying with backoff");
                         continue;
@@ -135,6 +145,7 @@ where
         Self {
             store: reader,
             changes,
+            listing,
         }
     }
 
@@ -190,6 +201,7 @@ where
         // Subscribe before taking the snapshot, so nothing falls between the two.
         let changes = self.changes();
         let store = self.store.clone();
+        let listing = self.listing.clone();
         let mut seen: HashMap<String, u64> = HashMap::new();
         let now = snapshot(&store);
         if let Some(key) = key {
@@ -197,15 +209,14 @@ where
                 seen.insert(uid(k), key(k));
             }
         }
-        // `lagged`: this subscriber fell behind since the last (re)list finished. The
-        // store it resynchronised from may have been mid-list then (a list's objects
-        // go into the store when it finishes), so the end of the list resyncs again.
+        // `lagged`: this subscriber fell behind while a (re)list was under way, when
+        // the store does not hold the list's objects yet: it resyncs when the list ends.
         futures::stream::iter(now).chain(futures::stream::unfold(
-            (changes, store, Vec::<K>::new(), seen, false),
-            move |(mut changes, store, mut pending, mut seen, mut lagged)| async move {
+            (changes, (store, listing), Vec::<K>::new(), seen, false),
+            move |(mut changes, source, mut pending, mut seen, mut lagged)| async move {
                 loop {
                     if let Some(object) = pending.pop() {
-                        return Some((Ok(object), (changes, store, pending, seen, lagged)));
+                        return Some((Ok(object), (changes, source, pending, seen, lagged)));
                     }
                     match changes.recv().await {
                         Ok(Change::Applied(k)) => {
@@ -217,7 +228,7 @@ where
                             }
                             return Some((
                                 Ok((*k).clone()),
-                                (changes, store, pending, seen, lagged),
+                                (changes, source, pending, seen, lagged),
                             ));
                         }
                         // Deleted objects too (kube's `touched_objects`): a Departure
@@ -226,17 +237,19 @@ where
                             seen.remove(&uid(&*k));
                             return Some((
                                 Ok((*k).clone()),
-                                (changes, store, pending, seen, lagged),
+                                (changes, source, pending, seen, lagged),
                             ));
                         }
                         Ok(Change::Listed) => {
                             if std::mem::take(&mut lagged) {
-                                pending = snapshot(&store).into_iter().flatten().collect();
+                                pending = snapshot(&source.0).into_iter().flatten().collect();
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => {
-                            lagged = true;
-                            pending = snapshot(&store).into_iter().flatten().collect();
+                            lagged = source.1.load(Ordering::Acquire);
+                            if !lagged {
+                                pending = snapshot(&source.0).into_iter().flatten().collect();
+                            }
                         }
                         Err(broadcast::error::RecvError::Closed) => return None,
                     }

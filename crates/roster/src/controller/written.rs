@@ -47,28 +47,37 @@ struct Versions {
 type Key = (&'static str, String, String);
 
 #[derive(Default)]
-pub struct Written {
-    versions: Mutex<HashMap<Key, Versions>>,
+struct State {
+    versions: HashMap<Key, Versions>,
     /// Kinds whose watch has delivered one of this process's own writes (see above).
-    caught_up: Mutex<HashSet<&'static str>>,
+    caught_up: HashSet<&'static str>,
+}
+
+#[derive(Default)]
+pub struct Written {
+    state: Mutex<State>,
+}
+
+fn key(kind: &'static str, namespace: &str, name: &str) -> Key {
+    (kind, namespace.to_string(), name.to_string())
+}
+
+fn key_of(kind: &'static str, object: &DirectoryUser) -> Key {
+    key(
+        kind,
+        object.metadata.namespace.as_deref().unwrap_or_default(),
+        object.metadata.name.as_deref().unwrap_or_default(),
+    )
 }
 
 impl Written {
-    fn key(kind: &'static str, object: &DirectoryUser) -> Key {
-        (
-            kind,
-            object.namespace().unwrap_or_default(),
-            object.name_any(),
-        )
-    }
-
     /// Remembers `object` as roster just wrote it.
     pub fn wrote(&self, kind: &'static str, object: &DirectoryUser) {
         let Some(version) = object.resource_version() else {
             return;
         };
-        let mut versions = self.lock();
-        let entry = versions.entry(Self::key(kind, object)).or_default();
+        let mut state = self.lock();
+        let entry = state.versions.entry(key_of(kind, object)).or_default();
         let previous = std::mem::replace(&mut entry.last, version);
         entry.seen = false;
         if !previous.is_empty() {
@@ -82,9 +91,11 @@ impl Written {
     /// A write of `object` failed: it may have landed or not, so the store's copy is
     /// not known to be fresh until roster's next write is delivered.
     pub fn uncertain(&self, kind: &'static str, namespace: &str, name: &str) {
-        let key = (kind, namespace.to_string(), name.to_string());
-        let mut versions = self.lock();
-        let entry = versions.entry(key).or_default();
+        let mut state = self.lock();
+        let entry = state
+            .versions
+            .entry(key(kind, namespace, name))
+            .or_default();
         // The last successful write is not "earlier": if the failed one did not land,
         // no event follows it, and a store holding it must not wait for one.
         entry.last = String::new();
@@ -105,17 +116,13 @@ impl Written {
         let Some(version) = object.resource_version() else {
             return;
         };
-        let mut versions = self.lock();
-        if let Some(entry) = versions.get_mut(&Self::key(kind, object))
+        let mut state = self.lock();
+        if let Some(entry) = state.versions.get_mut(&key_of(kind, object))
             && entry.last == version
         {
             entry.seen = true;
             entry.earlier = Vec::new();
-            drop(versions);
-            self.caught_up
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(kind);
+            state.caught_up.insert(kind);
         }
     }
 
@@ -125,10 +132,12 @@ impl Written {
         let Some(version) = object.resource_version() else {
             return Freshness::Unknown;
         };
-        let mut versions = self.lock();
-        let Some(entry) = versions.get_mut(&Self::key(kind, object)) else {
-            drop(versions);
-            let caught_up = self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
+        let State {
+            versions,
+            caught_up,
+        } = &mut *state;
+        let Some(entry) = versions.get_mut(&key_of(kind, object)) else {
             return if caught_up.contains(kind) {
                 Freshness::Newer
             } else {
@@ -150,11 +159,11 @@ impl Written {
 
     /// The object is gone or no longer roster's: nothing to remember.
     pub fn forget(&self, kind: &'static str, object: &DirectoryUser) {
-        self.lock().remove(&Self::key(kind, object));
+        self.lock().versions.remove(&key_of(kind, object));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Versions>> {
-        self.versions.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -137,7 +137,6 @@ async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Ac
     if let Some(wait) = context.wait_out_outage() {
         return Ok(wait);
     }
-    tracing::trace!("reconcile starts");
     let metrics = context.metrics.clone();
     let reconciling = metrics.reconciling(KIND_LABEL, crate::metrics::queue::key_of(&*user));
     let result = reconcile_user(user, &context).await;
