@@ -508,7 +508,9 @@ fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+/// The last `lines` lines of a log file (empty when it cannot be read): what a failing
+/// test prints of a process it ran.
+pub fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

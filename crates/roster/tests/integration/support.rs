@@ -253,6 +253,8 @@ impl Drop for Operator {
 /// The operator binary as a child process (so it can be killed with SIGKILL).
 pub struct OperatorProcess {
     child: std::process::Child,
+    /// Printed (its tail) when the process is dropped by a failing test.
+    log: std::path::PathBuf,
     /// Its probe and metrics server, `http://127.0.0.1:<port>`.
     pub http: String,
 }
@@ -271,6 +273,7 @@ impl OperatorProcess {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Self {
+        let log_path = log.to_path_buf();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -296,6 +299,7 @@ impl OperatorProcess {
             .expect("start roster run");
         Self {
             child,
+            log: log_path,
             http: format!("http://127.0.0.1:{port}"),
         }
     }
@@ -342,6 +346,14 @@ impl Drop for OperatorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that fails while the operator runs: its own account explains why.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- the last lines of {}:\n{}",
+                self.log.display(),
+                roster_testkit::tail(&self.log, 40)
+            );
+        }
     }
 }
 
