@@ -358,9 +358,43 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     })
     .await?;
+    // An Event as the operator writes one for a transition (events.k8s.io/v1, about a
+    // user), each a new one: a revocation costs the API server this as well.
+    let event_create = measure(raw_count, args.operator_concurrency, |i| {
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            RAW_NAMESPACE,
+            &kube::api::ApiResource::from_gvk_with_plural(
+                &kube::api::GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
+                "events",
+            ),
+        );
+        async move {
+            let event = json!({
+                "apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": format!("{}.raw-bench", name(i))},
+                "eventTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "reportingController": "roster.dev/raw-bench",
+                "reportingInstance": "raw-bench",
+                "action": "Revoke",
+                "reason": "AccessRevoked",
+                "type": "Normal",
+                "note": "Access revoked at the learning platform; quarantine until the due time.",
+                "regarding": {"apiVersion": "roster.dev/v1alpha1", "kind": "DirectoryUser",
+                              "namespace": RAW_NAMESPACE, "name": name(i)},
+            });
+            let event: kube::api::DynamicObject = serde_json::from_value(event)?;
+            api.create(&PostParams::default(), &event).await?;
+            Ok(())
+        }
+    })
+    .await?;
     eprintln!(
-        "a status of the operator's size ({size} bytes of JSON): server-side apply {:.0}/s, JSON patch {:.0}/s ({} in flight)",
-        full_apply.per_second, full_json_patch.per_second, args.operator_concurrency
+        "a status of the operator's size ({size} bytes of JSON): server-side apply {:.0}/s, JSON patch {:.0}/s; an Event created {:.0}/s ({} in flight)",
+        full_apply.per_second,
+        full_json_patch.per_second,
+        event_create.per_second,
+        args.operator_concurrency
     );
     stages.push(Stage {
         name: "raw_full_status",
@@ -368,6 +402,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "status_bytes": size,
             "server_side_apply": full_apply.json(),
             "json_patch": full_json_patch.json(),
+            "event_create": event_create.json(),
         }),
     });
 
@@ -703,6 +738,30 @@ fn print_summary(report: &Value) {
             stage(name, "trigger_to_revoked_p99_s"),
             stage(name, "users") / allows(per_user(name, "status_writes_per_user")),
         );
+    }
+    // What else a wave costs the one API server, at its own rates measured alone: the
+    // triggers (the bench's merge patches, as a feed or SCIM would send them) and an
+    // Event per revocation. Each rate was measured with the API server to itself, so
+    // their sum is the wave's floor were its requests served one kind after another.
+    let merge = report["raw"]["merge_patch"]["per_second"]
+        .as_f64()
+        .unwrap_or_default();
+    let event = report["stages"]["raw_full_status"]["event_create"]["per_second"]
+        .as_f64()
+        .unwrap_or_default();
+    if merge > 0.0 && event > 0.0 && full_write > 0.0 {
+        for name in ["first_wave", "second_wave"] {
+            let users = stage(name, "users");
+            let floor = users
+                * (1.0 / merge
+                    + per_user(name, "status_writes_per_user") / full_write
+                    + per_user(name, "events_per_user") / event);
+            println!(
+                "| {name}: every request of the wave (trigger patch {merge:.0}/s, status writes, Events {event:.0}/s) | all revoked after {:.2} s | those requests one after another at the API server's own rates: {floor:.2} s | {:.2}× |",
+                stage(name, "all_revoked_s"),
+                floor / stage(name, "all_revoked_s").max(f64::EPSILON),
+            );
+        }
     }
     println!(
         "| {} deadlines in the same second: lateness | p50 {:.2} s, p99 {:.2} s | one write each at that rate: {:.2} s | |",

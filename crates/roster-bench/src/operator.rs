@@ -9,6 +9,9 @@ use anyhow::Context as _;
 
 pub struct Operator {
     child: Child,
+    /// Started under `ROSTER_BENCH_WRAPPER`: the child is the profiler, the operator
+    /// its child, both in a process group of their own.
+    wrapped: bool,
     metrics: String,
     http: reqwest::Client,
 }
@@ -61,6 +64,12 @@ impl Operator {
             }
             None => Command::new(binary()?),
         };
+        let wrapped = !wrapper.trim().is_empty();
+        if wrapped {
+            // A group of its own, so that the wrapper's children end with it. (Not
+            // otherwise: a Ctrl-C of the bench then reaches the operator too.)
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
         let child = command
             .args(["run", "--namespace", namespace, "--effects", effects])
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
@@ -79,6 +88,7 @@ impl Operator {
             .context("start roster run")?;
         let operator = Self {
             child,
+            wrapped,
             metrics: format!("http://127.0.0.1:{port}/metrics"),
             http: reqwest::Client::new(),
         };
@@ -166,15 +176,23 @@ impl Operator {
     }
 
     /// SIGKILL, as a crash or an evicted pod.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill(self) {
+        drop(self)
     }
 }
 
 impl Drop for Operator {
+    /// SIGKILL, as a crash; under a wrapper SIGTERM to the whole group instead, so
+    /// that the operator ends too (killing only the wrapper left it running) and a
+    /// profiler writes out what it recorded.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if self.wrapped {
+            let group = -(self.child.id() as libc::pid_t);
+            // SAFETY: kill(2) with a pid and a signal; it touches no memory.
+            unsafe { libc::kill(group, libc::SIGTERM) };
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
