@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use kube::api::{Patch, PatchParams, PostParams};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use roster_api::{DeprovisionPolicy, DirectoryUser, DirectoryUserSpec, Tenant};
 use serde_json::{Value, json};
@@ -358,32 +360,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     })
     .await?;
-    // An Event as the operator writes one for a transition (events.k8s.io/v1, about a
-    // user), each a new one: a revocation costs the API server this as well.
+    // An Event as the operator writes them (one it wrote, like the status above), each
+    // a new one about a user it does not watch: a revocation costs the API server this too.
+    let sample_event = Api::<Event>::namespaced(client.clone(), NAMESPACE)
+        .list(&ListParams::default().limit(1))
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .context("an Event the operator wrote")?;
     let event_create = measure(raw_count, args.operator_concurrency, |i| {
-        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
-            client.clone(),
-            RAW_NAMESPACE,
-            &kube::api::ApiResource::from_gvk_with_plural(
-                &kube::api::GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
-                "events",
-            ),
-        );
+        let api = Api::<Event>::namespaced(client.clone(), RAW_NAMESPACE);
+        let mut event = Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{}.raw-bench", name(i))),
+                ..Default::default()
+            },
+            series: None,
+            ..sample_event.clone()
+        };
+        if let Some(regarding) = &mut event.regarding {
+            regarding.namespace = Some(RAW_NAMESPACE.into());
+            regarding.name = Some(name(i));
+            regarding.uid = None;
+            regarding.resource_version = None;
+        }
         async move {
-            let event = json!({
-                "apiVersion": "events.k8s.io/v1", "kind": "Event",
-                "metadata": {"name": format!("{}.raw-bench", name(i))},
-                "eventTime": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                "reportingController": "roster.dev/raw-bench",
-                "reportingInstance": "raw-bench",
-                "action": "Revoke",
-                "reason": "AccessRevoked",
-                "type": "Normal",
-                "note": "Access revoked at the learning platform; quarantine until the due time.",
-                "regarding": {"apiVersion": "roster.dev/v1alpha1", "kind": "DirectoryUser",
-                              "namespace": RAW_NAMESPACE, "name": name(i)},
-            });
-            let event: kube::api::DynamicObject = serde_json::from_value(event)?;
             api.create(&PostParams::default(), &event).await?;
             Ok(())
         }
@@ -668,9 +670,8 @@ fn print_summary(report: &Value) {
             .as_f64()
             .unwrap_or_default()
     };
-    let full_write = report["stages"]["raw_full_status"]["server_side_apply"]["per_second"]
-        .as_f64()
-        .unwrap_or_default();
+    let per_second = |figures: &Value| figures["per_second"].as_f64().unwrap_or_default();
+    let full_write = per_second(&report["stages"]["raw_full_status"]["server_side_apply"]);
     let list_s = report["raw"]["list_ms"].as_f64().unwrap_or_default() / 1000.0;
     // Users per second the API server allows at `writes` status writes per user.
     let allows = |writes: f64| full_write / writes.max(1.0);
@@ -743,12 +744,8 @@ fn print_summary(report: &Value) {
     // triggers (the bench's merge patches, as a feed or SCIM would send them) and an
     // Event per revocation. Each rate was measured with the API server to itself, so
     // their sum is the wave's floor were its requests served one kind after another.
-    let merge = report["raw"]["merge_patch"]["per_second"]
-        .as_f64()
-        .unwrap_or_default();
-    let event = report["stages"]["raw_full_status"]["event_create"]["per_second"]
-        .as_f64()
-        .unwrap_or_default();
+    let merge = per_second(&report["raw"]["merge_patch"]);
+    let event = per_second(&report["stages"]["raw_full_status"]["event_create"]);
     if merge > 0.0 && event > 0.0 && full_write > 0.0 {
         for name in ["first_wave", "second_wave"] {
             let users = stage(name, "users");

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{Stream, StreamExt};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Tenant};
@@ -112,14 +112,9 @@ where
             let started = std::time::Instant::now();
             while let Some(event) = events.next().await {
                 let change = match event {
-                    // The store's copy, not a second one (the store has just taken it in).
-                    Ok(watcher::Event::Apply(k)) => Change::Applied(
-                        store
-                            .get(&ObjectRef::from_obj(&k))
-                            .unwrap_or_else(|| Arc::new(k)),
-                    ),
-                    // A list's objects reach the store only when the list ends.
-                    Ok(watcher::Event::InitApply(k)) => Change::Applied(Arc::new(k)),
+                    Ok(watcher::Event::Apply(k) | watcher::Event::InitApply(k)) => {
+                        Change::Applied(Arc::new(k))
+                    }
                     Ok(watcher::Event::Delete(k)) => Change::Deleted(Arc::new(k)),
                     Ok(watcher::Event::InitDone) => {
                         in_list.store(false, Ordering::Release);
