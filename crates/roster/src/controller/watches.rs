@@ -203,66 +203,59 @@ where
         let store = self.store.clone();
         let listing = self.listing.clone();
         let mut seen: HashMap<String, u64> = HashMap::new();
-        // The store's own objects, each cloned only when the controller takes it: a
-        // deep copy of every object at once would double the memory at every start.
-        let now = store.state();
+        let now = snapshot(&store);
         if let Some(key) = key {
-            for k in &now {
-                seen.insert(uid(&**k), key(k));
+            for k in now.iter().flatten() {
+                seen.insert(uid(k), key(k));
             }
         }
         // `lagged`: this subscriber fell behind while a (re)list was under way, when
         // the store does not hold the list's objects yet: it resyncs when the list ends.
-        futures::stream::iter(now.into_iter().map(|k| Ok((*k).clone()))).chain(
-            futures::stream::unfold(
-                (changes, (store, listing), Vec::<Arc<K>>::new(), seen, false),
-                move |(mut changes, source, mut pending, mut seen, mut lagged)| async move {
-                    loop {
-                        if let Some(object) = pending.pop() {
+        futures::stream::iter(now).chain(futures::stream::unfold(
+            (changes, (store, listing), Vec::<K>::new(), seen, false),
+            move |(mut changes, source, mut pending, mut seen, mut lagged)| async move {
+                loop {
+                    if let Some(object) = pending.pop() {
+                        return Some((Ok(object), (changes, source, pending, seen, lagged)));
+                    }
+                    match changes.recv().await {
+                        Ok(Change::Applied(k)) => {
+                            if let Some(key) = key {
+                                let value = key(&k);
+                                if seen.insert(uid(&*k), value) == Some(value) {
+                                    continue;
+                                }
+                            }
                             return Some((
-                                Ok((*object).clone()),
+                                Ok((*k).clone()),
                                 (changes, source, pending, seen, lagged),
                             ));
                         }
-                        match changes.recv().await {
-                            Ok(Change::Applied(k)) => {
-                                if let Some(key) = key {
-                                    let value = key(&k);
-                                    if seen.insert(uid(&*k), value) == Some(value) {
-                                        continue;
-                                    }
-                                }
-                                return Some((
-                                    Ok((*k).clone()),
-                                    (changes, source, pending, seen, lagged),
-                                ));
-                            }
-                            // Deleted objects too (kube's `touched_objects`): a Departure
-                            // that goes wakes its person, a Tenant that goes its users.
-                            Ok(Change::Deleted(k)) => {
-                                seen.remove(&uid(&*k));
-                                return Some((
-                                    Ok((*k).clone()),
-                                    (changes, source, pending, seen, lagged),
-                                ));
-                            }
-                            Ok(Change::Listed) => {
-                                if std::mem::take(&mut lagged) {
-                                    pending = source.0.state();
-                                }
-                            }
-                            Err(broadcast::error::RecvError::Lagged(_)) => {
-                                lagged = source.1.load(Ordering::Acquire);
-                                if !lagged {
-                                    pending = source.0.state();
-                                }
-                            }
-                            Err(broadcast::error::RecvError::Closed) => return None,
+                        // Deleted objects too (kube's `touched_objects`): a Departure
+                        // that goes wakes its person, a Tenant that goes its users.
+                        Ok(Change::Deleted(k)) => {
+                            seen.remove(&uid(&*k));
+                            return Some((
+                                Ok((*k).clone()),
+                                (changes, source, pending, seen, lagged),
+                            ));
                         }
+                        Ok(Change::Listed) => {
+                            if std::mem::take(&mut lagged) {
+                                pending = snapshot(&source.0).into_iter().flatten().collect();
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            lagged = source.1.load(Ordering::Acquire);
+                            if !lagged {
+                                pending = snapshot(&source.0).into_iter().flatten().collect();
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
                     }
-                },
-            ),
-        )
+                }
+            },
+        ))
     }
 }
 
@@ -271,6 +264,12 @@ fn uid<K: Resource>(k: &K) -> String {
         .uid
         .clone()
         .unwrap_or_else(|| format!("{:?}/{:?}", k.meta().namespace, k.meta().name))
+}
+
+fn snapshot<K: Resource<DynamicType = ()> + Clone + 'static>(
+    store: &Store<K>,
+) -> Vec<Result<K, watcher::Error>> {
+    store.state().iter().map(|k| Ok((**k).clone())).collect()
 }
 
 /// The watches of one namespace (or of all, for `None`).
