@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{Stream, StreamExt};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Tenant};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
@@ -301,7 +301,10 @@ impl ScopeWatches {
                 Some(Arc::new(move |change, store| {
                     index.apply(change, store);
                     if let Change::Applied(user) = change {
-                        delivered.observe(super::directory_user::KIND, user);
+                        delivered.observe(super::directory_user::KIND, user, || {
+                            let stored = store.get(&ObjectRef::from_obj(&**user));
+                            stored.and_then(|s| s.resource_version()) == user.resource_version()
+                        });
                     }
                 })),
             ),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 use roster_api::{APPROVE_ANNOTATION, DEPROVISION_NOW_ANNOTATION, DirectoryUser, RETRY_ANNOTATION};
 use roster_lifecycle::guard::Admission;
 use roster_lifecycle::{Decision, Gate, Observed, Requests};
@@ -42,7 +43,13 @@ pub async fn decide(
     // neither repeat a call nor rewrite a settled status (new transition times).
     let unchanged = cached.status.as_ref() == Some(&decision.status);
     let settled = decision.actions.is_empty() && decision.sync.is_empty() && unchanged;
-    if settled || written.is_fresh(home.kind(), &cached) {
+    if settled
+        || written.is_fresh(
+            home.kind(),
+            &cached,
+            stored(home, &cached, context).as_deref(),
+        )
+    {
         let decision = guarded(context, &cached, inputs, directory, decision, now).await?;
         return Ok(Decided {
             user: cached,
@@ -55,6 +62,20 @@ pub async fn decide(
         decision: guarded(context, &fresh, inputs, directory, decision, now).await?,
         user: fresh,
     })
+}
+
+/// The version the store holds now of the object `copy` was taken from.
+fn stored(home: &Home, copy: &DirectoryUser, context: &Context) -> Option<String> {
+    match home {
+        Home::User(_) => context
+            .users
+            .get(&ObjectRef::from_obj(copy))?
+            .resource_version(),
+        Home::Departure(_) => context
+            .departures
+            .get(&ObjectRef::new(&copy.name_any()).within(home.namespace()))?
+            .resource_version(),
+    }
 }
 
 /// A decision the guard had a say in goes to the guard's ledger; an admitted removal is

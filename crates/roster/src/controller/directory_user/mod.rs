@@ -189,7 +189,7 @@ async fn reconcile_user(user: Arc<DirectoryUser>, context: &Context) -> Result<A
         // The last quarantine due is being written: the hand-overs may go on.
         context.stage_two.wake_free();
     }
-    if context.written.freshness(KIND, &user) == Freshness::Behind {
+    if context.written.freshness(KIND, &user, None) == Freshness::Behind {
         // The store holds an earlier write of roster's own; the last one's event wakes
         // this user again, and a decision on it needs no read.
         return Ok(Action::await_change());
