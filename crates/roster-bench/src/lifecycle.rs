@@ -256,13 +256,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // First wave: deactivations at once, then the reversal.
     let first_wave: Vec<String> = (0..args.first_wave).map(name).collect();
     let wave = leave(
-        &client,
         &users,
         &observer,
         &first_wave,
         json!({"spec": {"active": false}}),
         args.concurrency,
         limit,
+        &crate::cpu::Processes::new(operator.pid(), &plane),
     )
     .await?;
     eprintln!("first wave: {}", wave.summary(&raw_patch));
@@ -310,13 +310,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let today = Utc::now().date_naive();
     let yesterday = today.pred_opt().expect("a day before today");
     let wave = leave(
-        &client,
         &users,
         &observer,
         &second_wave,
         json!({"spec": {"terminationDate": yesterday.to_string()}}),
         args.concurrency,
         limit,
+        &crate::cpu::Processes::new(operator.pid(), &plane),
     )
     .await?;
     eprintln!("second wave: {}", wave.summary(&raw_patch));
@@ -424,10 +424,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             &Patch::Merge(json!({"spec": {"quarantinePeriod": period, "purgeDeadline": period}})),
         )
         .await?;
+    // CPU from the second the deadlines fall due (the observer records on its own).
+    let processes = crate::cpu::Processes::new(operator.pid(), &plane);
+    tokio::time::sleep((due - Utc::now()).to_std().unwrap_or_default()).await;
+    let cpu_before = processes.sample();
     observer
         .wait_all(&second_wave, Seen::Deprovisioning, limit + margin)
         .await?;
     let transitions_done = Utc::now();
+    let deadlines_cpu = processes.sample().since(&cpu_before);
     let purged_in_time = observer
         .wait_all(
             &second_wave,
@@ -463,12 +468,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     );
     eprintln!(
-        "deadlines: {} of {} due in the same second; lateness p50 {:.2} s, p99 {:.2} s, max {:.2} s; last purged {purged_last:.1} s after; RSS {rss_end:.0} MiB (peak {rss_end_peak:.0})",
+        "deadlines: {} of {} due in the same second; lateness p50 {:.2} s, p99 {:.2} s, max {:.2} s; last purged {purged_last:.1} s after; RSS {rss_end:.0} MiB (peak {rss_end_peak:.0}); until all transitioned: {}",
         on_time_due,
         second_wave.len(),
         quantile(&lateness, 0.5),
         quantile(&lateness, 0.99),
         lateness.last().copied().unwrap_or_default(),
+        crate::cpu::summary(&deadlines_cpu),
     );
     stages.push(Stage {
         name: "deadlines",
@@ -483,6 +489,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "purged": purged,
             "all_purged": purged_in_time,
             "requests": per_user(&deadlines, second_wave.len()),
+            "cpu": deadlines_cpu,
             "rss_mib": rss_end,
             "rss_peak_mib": rss_end_peak,
         }),
@@ -522,6 +529,8 @@ struct Wave {
     latency_p99: f64,
     latency_max: f64,
     requests: Value,
+    /// CPU time of each process of the run while the wave lasted.
+    cpu: Value,
 }
 
 impl Wave {
@@ -531,14 +540,15 @@ impl Wave {
 
     fn summary(&self, raw: &Figures) -> String {
         format!(
-            "{} leavers all revoked after {:.1} s ({:.0}/s, {:.2}× the raw merge patch); trigger → revoked p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+            "{} leavers all revoked after {:.1} s ({:.0}/s, {:.2}× the raw merge patch); trigger → revoked p50 {:.3} s, p99 {:.3} s, max {:.3} s; {}",
             self.users,
             self.elapsed.as_secs_f64(),
             self.rate(),
             self.rate() / raw.per_second,
             self.latency_p50,
             self.latency_p99,
-            self.latency_max
+            self.latency_max,
+            crate::cpu::summary(&self.cpu)
         )
     }
 
@@ -552,22 +562,25 @@ impl Wave {
             "trigger_to_revoked_p99_s": self.latency_p99,
             "trigger_to_revoked_max_s": self.latency_max,
             "requests": self.requests,
+            "cpu": self.cpu,
         })
     }
 }
 
 async fn leave(
-    client: &Client,
     users: &Api<DirectoryUser>,
     observer: &Observer,
     names: &[String],
     patch: Value,
     concurrency: usize,
     limit: Duration,
+    processes: &crate::cpu::Processes,
 ) -> anyhow::Result<Wave> {
     use futures::StreamExt as _;
+    let client = &users.clone().into_client();
     observer.forget(names, &[Seen::Revoked, Seen::Deprovisioning, Seen::Purged]);
     let before = Requests::scrape(client).await?;
+    let cpu_before = processes.sample();
     let started = Instant::now();
     let acknowledged: BTreeMap<String, DateTime<Utc>> = futures::stream::iter(names.iter())
         .map(|n| {
@@ -585,6 +598,7 @@ async fn leave(
         .collect::<anyhow::Result<_>>()?;
     observer.wait_all(names, Seen::Revoked, limit).await?;
     let elapsed = started.elapsed();
+    let cpu = processes.sample().since(&cpu_before);
     let requests = Requests::scrape(client).await?.since(&before);
     let mut latency: Vec<f64> = observer
         .times(names, Seen::Revoked)
@@ -599,6 +613,7 @@ async fn leave(
         latency_p99: quantile(&latency, 0.99),
         latency_max: latency.last().copied().unwrap_or_default(),
         requests: per_user(&requests, names.len()),
+        cpu,
     })
 }
 
@@ -767,6 +782,13 @@ fn print_summary(report: &Value) {
         stage("deadlines", "lateness_p99_s"),
         stage("deadlines", "users") / full_write.max(1.0)
     );
+    // Who had the machine's cores while each stage ran (older reports have no figures).
+    for name in ["first_wave", "second_wave", "deadlines"] {
+        let cpu = &report["stages"][name]["cpu"];
+        if cpu.is_object() {
+            println!("| {name}: CPU | {} | | |", crate::cpu::summary(cpu));
+        }
+    }
     println!(
         "| RSS idle / after the waves | {:.0} / {:.0} MiB | | |",
         stage("at_rest", "rss_mib"),

@@ -9,6 +9,7 @@
 //! cargo build --release -p roster --bin roster && cargo run --release -p roster-bench -- soak --users 10000 --minutes 60
 //! ```
 mod apiserver;
+mod cpu;
 mod lifecycle;
 mod observer;
 mod operator;

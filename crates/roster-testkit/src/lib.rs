@@ -375,6 +375,15 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// The process IDs of kube-apiserver and etcd while they run (a benchmark accounts
+    /// their CPU time).
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        [("kube-apiserver", &self.apiserver), ("etcd", &self.etcd)]
+            .into_iter()
+            .filter_map(|(name, child)| Some((name, child.as_ref()?.id())))
+            .collect()
+    }
+
     /// SIGKILLs kube-apiserver (a fault test's crash of the control plane): clients see
     /// refused connections until [`start_apiserver`](Self::start_apiserver).
     pub fn kill_apiserver(&mut self) {
