@@ -247,6 +247,9 @@ impl Stack {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expect {
     Purged,
+    /// Purged and its object deleted: the deleted user's Departure, which goes only
+    /// after the purge (the demo shows that nothing of the person is left).
+    Gone,
     BackToActive,
     /// Provisioned (created) at the platform, groups applied.
     Joined,
@@ -257,6 +260,7 @@ enum Expect {
 fn reached(row: Option<&Row>, expect: Expect) -> bool {
     row.is_some_and(|row| match expect {
         Expect::Purged => row.phase == Phase::Purged || row.gone,
+        Expect::Gone => row.gone,
         Expect::BackToActive => row.reversals > 0 && row.phase == Phase::Active && row.restored,
         Expect::Joined => row.provisioned == Some(roster_api::Provisioning::Created) && row.in_sync,
         Expect::Moved => row.generation > 1 && row.in_sync && !row.left,
@@ -717,7 +721,7 @@ impl Plan {
         let (deleted, reversed) = (object_name(DELETED), object_name(REVERSED));
         let names: HashSet<String> = directory.iter().map(ResourceExt::name_any).collect();
         if names.contains(&deleted) && names.contains(&reversed) {
-            plan.expected.insert(deleted.clone(), Expect::Purged);
+            plan.expected.insert(deleted.clone(), Expect::Gone);
             plan.expected.insert(reversed.clone(), Expect::BackToActive);
             plan.script = Some((deleted, reversed));
         }
@@ -1034,6 +1038,7 @@ impl Report<'_> {
                         .map_or("not seen".to_string(), |r| format!("{:?}", r.phase));
                     let expected = match expect {
                         Expect::Purged => "Purged",
+                        Expect::Gone => "Purged and its Departure deleted",
                         Expect::BackToActive => "back to Active after a reversal",
                         Expect::Joined => "provisioned at the learning platform",
                         Expect::Moved => "its edit synced to the learning platform",
@@ -1520,6 +1525,11 @@ mod tests {
             ..Default::default()
         };
         assert!(reached(Some(&gone), Expect::Purged));
+        assert!(reached(Some(&gone), Expect::Gone));
+        assert!(
+            !reached(Some(&purged), Expect::Gone),
+            "its Departure not deleted yet"
+        );
         let back = Row {
             reversals: 1,
             restored: true,

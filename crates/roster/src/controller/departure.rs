@@ -43,6 +43,9 @@ pub async fn controller(
         }
     });
     Controller::for_stream(departures, store)
+        // A released stage-2 slot (or receipt turn) wakes the Departure waiting longest.
+        .reconcile_on(context.stage_two.woken_departures())
+        .reconcile_on(context.receipt_turn.woken_departures())
         .with_config(Config::default().concurrency(options.concurrency))
         // The end of an API server outage retries what it held up, all at once.
         .reconcile_all_on(options.apiserver.recoveries())

@@ -15,7 +15,7 @@ mod run;
 mod slots;
 
 pub use due::DueTransitions;
-pub use slots::StageTwoSlots;
+pub use slots::{StageTwoSlots, Waiter};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,8 +75,8 @@ pub async fn controller(
     let controller = Controller::for_stream(user_stream, users.clone())
         .reconcile_on(reports_rx)
         // A released stage-2 slot (or receipt turn) wakes the user waiting longest.
-        .reconcile_on(context.stage_two.woken())
-        .reconcile_on(context.receipt_turn.woken())
+        .reconcile_on(context.stage_two.woken_users())
+        .reconcile_on(context.receipt_turn.woken_users())
         .with_config(Config::default().concurrency(options.concurrency))
         // The end of an API server outage retries what it held up, all at once.
         .reconcile_all_on(options.apiserver.recoveries())
@@ -373,8 +373,7 @@ pub(super) async fn lifecycle(
     };
     // Appends go one at a time: wait for the turn outside the reconcile slots.
     let turn = if status.phase == Phase::Purged && status.erasure_receipt.is_none() {
-        let waiter = matches!(home, Home::User(_)).then(|| ObjectRef::from_obj(&*persisted));
-        match context.receipt_turn.try_take(waiter) {
+        match context.receipt_turn.try_take(Some(home.waiter(&persisted))) {
             Some(turn) => Some(turn),
             None => return Ok(Action::requeue(slots::fallback_wait())),
         }

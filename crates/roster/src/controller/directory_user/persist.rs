@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use roster_api::condition::{ConditionStatus, set_condition};
 use roster_api::{Condition, Departure, DirectoryUser, DirectoryUserStatus};
@@ -51,6 +52,18 @@ impl Home {
         match self {
             Home::User(_) => KIND,
             Home::Departure(_) => "Departure",
+        }
+    }
+
+    /// What a wait for a stage-2 slot (or a receipt turn) queues, to wake the
+    /// controller that reconciles the object `user` was read from.
+    pub fn waiter(&self, user: &DirectoryUser) -> super::Waiter {
+        let name = user.name_any();
+        match self {
+            Home::User(_) => super::Waiter::User(ObjectRef::new(&name).within(self.namespace())),
+            Home::Departure(_) => {
+                super::Waiter::Departure(ObjectRef::new(&name).within(self.namespace()))
+            }
         }
     }
 

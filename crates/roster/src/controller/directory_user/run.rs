@@ -87,10 +87,7 @@ pub async fn actions(
         .iter()
         .any(|a| roster_lifecycle::STAGE_TWO.contains(&a.step))
     {
-        // A Departure is not woken by the DirectoryUser controller: it comes back
-        // after the fallback wait.
-        let waiter = matches!(home, Home::User(_))
-            .then(|| kube::runtime::reflector::ObjectRef::from_obj(user));
+        let waiter = Some(home.waiter(user));
         // Deadline transitions first: each is one write, a hand-over ten.
         if context.due.any_due(context.clock.now()) {
             context.stage_two.queue(waiter);

@@ -3,10 +3,12 @@
 //! free for revocations, restores and joiners.
 //!
 //! A reconcile that finds no slot does not wait inside its reconcile (that would hold
-//! the reconcile slot the bound is meant to free): it queues its user and returns. When
-//! a slot is released, the first user queued is woken (a reconcile trigger), so the
+//! the reconcile slot the bound is meant to free): it queues its person and returns.
+//! When a slot is released, the first one queued is woken (a reconcile trigger of the
+//! DirectoryUser or the Departure controller, whichever keeps the lifecycle), so the
 //! waiting costs no polling; a long fallback requeue covers a wake that finds nothing
-//! to do.
+//! to do. (A Departure once waited for the fallback alone: 60-90 s of a demo leaver's
+//! hand-over lost behind another leaver's quarantine end in the same second.)
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use kube::runtime::reflector::ObjectRef;
-use roster_api::DirectoryUser;
+use roster_api::{Departure, DirectoryUser};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How soon a reconcile that found every slot taken tries again if no release wakes
@@ -27,26 +29,51 @@ pub fn fallback_wait() -> Duration {
     Duration::from_secs(60) + Duration::from_millis(rand::rng().random_range(0..30_000))
 }
 
-#[derive(Default)]
-struct Queue {
-    order: VecDeque<ObjectRef<DirectoryUser>>,
-    queued: HashSet<ObjectRef<DirectoryUser>>,
+/// Who waits for a slot: the object that keeps the lifecycle, for its controller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Waiter {
+    User(ObjectRef<DirectoryUser>),
+    Departure(ObjectRef<Departure>),
 }
 
-/// The slots, the users waiting for one, and the trigger that wakes them.
+#[derive(Default)]
+struct Queue {
+    order: VecDeque<Waiter>,
+    queued: HashSet<Waiter>,
+}
+
+/// The two controllers' triggers.
+#[derive(Clone)]
+struct Wake {
+    users: UnboundedSender<ObjectRef<DirectoryUser>>,
+    departures: UnboundedSender<ObjectRef<Departure>>,
+}
+
+impl Wake {
+    fn send(&self, waiter: Waiter) {
+        // A closed trigger: that controller has stopped, nothing to wake.
+        match waiter {
+            Waiter::User(user) => drop(self.users.unbounded_send(user)),
+            Waiter::Departure(departure) => drop(self.departures.unbounded_send(departure)),
+        }
+    }
+}
+
+/// The slots, those waiting for one, and the triggers that wake them.
 pub struct StageTwoSlots {
     permits: Arc<Semaphore>,
     queue: Arc<Mutex<Queue>>,
-    wake: UnboundedSender<ObjectRef<DirectoryUser>>,
-    woken: Mutex<Option<UnboundedReceiver<ObjectRef<DirectoryUser>>>>,
+    wake: Wake,
+    woken_users: Mutex<Option<UnboundedReceiver<ObjectRef<DirectoryUser>>>>,
+    woken_departures: Mutex<Option<UnboundedReceiver<ObjectRef<Departure>>>>,
 }
 
 /// One slot, held until the last step of a run is recorded. Releasing it wakes the
-/// first user waiting.
+/// first one waiting.
 pub struct Slot {
     permit: Option<OwnedSemaphorePermit>,
     queue: Arc<Mutex<Queue>>,
-    wake: UnboundedSender<ObjectRef<DirectoryUser>>,
+    wake: Wake,
 }
 
 impl StageTwoSlots {
@@ -62,18 +89,20 @@ impl StageTwoSlots {
     /// at a time, and a purge waiting for its turn must not hold a reconcile slot
     /// that revocations and deadlines need (a mass purge once filled all 16).
     pub fn with_permits(permits: usize) -> Self {
-        let (wake, woken) = unbounded();
+        let (users, woken_users) = unbounded();
+        let (departures, woken_departures) = unbounded();
         Self {
             permits: Arc::new(Semaphore::new(permits.max(1))),
             queue: Arc::default(),
-            wake,
-            woken: Mutex::new(Some(woken)),
+            wake: Wake { users, departures },
+            woken_users: Mutex::new(Some(woken_users)),
+            woken_departures: Mutex::new(Some(woken_departures)),
         }
     }
 
     /// A slot now, or `None` after queueing `waiter` (if given) to be woken by the
     /// next release.
-    pub fn try_take(&self, waiter: Option<ObjectRef<DirectoryUser>>) -> Option<Slot> {
+    pub fn try_take(&self, waiter: Option<Waiter>) -> Option<Slot> {
         match self.permits.clone().try_acquire_owned() {
             Ok(permit) => Some(Slot {
                 permit: Some(permit),
@@ -89,7 +118,7 @@ impl StageTwoSlots {
 
     /// Queues `waiter` for the next release without trying for a slot (stage 2 is held
     /// back, see [`super::due`]).
-    pub fn queue(&self, waiter: Option<ObjectRef<DirectoryUser>>) {
+    pub fn queue(&self, waiter: Option<Waiter>) {
         if let Some(waiter) = waiter {
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             if queue.queued.insert(waiter.clone()) {
@@ -107,19 +136,29 @@ impl StageTwoSlots {
                 break;
             };
             queue.queued.remove(&next);
-            let _ = self.wake.unbounded_send(next);
+            self.wake.send(next);
         }
     }
 
-    /// The users to reconcile because a slot was released (for the controller; the
-    /// first call takes it, later ones get an empty stream).
-    pub fn woken(&self) -> UnboundedReceiver<ObjectRef<DirectoryUser>> {
-        self.woken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .unwrap_or_else(|| unbounded().1)
+    /// The users to reconcile because a slot was released (for the DirectoryUser
+    /// controller; the first call takes it, later ones get an empty stream).
+    pub fn woken_users(&self) -> UnboundedReceiver<ObjectRef<DirectoryUser>> {
+        taken(&self.woken_users)
     }
+
+    /// The Departures to reconcile because a slot was released (for the Departure
+    /// controller; as [`Self::woken_users`]).
+    pub fn woken_departures(&self) -> UnboundedReceiver<ObjectRef<Departure>> {
+        taken(&self.woken_departures)
+    }
+}
+
+fn taken<T>(receiver: &Mutex<Option<UnboundedReceiver<T>>>) -> UnboundedReceiver<T> {
+    receiver
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_else(|| unbounded().1)
 }
 
 impl Drop for Slot {
@@ -135,7 +174,7 @@ impl Drop for Slot {
             next
         };
         if let Some(next) = next {
-            let _ = self.wake.unbounded_send(next);
+            self.wake.send(next);
         }
     }
 }
@@ -144,20 +183,57 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
+    fn user(name: &str) -> Waiter {
+        Waiter::User(ObjectRef::new(name).within("ns"))
+    }
+
+    fn departure(name: &str) -> Waiter {
+        Waiter::Departure(ObjectRef::new(name).within("ns"))
+    }
+
     #[test]
-    fn a_released_slot_wakes_the_first_waiter_once() {
+    fn a_released_slot_wakes_the_first_waiter_once_with_its_own_controller() {
         let slots = StageTwoSlots::for_concurrency(4);
-        let mut woken = slots.woken();
-        let user = |n: &str| ObjectRef::<DirectoryUser>::new(n).within("ns");
+        let (mut users, mut departures) = (slots.woken_users(), slots.woken_departures());
         let held: Vec<Slot> = (0..3).map(|_| slots.try_take(None).unwrap()).collect();
         // 4 reconciles, 3 slots: the fourth waits, queued once however often it asks.
         assert!(slots.try_take(Some(user("a"))).is_none());
         assert!(slots.try_take(Some(user("a"))).is_none());
+        assert!(slots.try_take(Some(departure("d"))).is_none());
         assert!(slots.try_take(Some(user("b"))).is_none());
         drop(held);
-        assert_eq!(woken.try_recv().ok(), Some(user("a")));
-        assert_eq!(woken.try_recv().ok(), Some(user("b")));
-        assert!(woken.try_recv().is_err());
+        assert_eq!(
+            users.try_recv().ok(),
+            Some(ObjectRef::new("a").within("ns"))
+        );
+        assert_eq!(
+            departures.try_recv().ok(),
+            Some(ObjectRef::new("d").within("ns"))
+        );
+        assert_eq!(
+            users.try_recv().ok(),
+            Some(ObjectRef::new("b").within("ns"))
+        );
+        assert!(users.try_recv().is_err());
+        assert!(departures.try_recv().is_err());
         assert!(slots.try_take(None).is_some());
+    }
+
+    #[test]
+    fn stage_two_held_back_by_a_deadline_wakes_users_and_departures_alike() {
+        let slots = StageTwoSlots::for_concurrency(4);
+        let (mut users, mut departures) = (slots.woken_users(), slots.woken_departures());
+        // Held back while a quarantine end is due: queued without a slot taken.
+        slots.queue(Some(departure("d")));
+        slots.queue(Some(user("a")));
+        slots.wake_free();
+        assert_eq!(
+            departures.try_recv().ok(),
+            Some(ObjectRef::new("d").within("ns"))
+        );
+        assert_eq!(
+            users.try_recv().ok(),
+            Some(ObjectRef::new("a").within("ns"))
+        );
     }
 }
