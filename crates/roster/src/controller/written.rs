@@ -216,6 +216,11 @@ mod tests {
         written.observe("K", object, || true);
     }
 
+    /// A copy's freshness in kind `K`, the store holding `stored`.
+    fn fresh_as(written: &Written, copy: &DirectoryUser, stored: Option<&str>) -> Freshness {
+        written.freshness("K", copy, stored)
+    }
+
     #[test]
     fn a_copy_behind_roster_s_own_last_write_waits_for_it() {
         let written = Written::default();
@@ -260,23 +265,14 @@ mod tests {
         written.wrote("K", &at("3")); // status: revoked
         observe(&written, &at("2"));
         observe(&written, &at("3"));
-        assert_eq!(written.freshness("K", &held, Some("3")), Freshness::Unknown);
+        assert_eq!(fresh_as(&written, &held, Some("3")), Freshness::Unknown);
         // Roster's earlier write, held as long: unknown too, once its record is gone.
-        assert_eq!(
-            written.freshness("K", &at("2"), Some("3")),
-            Freshness::Unknown
-        );
+        assert_eq!(fresh_as(&written, &at("2"), Some("3")), Freshness::Unknown);
         // Someone else's two writes: only the last delivered counts as newer.
         observe(&written, &at("4"));
         observe(&written, &at("5"));
-        assert_eq!(
-            written.freshness("K", &at("4"), Some("5")),
-            Freshness::Unknown
-        );
-        assert_eq!(
-            written.freshness("K", &at("5"), Some("5")),
-            Freshness::Newer
-        );
+        assert_eq!(fresh_as(&written, &at("4"), Some("5")), Freshness::Unknown);
+        assert_eq!(fresh_as(&written, &at("5"), Some("5")), Freshness::Newer);
     }
 
     #[test]
@@ -287,7 +283,7 @@ mod tests {
         observe(&written, &at("3")); // roster's next write, delivered first
         written.wrote("K", &at("3"));
         observe(&written, &at("4"));
-        assert_eq!(written.freshness("K", &at("4"), None), Freshness::Newer);
+        assert_eq!(fresh_as(&written, &at("4"), None), Freshness::Newer);
     }
 
     #[test]
@@ -297,59 +293,32 @@ mod tests {
         other.metadata.name = Some("e-2".into());
         // Before any write of this process is in the store, an earlier process's last
         // write may still be on its way.
-        assert_eq!(
-            written.freshness("K", &other, Some("1")),
-            Freshness::Unknown
-        );
+        assert_eq!(fresh_as(&written, &other, Some("1")), Freshness::Unknown);
         written.wrote("K", &at("2"));
-        assert_eq!(
-            written.freshness("K", &other, Some("1")),
-            Freshness::Unknown
-        );
+        assert_eq!(fresh_as(&written, &other, Some("1")), Freshness::Unknown);
         // Delivered by a relist whose objects the store does not hold yet: not yet.
         written.observe("K", &at("2"), || false);
-        assert_eq!(
-            written.freshness("K", &other, Some("1")),
-            Freshness::Unknown
-        );
+        assert_eq!(fresh_as(&written, &other, Some("1")), Freshness::Unknown);
         observe(&written, &at("2"));
-        assert_eq!(written.freshness("K", &other, Some("1")), Freshness::Newer);
+        assert_eq!(fresh_as(&written, &other, Some("1")), Freshness::Newer);
         // A copy older than what the store holds now is not.
-        assert_eq!(
-            written.freshness("K", &other, Some("9")),
-            Freshness::Unknown
-        );
-        assert_eq!(written.freshness("K", &other, None), Freshness::Unknown);
+        assert_eq!(fresh_as(&written, &other, Some("9")), Freshness::Unknown);
+        assert_eq!(fresh_as(&written, &other, None), Freshness::Unknown);
         assert_eq!(
             written.freshness("Other", &other, Some("1")),
             Freshness::Unknown
         );
         // A write that failed may have landed: its object is read again.
         written.uncertain("K", "acme", "e-1");
-        assert_eq!(
-            written.freshness("K", &at("2"), Some("2")),
-            Freshness::Unknown
-        );
-        assert_eq!(
-            written.freshness("K", &at("3"), Some("3")),
-            Freshness::Unknown
-        );
+        assert_eq!(fresh_as(&written, &at("2"), Some("2")), Freshness::Unknown);
+        assert_eq!(fresh_as(&written, &at("3"), Some("3")), Freshness::Unknown);
         observe(&written, &at("3"));
-        assert_eq!(
-            written.freshness("K", &at("3"), Some("3")),
-            Freshness::Unknown
-        );
+        assert_eq!(fresh_as(&written, &at("3"), Some("3")), Freshness::Unknown);
         written.wrote("K", &at("4"));
         observe(&written, &at("4"));
-        assert_eq!(
-            written.freshness("K", &at("4"), Some("4")),
-            Freshness::Current
-        );
+        assert_eq!(fresh_as(&written, &at("4"), Some("4")), Freshness::Current);
         // Forgotten objects count among those not written since the process started.
         written.forget("K", &at("4"));
-        assert_eq!(
-            written.freshness("K", &at("4"), Some("4")),
-            Freshness::Newer
-        );
+        assert_eq!(fresh_as(&written, &at("4"), Some("4")), Freshness::Newer);
     }
 }

@@ -358,3 +358,69 @@ async fn a_tenant_exit_does_not_wait_for_quarantines() {
         "only the tenant's full deletion reached the platform"
     );
 }
+
+/// A Departure whose hand-over finds the one stage-2 slot taken (another leaver's hand-over
+/// hangs in a slow call) is woken when that slot is released, as a waiting
+/// DirectoryUser is: before, only a fallback requeue of 60-90 s brought it back.
+#[tokio::test]
+async fn a_departure_waiting_for_a_stage_two_slot_is_woken_when_it_is_released() {
+    let env = TestEnv::new("departure-slot").await;
+    let lms = standin(false).await;
+    setup(&env, &lms).await;
+    quarantine(&env, "2s").await;
+    // Two reconciles at once: one stage-2 slot.
+    let options = roster::controller::Options {
+        namespaces: vec![env.namespace.clone()],
+        concurrency: 2,
+        ..Default::default()
+    };
+    let _operator = Operator::start_with(&env.client, options, effects(&env));
+    for i in [1, 2] {
+        create(&env, &joiner(i)).await;
+        wait_settled(&env, &crate::joiners::employee_id(i)).await;
+    }
+    // The first hand-over to start holds the slot for 6 s.
+    let hang = Duration::from_secs(6);
+    lms.state()
+        .add_fault(Fault::on("listUserRules").latency(hang).times(1));
+    env.api::<DirectoryUser>()
+        .patch(
+            &name("J001"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"active": false}})),
+        )
+        .await
+        .unwrap();
+    // A second later, so that J001's hand-over starts first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    delete(&env, &name("J002")).await;
+    let due = env
+        .api::<Departure>()
+        .get(&name("J002"))
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .deprovision_due_time
+        .unwrap();
+    let anonymized = |id: &str| {
+        lms.state()
+            .calls_of("anonymizeUser")
+            .iter()
+            .find(|c| c.applied && c.employee_id.as_deref() == Some(id))
+            .map(|c| c.at)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(50);
+    while anonymized("J002").is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (first, second) = (anonymized("J001"), anonymized("J002"));
+    println!("J002's quarantine ended {due}; anonymized: J001 {first:?}, J002 {second:?}");
+    let second = second.expect("J002's Departure was not handed over within 50 s of its deletion");
+    let late = (second - due).to_std().unwrap_or_default();
+    assert!(
+        late < Duration::from_secs(25),
+        "J002 handed over {late:?} after its quarantine ended (a slow hand-over holds the slot {hang:?})"
+    );
+    assert!(lms.state().duplicates().is_empty());
+}

@@ -48,9 +48,8 @@ pub async fn hand_over(
             &Patch::Apply(&departure),
         )
         .await?;
-    persist::Home::Departure(departures)
-        .write_status(&name, status)
-        .await?;
+    let home = persist::Home::Departure(departures);
+    persist::step_result(&home, &name, status, &context.written).await?;
     announce::handed_over(context, user, status).await;
     persist::finalizer(api, &name, false).await?;
     info!("deleted user handed over to its Departure");
@@ -129,6 +128,7 @@ pub async fn take_back(
                 status.phase
             ),
             context.clock.now(),
+            &context.written,
         )
         .await?;
         // The Departure watch wakes this user when it goes.
@@ -137,7 +137,7 @@ pub async fn take_back(
     // The status first, then the Departure goes, and only if it did not move meanwhile:
     // a crash in between takes it back again; a Departure that moved on is not lost.
     let home = persist::Home::User(api.clone());
-    home.write_status(&name, &status).await?;
+    persist::step_result(&home, &name, &status, &context.written).await?;
     let preconditions = Preconditions {
         uid: departure.uid(),
         resource_version: departure.resource_version(),

@@ -231,7 +231,15 @@ pub(super) async fn lifecycle(
     let inputs = match gather::gather(&user, &namespace, context) {
         Gathered::Ready(inputs) => inputs,
         Gathered::Blocked { reason, message } => {
-            persist::blocked(&home, &user, reason, message, context.clock.now()).await?;
+            persist::blocked(
+                &home,
+                &user,
+                reason,
+                message,
+                context.clock.now(),
+                &context.written,
+            )
+            .await?;
             // The Tenant and policy watches wake this user when that changes.
             return Ok(Action::await_change());
         }

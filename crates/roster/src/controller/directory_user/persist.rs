@@ -155,6 +155,7 @@ pub async fn blocked(
     reason: &str,
     message: String,
     now: DateTime<Utc>,
+    written: &Written,
 ) -> Result<()> {
     let mut status: DirectoryUserStatus = user.status.clone().unwrap_or_default();
     let condition = |r#type: &str, on: bool, reason: &str, message: &str| Condition {
@@ -175,7 +176,8 @@ pub async fn blocked(
     }
     if changed || status.observed_generation != user.metadata.generation {
         status.observed_generation = user.metadata.generation;
-        home.write_status(&user.name_any(), &status).await?;
+        // Recorded as every status write is: a copy from before it is not decided on.
+        step_result(home, &user.name_any(), &status, written).await?;
     }
     Ok(())
 }
