@@ -7,6 +7,8 @@
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+// Inline (no allocation) up to 23 bytes, which every roster type and reason is.
+use smol_str::SmolStr;
 
 /// One aspect of an object's state, as in the Kubernetes API conventions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -14,12 +16,12 @@ use serde::{Deserialize, Serialize};
 pub struct Condition {
     /// Kind of condition in CamelCase, e.g. `Ready` or `Quarantined`; unique in the list.
     #[schemars(length(min = 1, max = 316))]
-    pub r#type: String,
+    pub r#type: SmolStr,
     /// `True`, `False` or `Unknown`.
     pub status: ConditionStatus,
     /// Machine-readable CamelCase reason for the last transition.
     #[schemars(length(min = 1, max = 1024))]
-    pub reason: String,
+    pub reason: SmolStr,
     /// Human-readable details. Never contains names or email addresses.
     #[serde(default)]
     #[schemars(length(max = 32768))]

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use super::condition::{Condition, conditions_schema};
 use super::tenant::LocalObjectRef;
@@ -426,36 +427,36 @@ pub struct SyncedProfile {
     /// Digest of the full name sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
-    pub full_name: Option<String>,
+    pub full_name: Option<SmolStr>,
     /// Digest of the email address sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
-    pub email: Option<String>,
+    pub email: Option<SmolStr>,
     /// Digest of the picture URL sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     #[serde(rename = "pictureURL")]
-    pub picture_url: Option<String>,
+    pub picture_url: Option<SmolStr>,
     /// Digest of the hire date sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
-    pub hire_date: Option<String>,
+    pub hire_date: Option<SmolStr>,
     /// Digest of the department sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
-    pub department: Option<String>,
+    pub department: Option<SmolStr>,
     /// Digest of the title sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
-    pub title: Option<String>,
+    pub title: Option<SmolStr>,
     /// Digest of the location sent (blank when it matched none of the Tenant's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
-    pub location: Option<String>,
+    pub location: Option<SmolStr>,
     /// Digest of the manager's employee ID sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
-    pub manager: Option<String>,
+    pub manager: Option<SmolStr>,
 }
 
 impl SyncedProfile {
@@ -534,7 +535,7 @@ pub struct DirectoryUserStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub plan: Vec<StepName>,
-    /// `Ready`, `Reconciling`, `Stalled`, `Quarantined`, `Deprovisioned`, `Purged`, and when they apply
+    /// `Ready`, `Quarantined`, `Deprovisioned`, `Purged`; `Reconciling` and `Stalled` only while True (kstatus); and when they apply
     /// `LocationMatched`, `Suspended`, `DryRun`, `PIIReapplied`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]

@@ -32,6 +32,7 @@ pub use policy::{
     CalendarOwnerCandidate, DeprovisionActions, DeprovisionPolicy, DeprovisionPolicySpec,
     MassDeprovisionGuard, ObjectDeletionMode, RuleTransferTarget,
 };
+pub use smol_str::SmolStr;
 pub use tenant::{
     CalendarProvider, ErasureReceiptSettings, ExitObjectCounts, ExitStage, ExitStageRecord,
     GuardTrip, Tenant, TenantExitStatus, TenantSpec, TenantStatus, UserCounts,

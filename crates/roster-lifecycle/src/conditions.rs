@@ -31,11 +31,22 @@ pub struct ConditionInputs<'a> {
 /// condition's `lastTransitionTime`.
 pub fn update(status: &mut DirectoryUserStatus, inputs: &ConditionInputs, now: DateTime<Utc>) {
     let derived = derive(status, inputs, now);
-    status
-        .conditions
-        .retain(|c| derived.iter().any(|d| d.r#type == c.r#type));
+    let mut next = status.conditions.clone();
+    next.retain(|c| derived.iter().any(|d| d.r#type == c.r#type));
     for condition in derived {
-        set_condition(&mut status.conditions, condition);
+        set_condition(&mut next, condition);
+    }
+    // Earlier versions wrote `Stalled` and `Reconciling` as False too. Dropping only
+    // those would rewrite every settled user after an upgrade (100,000 writes for
+    // nothing); they go with the next change of the conditions instead.
+    let legacy = |c: &&Condition| {
+        matches!(c.r#type.as_str(), "Stalled" | "Reconciling") && c.status == ConditionStatus::False
+    };
+    let mut kept = status.conditions.iter().filter(|c| !legacy(c));
+    let only_legacy_gone =
+        kept.clone().count() == next.len() && next.iter().all(|n| kept.next() == Some(n));
+    if !only_legacy_gone {
+        status.conditions = next;
     }
 }
 
@@ -160,42 +171,44 @@ fn derive(
             || failed > 0
             || sync_failing
             || phase == Phase::Deprovisioning);
-    let mut conditions = vec![
-        make("Ready", ready, reason, message),
-        match stalled {
-            Some(step) => make(
-                "Stalled",
-                true,
-                "StepFailing",
-                format!(
-                    "{} failed {} times (last error: {}); roster retries with backoff, or at once when annotated roster.dev/retry=<new value>",
-                    step.name,
-                    step.attempts,
-                    step.last_error.as_deref().unwrap_or("unknown")
-                ),
+    // kstatus's `Stalled` and `Reconciling` are "abnormal-true": present only while
+    // True, as Flux writes them (their absence means normal). Two fewer conditions on
+    // every settled user: a smaller object for the API server to write, watch and keep.
+    let mut conditions = vec![make("Ready", ready, reason, message)];
+    let stalled = match stalled {
+        Some(step) => Some(make(
+            "Stalled",
+            true,
+            "StepFailing",
+            format!(
+                "{} failed {} times (last error: {}); roster retries with backoff, or at once when annotated roster.dev/retry=<new value>",
+                step.name,
+                step.attempts,
+                step.last_error.as_deref().unwrap_or("unknown")
             ),
-            None if sync_stalled => make(
-                "Stalled",
-                true,
-                "SyncFailing",
-                format!(
-                    "the learning-platform sync failed {} times (last error: {}); roster retries with backoff, or at once when annotated roster.dev/retry=<new value>",
-                    account.failures,
-                    account.last_error.as_deref().unwrap_or("unknown")
-                ),
+        )),
+        None if sync_stalled => Some(make(
+            "Stalled",
+            true,
+            "SyncFailing",
+            format!(
+                "the learning-platform sync failed {} times (last error: {}); roster retries with backoff, or at once when annotated roster.dev/retry=<new value>",
+                account.failures,
+                account.last_error.as_deref().unwrap_or("unknown")
             ),
-            None => make("Stalled", false, "NotStalled", String::new()),
-        },
-        if reconciling {
-            make(
-                "Reconciling",
-                true,
-                "Progressing",
-                "lifecycle steps are running or waiting to be retried".into(),
-            )
-        } else {
-            make("Reconciling", false, "Settled", String::new())
-        },
+        )),
+        None => None,
+    };
+    conditions.extend(stalled);
+    if reconciling {
+        conditions.push(make(
+            "Reconciling",
+            true,
+            "Progressing",
+            "lifecycle steps are running or waiting to be retried".into(),
+        ));
+    }
+    conditions.extend([
         make(
             "Quarantined",
             phase == Phase::Quarantined,
@@ -226,7 +239,7 @@ fn derive(
             },
             String::new(),
         ),
-    ];
+    ]);
     if let Some(at) = status.removal_guard.rejected_time {
         conditions.push(make(
             "RemovalRejected",

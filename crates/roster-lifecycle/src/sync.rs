@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
 use super::machine::failure_backoff;
-use roster_api::{DirectoryUserSpec, DirectoryUserStatus, Provisioning, SyncedProfile};
+use roster_api::{DirectoryUserSpec, DirectoryUserStatus, Provisioning, SmolStr, SyncedProfile};
 
 /// A profile field roster keeps in step at the platform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,7 +59,7 @@ impl SyncedField {
         }
     }
 
-    fn digest_in(self, profile: &SyncedProfile) -> Option<&String> {
+    fn digest_in(self, profile: &SyncedProfile) -> Option<&SmolStr> {
         match self {
             Self::FullName => profile.full_name.as_ref(),
             Self::Email => profile.email.as_ref(),
@@ -72,7 +72,7 @@ impl SyncedField {
         }
     }
 
-    fn digest_slot(self, profile: &mut SyncedProfile) -> &mut Option<String> {
+    fn digest_slot(self, profile: &mut SyncedProfile) -> &mut Option<SmolStr> {
         match self {
             Self::FullName => &mut profile.full_name,
             Self::Email => &mut profile.email,
@@ -197,13 +197,13 @@ pub fn profile(spec: &DirectoryUserSpec, manager: Manager, locations: &[String])
 
 /// 16 hex digits of SHA-256 over the object's UID, the field and the value: equal
 /// values give equal digests for one person, and nothing readable is kept.
-pub fn digest(uid: &str, field: SyncedField, value: &str) -> String {
+pub fn digest(uid: &str, field: SyncedField, value: &str) -> SmolStr {
     let mut hasher = Sha256::new();
     for part in [uid, field.as_str(), value] {
         hasher.update(part.as_bytes());
         hasher.update([0u8]);
     }
-    hex16(&hasher.finalize())
+    hex16(&hasher.finalize()).into()
 }
 
 fn hex16(bytes: &[u8]) -> String {
@@ -340,7 +340,7 @@ fn key(uid: &str, n: i64, op: &SyncOp) -> String {
             let digests = profile.digests(uid);
             let parts: Vec<&str> = SyncedField::ALL
                 .iter()
-                .map(|f| f.digest_in(&digests).map_or("", String::as_str))
+                .map(|f| f.digest_in(&digests).map_or("", SmolStr::as_str))
                 .collect();
             content_digest(&parts)
         }

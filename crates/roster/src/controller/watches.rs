@@ -104,6 +104,10 @@ where
                 meta.managed_fields = None;
                 if let Some(annotations) = &mut meta.annotations {
                     annotations.remove(LAST_APPLIED);
+                    // An emptied map keeps its node (half a KB) allocated.
+                    if annotations.is_empty() {
+                        meta.annotations = None;
+                    }
                 }
             })
             .reflect(writer);

@@ -381,8 +381,16 @@ async fn argo_cd_health_checks_read_real_statuses() {
         edit(&mut object);
         cases.push((name.into(), script, object, expected));
     };
+    // Sets a condition, adding it when missing (`Reconciling` and `Stalled` are only
+    // there while True).
     let set = |object: &mut Value, kind: &str, status: &str, reason: &str, message: &str| {
-        for c in object["status"]["conditions"].as_array_mut().unwrap() {
+        let conditions = object["status"]["conditions"].as_array_mut().unwrap();
+        if !conditions.iter().any(|c| c["type"] == kind) {
+            let mut added = conditions[0].clone();
+            added["type"] = kind.into();
+            conditions.push(added);
+        }
+        for c in conditions {
             if c["type"] == kind {
                 c["status"] = status.into();
                 c["reason"] = reason.into();

@@ -38,7 +38,7 @@ async fn wait_condition(env: &TestEnv, r#type: &'static str, status: ConditionSt
         .find(|c| c.r#type == r#type)
         .unwrap()
         .reason
-        .clone()
+        .to_string()
 }
 
 #[tokio::test]

@@ -170,10 +170,13 @@ pub async fn blocked(
     for c in [
         condition("Ready", false, reason, &message),
         condition("Stalled", true, reason, &message),
-        condition("Reconciling", false, reason, ""),
     ] {
         changed |= set_condition(&mut status.conditions, c);
     }
+    // kstatus reads Reconciling before Stalled; it is present only while True.
+    let before = status.conditions.len();
+    status.conditions.retain(|c| c.r#type != "Reconciling");
+    changed |= status.conditions.len() != before;
     if changed || status.observed_generation != user.metadata.generation {
         status.observed_generation = user.metadata.generation;
         // Recorded as every status write is: a copy from before it is not decided on.
