@@ -42,10 +42,7 @@ pub fn update(status: &mut DirectoryUserStatus, inputs: &ConditionInputs, now: D
     let legacy = |c: &&Condition| {
         matches!(c.r#type.as_str(), "Stalled" | "Reconciling") && c.status == ConditionStatus::False
     };
-    let mut kept = status.conditions.iter().filter(|c| !legacy(c));
-    let only_legacy_gone =
-        kept.clone().count() == next.len() && next.iter().all(|n| kept.next() == Some(n));
-    if !only_legacy_gone {
+    if !status.conditions.iter().filter(|c| !legacy(c)).eq(&next) {
         status.conditions = next;
     }
 }
