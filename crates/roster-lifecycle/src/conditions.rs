@@ -47,6 +47,40 @@ pub fn update(status: &mut DirectoryUserStatus, inputs: &ConditionInputs, now: D
     }
 }
 
+/// Records why the lifecycle cannot run (a missing Tenant or policy, a duplicate
+/// employee ID, a Departure of the same person still under way): not `Ready` and
+/// `Stalled`, so kstatus (Flux, Argo CD) reports a failure that needs a person rather
+/// than waiting for progress that cannot come. `Reconciling` goes: kstatus reads it
+/// before `Stalled`, and it is present only while True. The phase and everything else
+/// stay. Returns whether the status changed and must be written (a reconcile that
+/// finds the same block again writes nothing).
+pub fn blocked(
+    status: &mut DirectoryUserStatus,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> bool {
+    let condition = |r#type: &str, on: bool| Condition {
+        r#type: r#type.into(),
+        status: ConditionStatus::from(on),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: now,
+        observed_generation: generation,
+    };
+    let mut changed = false;
+    for c in [condition("Ready", false), condition("Stalled", true)] {
+        changed |= set_condition(&mut status.conditions, c);
+    }
+    let before = status.conditions.len();
+    status.conditions.retain(|c| c.r#type != "Reconciling");
+    changed |= status.conditions.len() != before;
+    changed |= status.observed_generation != generation;
+    status.observed_generation = generation;
+    changed
+}
+
 fn derive(
     status: &DirectoryUserStatus,
     inputs: &ConditionInputs,

@@ -988,6 +988,114 @@ fn conditions_written_false_by_earlier_versions_go_with_the_next_change() {
     assert_eq!(present(&world.status, "Reconciling"), None);
 }
 
+/// What a blocked user's status becomes (a missing Tenant, a duplicate employee ID...):
+/// the conditions say so, the phase and the rest stay, and the same block found again
+/// writes nothing.
+#[test]
+fn a_blocked_user_is_not_ready_and_stalled_and_written_once() {
+    use super::conditions::blocked;
+    use roster_api::ConditionStatus::{False, True};
+    let t0 = at("2025-03-01T00:00:00Z");
+    let later = t0 + Duration::hours(1);
+    let mut settled = World::new(person(), Policy::default());
+    settled.settle(t0);
+    let settled = settled.status;
+    let mut reconciling = settled.clone();
+    let mut running = condition(&settled, "Ready").clone();
+    running.r#type = "Reconciling".into();
+    reconciling.conditions.push(running);
+    let mut already = settled.clone();
+    assert!(blocked(
+        &mut already,
+        "TenantNotFound",
+        "TenantNotFound: what to change",
+        Some(1),
+        t0
+    ));
+    // (case, status before, reason, generation, written)
+    let cases: Vec<(&str, DirectoryUserStatus, &str, Option<i64>, bool)> = vec![
+        (
+            "a new user",
+            DirectoryUserStatus::default(),
+            "TenantNotFound",
+            Some(1),
+            true,
+        ),
+        (
+            "a settled user",
+            settled.clone(),
+            "TenantNotFound",
+            Some(1),
+            true,
+        ),
+        (
+            "one with steps running",
+            reconciling,
+            "TenantNotFound",
+            Some(1),
+            true,
+        ),
+        (
+            "the same block again",
+            already.clone(),
+            "TenantNotFound",
+            Some(1),
+            false,
+        ),
+        (
+            "another reason",
+            already.clone(),
+            "DuplicateEmployeeID",
+            Some(1),
+            true,
+        ),
+        (
+            "a new generation",
+            already.clone(),
+            "TenantNotFound",
+            Some(2),
+            true,
+        ),
+    ];
+    for (case, before, reason, generation, written) in cases {
+        let mut status = before.clone();
+        let message = format!("{reason}: what to change");
+        assert_eq!(
+            blocked(&mut status, reason, &message, generation, later),
+            written,
+            "{case}: written"
+        );
+        assert_eq!(status.phase, before.phase, "{case}: the phase stays");
+        assert_eq!(status.steps, before.steps, "{case}: the steps stay");
+        assert_eq!(status.observed_generation, generation, "{case}");
+        let ready = condition(&status, "Ready");
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (False, reason),
+            "{case}"
+        );
+        assert_eq!(ready.message, message, "{case}");
+        let stalled = condition(&status, "Stalled");
+        assert_eq!(
+            (stalled.status, stalled.reason.as_str()),
+            (True, reason),
+            "{case}"
+        );
+        assert_eq!(present(&status, "Reconciling"), None, "{case}");
+        // The other conditions are the lifecycle's and stay as they were.
+        for other in before
+            .conditions
+            .iter()
+            .filter(|c| !matches!(c.r#type.as_str(), "Ready" | "Stalled" | "Reconciling"))
+        {
+            assert_eq!(condition(&status, &other.r#type), other, "{case}");
+        }
+        if !written {
+            assert_eq!(status, before, "{case}: nothing changed, not even a time");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- properties
 
 /// Something that can happen between two reconciles.

@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use roster_api::condition::{ConditionStatus, set_condition};
-use roster_api::{Condition, Departure, DirectoryUser, DirectoryUserStatus};
+use roster_api::{Departure, DirectoryUser, DirectoryUserStatus};
 
 use std::sync::Arc;
 
@@ -146,9 +145,8 @@ pub async fn step_result(
     Ok(Arc::new(object))
 }
 
-/// Records why the lifecycle cannot run (phase unchanged), writing only on change:
-/// not Ready, and Stalled, so kstatus (Flux, Argo CD) reports a failure that needs a
-/// person rather than waiting for progress that cannot come.
+/// Writes why the lifecycle cannot run, when that changed the status
+/// ([`roster_lifecycle::conditions::blocked`] decides).
 pub async fn blocked(
     home: &Home,
     user: &DirectoryUser,
@@ -158,27 +156,8 @@ pub async fn blocked(
     written: &Written,
 ) -> Result<()> {
     let mut status: DirectoryUserStatus = user.status.clone().unwrap_or_default();
-    let condition = |r#type: &str, on: bool, reason: &str, message: &str| Condition {
-        r#type: r#type.into(),
-        status: ConditionStatus::from(on),
-        reason: reason.into(),
-        message: message.into(),
-        last_transition_time: now,
-        observed_generation: user.metadata.generation,
-    };
-    let mut changed = false;
-    for c in [
-        condition("Ready", false, reason, &message),
-        condition("Stalled", true, reason, &message),
-    ] {
-        changed |= set_condition(&mut status.conditions, c);
-    }
-    // kstatus reads Reconciling before Stalled; it is present only while True.
-    let before = status.conditions.len();
-    status.conditions.retain(|c| c.r#type != "Reconciling");
-    changed |= status.conditions.len() != before;
-    if changed || status.observed_generation != user.metadata.generation {
-        status.observed_generation = user.metadata.generation;
+    let generation = user.metadata.generation;
+    if roster_lifecycle::conditions::blocked(&mut status, reason, &message, generation, now) {
         // Recorded as every status write is: a copy from before it is not decided on.
         step_result(home, &user.name_any(), &status, written).await?;
     }
