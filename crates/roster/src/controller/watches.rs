@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -97,19 +98,7 @@ where
         let in_list = listing.clone();
         let events = watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(|object: &mut K| {
-                // Nothing roster decides on, and each a copy of much of the object:
-                // the field managers, and `kubectl apply`'s copy of the last manifest.
-                let meta = object.meta_mut();
-                meta.managed_fields = None;
-                if let Some(annotations) = &mut meta.annotations {
-                    annotations.remove(LAST_APPLIED);
-                    // An emptied map keeps its node (half a KB) allocated.
-                    if annotations.is_empty() {
-                        meta.annotations = None;
-                    }
-                }
-            })
+            .modify(|object: &mut K| strip(object.meta_mut()))
             .reflect(writer);
         tokio::spawn(async move {
             let mut events = std::pin::pin!(events);
@@ -263,6 +252,20 @@ where
     }
 }
 
+/// What a store need not keep of an object: nothing roster decides on, and each a
+/// copy of much of the object (the field managers, and `kubectl apply`'s copy of the
+/// last manifest).
+fn strip(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED);
+        // An emptied map keeps its node (half a KB) allocated.
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
 fn uid<K: Resource>(k: &K) -> String {
     k.meta()
         .uid
@@ -354,5 +357,51 @@ impl Watches {
         self.scopes
             .iter()
             .find(|s| s.namespace.as_deref().is_none_or(|ns| ns == namespace))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    fn meta(annotations: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("e-1".into()),
+            managed_fields: Some(vec![ManagedFieldsEntry {
+                manager: Some("kubectl".into()),
+                ..Default::default()
+            }]),
+            annotations: (!annotations.is_empty()).then(|| {
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_store_keeps_what_roster_reads_and_drops_the_copies() {
+        // (annotations before, annotations kept)
+        // An empty list means no annotations map at all.
+        type Annotations<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Annotations, Annotations); 4] = [
+            (&[], &[]),
+            (&[(LAST_APPLIED, "{}")], &[]),
+            (
+                &[(LAST_APPLIED, "{}"), ("roster.dev/retry", "1")],
+                &[("roster.dev/retry", "1")],
+            ),
+            (&[("roster.dev/retry", "1")], &[("roster.dev/retry", "1")]),
+        ];
+        for (before, kept) in cases {
+            let mut stored = meta(before);
+            strip(&mut stored);
+            assert_eq!(stored.managed_fields, None, "{before:?}");
+            assert_eq!(stored.annotations, meta(kept).annotations, "{before:?}");
+            assert_eq!(stored.name.as_deref(), Some("e-1"));
+        }
     }
 }
