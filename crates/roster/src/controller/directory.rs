@@ -353,6 +353,51 @@ pub fn resolve(
     refs.iter().filter_map(|r| store.get(r)).collect()
 }
 
+/// One tenant's users through the indexes and the store: what a hand-over looks up.
+pub struct TenantUsers<'a> {
+    directory: &'a Directory,
+    store: &'a Store<DirectoryUser>,
+    namespace: &'a str,
+    tenant: &'a str,
+}
+
+impl<'a> TenantUsers<'a> {
+    pub fn new(
+        directory: &'a Directory,
+        store: &'a Store<DirectoryUser>,
+        namespace: &'a str,
+        tenant: &'a str,
+    ) -> Self {
+        Self {
+            directory,
+            store,
+            namespace,
+            tenant,
+        }
+    }
+
+    fn first(&self, refs: Vec<ObjectRef<DirectoryUser>>) -> Option<Arc<DirectoryUser>> {
+        // In name order, as the index keeps them; one gone from the store is skipped.
+        refs.iter().find_map(|r| self.store.get(r))
+    }
+}
+
+impl crate::effects::Colleagues for TenantUsers<'_> {
+    fn with_employee_id(&self, employee_id: &str) -> Option<Arc<DirectoryUser>> {
+        self.first(
+            self.directory
+                .with_employee_id(self.namespace, self.tenant, employee_id),
+        )
+    }
+
+    fn with_email(&self, email: &str) -> Option<Arc<DirectoryUser>> {
+        self.first(
+            self.directory
+                .with_email(self.namespace, self.tenant, email),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,8 @@ pub mod memory;
 pub mod platform;
 pub mod reachability;
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 
 use roster_api::{DirectoryUser, Tenant};
@@ -23,8 +25,19 @@ pub struct EffectRequest<'a> {
     pub policy: &'a Policy,
     pub user: &'a DirectoryUser,
     /// The tenant's users (the leaver included) as roster last saw them.
-    pub directory: &'a [std::sync::Arc<DirectoryUser>],
+    pub colleagues: &'a dyn Colleagues,
     pub action: &'a Action,
+}
+
+/// A tenant's users (the leaver included) as roster last saw them, looked up by key.
+/// A hand-over asks about a few people (the fallback owner, the manager, an event's
+/// organizers); a list of the whole tenant to search instead cost every leaver's
+/// stage 2 a pass over all its users, quadratic in a mass termination.
+pub trait Colleagues: Send + Sync {
+    /// The user with this employee ID (the first by name, should records share it).
+    fn with_employee_id(&self, employee_id: &str) -> Option<Arc<DirectoryUser>>;
+    /// The user with this email, without regard to case (the first by name).
+    fn with_email(&self, email: &str) -> Option<Arc<DirectoryUser>>;
 }
 
 /// One joiner or mover call for one user.

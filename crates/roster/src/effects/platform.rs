@@ -22,7 +22,7 @@ use kube::ResourceExt;
 use thiserror::Error;
 
 use super::reachability::{Answer, Reachability, TenantKey};
-use super::{EffectRequest, Effects, SyncRequest};
+use super::{Colleagues, EffectRequest, Effects, SyncRequest};
 use crate::clock::Clock;
 use roster_api::tenant::{CalendarProvider, SecretKeyRef};
 use roster_api::{DirectoryUser, StepName, Tenant};
@@ -460,12 +460,13 @@ impl PlatformEffects {
             }
             Err(e) => return Err(e.into()),
         };
-        let fallback_id = fallback_owner(tenant, request.directory);
+        let fallback = fallback_owner(tenant, request.colleagues);
+        let fallback_id = fallback.as_ref().map(|u| u.spec.employee_id.as_str());
 
         // Eligible: a colleague who stays and has calendar access at the platform.
         let mut eligible = HashSet::new();
         for id in handover::owner_candidates(&linked, me, fallback_id) {
-            if !is_active(request.directory, id) {
+            if !is_active(request.colleagues, id) {
                 continue;
             }
             match self.request(tenant, "lms", || c.lms.get_user(id)).await {
@@ -495,7 +496,7 @@ impl PlatformEffects {
         for transfer in &plan.transfers {
             let event = by_id[transfer.calendar_event_id];
             let owner = &transfer.new_owner.employee_id;
-            let to = by_employee_id(request.directory, owner).ok_or_else(|| {
+            let to = request.colleagues.with_employee_id(owner).ok_or_else(|| {
                 StepError::Config("a planned new owner left the directory".into())
             })?;
             let event_key = format!("{key}/{}", event.id);
@@ -579,19 +580,20 @@ impl PlatformEffects {
         if rules.is_empty() {
             return Ok("no automated rules to transfer".into());
         }
-        let directory = request.directory;
+        let colleagues = request.colleagues;
         let manager = request
             .user
             .spec
             .manager_email
             .as_deref()
-            .and_then(|e| by_email(directory, e));
+            .and_then(|e| colleagues.with_email(e));
+        let fallback = fallback_owner(tenant, colleagues);
         let target = ownership::rule_owner(
             request.policy.rule_transfer_target,
-            manager.map(|u| u.spec.employee_id.as_str()),
+            manager.as_ref().map(|u| u.spec.employee_id.as_str()),
             me,
-            fallback_owner(tenant, directory),
-            |id| is_active(directory, id),
+            fallback.as_ref().map(|u| u.spec.employee_id.as_str()),
+            |id| is_active(colleagues, id),
         );
         let Some(target) = target else {
             let text = plural(
@@ -813,29 +815,15 @@ fn synced_item<'a>(i: &'a Involvement, me: &str) -> SyncedItem<'a> {
     }
 }
 
-fn by_email<'a>(directory: &'a [Arc<DirectoryUser>], email: &str) -> Option<&'a DirectoryUser> {
-    directory
-        .iter()
-        .map(AsRef::as_ref)
-        .find(|u| u.spec.email.eq_ignore_ascii_case(email))
-}
-
 /// The tenant's fallback owner, if they are in the directory.
-fn fallback_owner<'a>(tenant: &Tenant, directory: &'a [Arc<DirectoryUser>]) -> Option<&'a str> {
+fn fallback_owner(tenant: &Tenant, colleagues: &dyn Colleagues) -> Option<Arc<DirectoryUser>> {
     let reference = tenant.spec.calendar.fallback_owner.as_ref()?;
-    by_employee_id(directory, &reference.employee_id).map(|u| u.spec.employee_id.as_str())
-}
-
-fn by_employee_id<'a>(directory: &'a [Arc<DirectoryUser>], id: &str) -> Option<&'a DirectoryUser> {
-    directory
-        .iter()
-        .map(AsRef::as_ref)
-        .find(|u| u.spec.employee_id == id)
+    colleagues.with_employee_id(&reference.employee_id)
 }
 
 /// In the directory, Active, and not on their way out.
-fn is_active(directory: &[Arc<DirectoryUser>], id: &str) -> bool {
-    by_employee_id(directory, id).is_some_and(|u| {
+fn is_active(colleagues: &dyn Colleagues, id: &str) -> bool {
+    colleagues.with_employee_id(id).is_some_and(|u| {
         handover::is_staying(
             &u.spec,
             u.status.as_ref(),

@@ -218,12 +218,3 @@ pub fn reports_of(
         email,
     )
 }
-
-/// The users of the same tenant (the user included), for choosing new owners.
-pub fn colleagues(context: &Context, user: &DirectoryUser) -> Vec<Arc<DirectoryUser>> {
-    let refs = context.directory.users_of(
-        &user.namespace().unwrap_or_default(),
-        &user.spec.tenant_ref.name,
-    );
-    crate::controller::directory::resolve(&context.users, &refs)
-}

@@ -9,15 +9,14 @@
 //! reconcile that finds no slot runs nothing and writes nothing; it is woken when one
 //! is released.
 
-use std::sync::Arc;
-
 use kube::ResourceExt;
 use roster_api::{DirectoryUser, DirectoryUserStatus};
 use roster_lifecycle::{Action, Outcome, SyncAction};
 
-use super::gather::{Inputs, colleagues};
+use super::gather::Inputs;
 use super::persist::Home;
 use super::{announce, persist};
+use crate::controller::directory::TenantUsers;
 use crate::controller::{Context, Result};
 use crate::effects::{EffectRequest, SyncRequest};
 
@@ -100,26 +99,22 @@ pub async fn actions(
     } else {
         None
     };
-    // Only the hand-over steps choose new owners among colleagues; a revocation does
-    // not pay for collecting the tenant's directory.
-    let needs_colleagues = actions.iter().any(|a| {
-        matches!(
-            a.step,
-            roster_api::StepName::TransferCalendarEvents | roster_api::StepName::TransferRules
-        )
-    });
-    let directory: Vec<Arc<DirectoryUser>> = if needs_colleagues {
-        colleagues(context, user)
-    } else {
-        Vec::new()
-    };
+    // Only the hand-over steps choose new owners, and they look up the few people
+    // they ask about (see `Colleagues`).
+    let namespace = user.namespace().unwrap_or_default();
+    let colleagues = TenantUsers::new(
+        &context.directory,
+        &context.users,
+        &namespace,
+        &user.spec.tenant_ref.name,
+    );
     let name = user.name_any();
     for (index, action) in actions.iter().enumerate() {
         let call = context.effects.run(EffectRequest {
             tenant: &inputs.tenant,
             policy: &inputs.policy,
             user,
-            directory: &directory,
+            colleagues: &colleagues,
             action,
         });
         let outcome = crate::metrics::steps::run(&context.metrics, action.step, call).await;
