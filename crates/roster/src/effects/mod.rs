@@ -24,7 +24,7 @@ pub struct EffectRequest<'a> {
     pub tenant: &'a Tenant,
     pub policy: &'a Policy,
     pub user: &'a DirectoryUser,
-    /// The tenant's users (the leaver included) as roster last saw them.
+    /// Who the hand-over steps may look up as new owners.
     pub colleagues: &'a dyn Colleagues,
     pub action: &'a Action,
 }

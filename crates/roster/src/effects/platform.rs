@@ -25,7 +25,7 @@ use super::reachability::{Answer, Reachability, TenantKey};
 use super::{Colleagues, EffectRequest, Effects, SyncRequest};
 use crate::clock::Clock;
 use roster_api::tenant::{CalendarProvider, SecretKeyRef};
-use roster_api::{DirectoryUser, StepName, Tenant};
+use roster_api::{StepName, Tenant};
 use roster_connectors::calendar::{
     CalendarConnector, CalendarError, TransferOutcome, connector_for, stable_digest,
     token_source_for,
@@ -460,8 +460,7 @@ impl PlatformEffects {
             }
             Err(e) => return Err(e.into()),
         };
-        let fallback = fallback_owner(tenant, request.colleagues);
-        let fallback_id = fallback.as_ref().map(|u| u.spec.employee_id.as_str());
+        let fallback_id = fallback_owner(tenant, request.colleagues);
 
         // Eligible: a colleague who stays and has calendar access at the platform.
         let mut eligible = HashSet::new();
@@ -587,12 +586,11 @@ impl PlatformEffects {
             .manager_email
             .as_deref()
             .and_then(|e| colleagues.with_email(e));
-        let fallback = fallback_owner(tenant, colleagues);
         let target = ownership::rule_owner(
             request.policy.rule_transfer_target,
             manager.as_ref().map(|u| u.spec.employee_id.as_str()),
             me,
-            fallback.as_ref().map(|u| u.spec.employee_id.as_str()),
+            fallback_owner(tenant, colleagues),
             |id| is_active(colleagues, id),
         );
         let Some(target) = target else {
@@ -816,9 +814,10 @@ fn synced_item<'a>(i: &'a Involvement, me: &str) -> SyncedItem<'a> {
 }
 
 /// The tenant's fallback owner, if they are in the directory.
-fn fallback_owner(tenant: &Tenant, colleagues: &dyn Colleagues) -> Option<Arc<DirectoryUser>> {
+fn fallback_owner<'a>(tenant: &'a Tenant, colleagues: &dyn Colleagues) -> Option<&'a str> {
     let reference = tenant.spec.calendar.fallback_owner.as_ref()?;
-    colleagues.with_employee_id(&reference.employee_id)
+    let id = reference.employee_id.as_str();
+    colleagues.with_employee_id(id).map(|_| id)
 }
 
 /// In the directory, Active, and not on their way out.
