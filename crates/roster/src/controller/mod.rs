@@ -8,6 +8,7 @@ pub mod departure;
 pub mod directory;
 pub mod directory_user;
 mod error;
+mod pace;
 mod patch;
 pub mod tenant;
 pub mod watches;
@@ -105,6 +106,8 @@ pub struct Context {
     pub(crate) stage_two: directory_user::StageTwoSlots,
     /// The one turn to append an erasure receipt (see [`crate::receipts`]).
     pub(crate) receipt_turn: directory_user::StageTwoSlots,
+    /// The DirectoryUser reconciles started, for the paced triggers ([`pace`]).
+    pub(crate) pace: Arc<pace::Pace>,
     /// Quarantines ended and not yet written as such: stage 2 waits for them.
     pub(crate) due: directory_user::DueTransitions,
     /// Whether the API server answers (see [`Options::apiserver`]).
@@ -301,6 +304,7 @@ async fn run_scope(
         failures: Mutex::default(),
         stage_two: directory_user::StageTwoSlots::for_concurrency(options.concurrency),
         receipt_turn: directory_user::StageTwoSlots::with_permits(1),
+        pace: Arc::default(),
         due: directory_user::DueTransitions::default(),
         apiserver: options.apiserver.clone(),
     });

@@ -72,27 +72,66 @@ pub async fn controller(
             }
         }
     });
-    let controller = Controller::for_stream(user_stream, users.clone())
-        .reconcile_on(reports_rx)
+    // A Tenant change (suspend, time zone, policyRef...) wakes exactly its users.
+    let tenant_wakes = tenant_stream
+        .filter_map(|t| async move { t.ok() })
+        .flat_map(move |tenant| {
+            futures::stream::iter(queued_tenant.all(users_of_tenant(&by_tenant, &tenant)))
+        });
+    // A policy change wakes the users of every tenant that uses it.
+    let policy_wakes = policy_stream
+        .filter_map(|p| async move { p.ok() })
+        .flat_map(move |policy| {
+            futures::stream::iter(
+                queued_policy.all(
+                    super::tenants_using(&tenants, &policy)
+                        .into_iter()
+                        .flat_map(|t| users_of_tenant(&by_policy, &t))
+                        .collect(),
+                ),
+            )
+        });
+    // The end of an API server outage retries what it held up.
+    let all_users = users.clone();
+    let recovered = options.apiserver.recoveries().flat_map(move |()| {
+        futures::stream::iter(
+            all_users
+                .state()
+                .into_iter()
+                .map(|user| ObjectRef::from_obj(&*user)),
+        )
+    });
+    // Every trigger that can name many users at once goes through one paced queue
+    // (`controller::pace`): the users of a start or resync (and the reports each of
+    // their managers wakes), a Tenant's or a policy's change, the end of an API
+    // server outage. It hands nothing over before the stores are filled: kube-runtime
+    // holds what it gets before its own store is (a start's every user, as the list
+    // arrives), and a reconcile before the others are only comes back later.
+    let own = user_stream
+        .filter_map(|event| async move { event.ok().map(|user| ObjectRef::from_obj(&user)) });
+    let triggers = futures::stream::select_all([
+        own.boxed(),
+        reports_rx.boxed(),
+        tenant_wakes.boxed(),
+        policy_wakes.boxed(),
+        recovered.boxed(),
+    ]);
+    let filled = context.clone();
+    let in_store = users.clone();
+    let paced = context.pace.clone().queue(
+        triggers,
+        super::pace::LIMIT,
+        move || super::ready(&filled.users) && stores_ready(&filled),
+        // A user gone from the store (deleted) is not reconciled: it waits for nothing.
+        move |user| in_store.get(user).is_some(),
+    );
+    // The users' own changes come through `paced`.
+    let controller = Controller::for_stream(futures::stream::pending(), users.clone())
+        .reconcile_on(paced)
         // A released stage-2 slot (or receipt turn) wakes the user waiting longest.
         .reconcile_on(context.stage_two.woken_users())
         .reconcile_on(context.receipt_turn.woken_users())
         .with_config(Config::default().concurrency(options.concurrency))
-        // The end of an API server outage retries what it held up, all at once.
-        .reconcile_all_on(options.apiserver.recoveries())
-        // A Tenant change (suspend, time zone, policyRef...) wakes exactly its users.
-        .watches_stream(tenant_stream, move |tenant: Tenant| {
-            queued_tenant.all(users_of_tenant(&by_tenant, &tenant))
-        })
-        // A policy change wakes the users of every tenant that uses it.
-        .watches_stream(policy_stream, move |policy: DeprovisionPolicy| {
-            queued_policy.all(
-                super::tenants_using(&tenants, &policy)
-                    .into_iter()
-                    .flat_map(|t| users_of_tenant(&by_policy, &t))
-                    .collect(),
-            )
-        })
         // A Departure that appears or goes wakes the objects of the same person: one that
         // waited for it takes over, or takes the lifecycle back.
         .watches_stream(departure_stream, move |departure: Departure| {
@@ -131,6 +170,7 @@ fn users_of_tenant(
 }
 
 async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Action> {
+    context.pace.started(crate::metrics::queue::key_of(&*user));
     if !stores_ready(&context) {
         return Ok(Action::requeue(super::STORE_WAIT));
     }
