@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod effects;
 pub mod events;
 pub mod feeds;
+pub mod memory;
 pub mod metrics;
 pub mod operator;
 pub mod probes;

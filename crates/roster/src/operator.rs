@@ -59,6 +59,7 @@ pub async fn run(process: Process) -> anyhow::Result<()> {
         scim,
         shard,
     } = process;
+    tokio::spawn(crate::memory::trim_periodically());
     tokio::spawn(crate::apiserver::probe_while_down(
         client.clone(),
         apiserver.clone(),

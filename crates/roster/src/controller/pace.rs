@@ -127,6 +127,9 @@ impl<K: kube::Resource<DynamicType = ()> + 'static> Stream for Paced<K> {
             }
             let Some(next) = this.queue.front() else {
                 // A burst's queue is not kept for the next one.
+                if this.queue.capacity() > 1024 {
+                    tracing::debug!(capacity = this.queue.capacity(), "paced queue released");
+                }
                 this.queue.shrink_to_fit();
                 this.queued.shrink_to_fit();
                 return match this.triggers {
@@ -148,12 +151,15 @@ impl<K: kube::Resource<DynamicType = ()> + 'static> Stream for Paced<K> {
             match stall.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     this.stall = None;
-                    if (this.ready)() {
-                        let mut waiting = this.pace.lock();
-                        tracing::debug!(
-                            waiting = waiting.len(),
-                            "no paced reconcile started: going on"
-                        );
+                    let ready = (this.ready)();
+                    let mut waiting = this.pace.lock();
+                    tracing::debug!(
+                        ready,
+                        waiting = waiting.len(),
+                        queued = this.queue.len(),
+                        "no paced reconcile started"
+                    );
+                    if ready {
                         waiting.clear();
                     }
                 }
