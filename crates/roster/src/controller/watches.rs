@@ -285,7 +285,7 @@ fn uid<K: Resource>(k: &K) -> String {
 
 /// A store's object as a controller's stream wants it. Snapshots keep the store's
 /// `Arc`s and copy one object at a time as it is taken: a copy of every object at once
-/// was a second store (200 MB at 100,000 users) for as long as a start took.
+/// was a second store, for as long as the controller took to take them all.
 fn owned<K: Clone>(object: Arc<K>) -> Result<K, watcher::Error> {
     Ok(Arc::unwrap_or_clone(object))
 }
