@@ -85,10 +85,7 @@ fn queued(
     refs: Vec<ObjectRef<Departure>>,
 ) -> Vec<ObjectRef<Departure>> {
     for r in &refs {
-        queues.triggered(
-            CONTROLLER,
-            crate::metrics::queue::key(r.namespace.as_deref(), &r.name),
-        );
+        queues.triggered(CONTROLLER, crate::metrics::queue::key_of_ref(r));
     }
     refs
 }

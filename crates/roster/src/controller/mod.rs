@@ -249,19 +249,14 @@ pub async fn run_on(
 
 /// `objects` with the Tenant each one wakes noted in the Tenant controller's queue
 /// mirror ([`crate::metrics::queue`]; policy changes, which wake tenants rarely, are not).
-fn queued_tenants<K>(
+fn queued_tenants<T>(
     context: &Arc<Context>,
-    objects: impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>>
-    + Send
-    + 'static,
-    tenant: impl Fn(&K) -> Option<crate::metrics::queue::Key> + Send + 'static,
-) -> impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>> + Send + 'static
-{
+    objects: impl futures::Stream<Item = T> + Send + 'static,
+    tenant: impl Fn(&T) -> Option<crate::metrics::queue::Key> + Send + 'static,
+) -> impl futures::Stream<Item = T> + Send + 'static {
     let queues = context.metrics.queues.clone();
-    futures::StreamExt::inspect(objects, move |event| {
-        if let Ok(object) = event
-            && let Some(key) = tenant(object)
-        {
+    futures::StreamExt::inspect(objects, move |object| {
+        if let Some(key) = tenant(object) {
             queues.triggered("tenant", key);
         }
     })
@@ -311,7 +306,7 @@ async fn run_scope(
     let users = directory_user::controller(
         &options,
         context.clone(),
-        scope.users.objects(),
+        scope.users.shared(),
         scope.tenants.spec_changes(),
         scope.policies.spec_changes(),
         scope.departures.objects(),
@@ -347,7 +342,8 @@ async fn run_scope(
         queued_tenants(&context, scope.tenants.objects(), {
             // A Tenant gone from the store (deleted) is not reconciled: its slot goes.
             let (store, queues) = (context.tenants.clone(), context.metrics.queues.clone());
-            move |t: &Tenant| {
+            move |t: &std::result::Result<Tenant, kube::runtime::watcher::Error>| {
+                let t = t.as_ref().ok()?;
                 let present = store.get(&ObjectRef::from_obj(t)).is_some();
                 if !present {
                     queues.started("tenant", key_of(t));
@@ -355,11 +351,11 @@ async fn run_scope(
                 present.then(|| key_of(t))
             }
         }),
-        queued_tenants(&context, scope.users.objects(), |u: &DirectoryUser| {
+        queued_tenants(&context, scope.users.shared(), |u: &Arc<DirectoryUser>| {
             Some(tenant_key(u.namespace(), &u.spec.tenant_ref.name))
         }),
         scope.policies.objects(),
-        queued_tenants(&context, scope.departures.objects(), |d: &Departure| {
+        queued_tenants(&context, scope.departures.shared(), |d: &Arc<Departure>| {
             Some(tenant_key(d.namespace(), &d.spec.record.tenant_ref.name))
         }),
         shutdown,

@@ -18,7 +18,7 @@ use futures::task::AtomicWaker;
 use futures::{Future, Stream};
 use kube::runtime::reflector::ObjectRef;
 
-use crate::metrics::queue::{Key, key};
+use crate::metrics::queue::{Key, key_of_ref as key_of};
 
 /// Handed-over objects that may wait for their reconcile at once: many times the
 /// reconciles that run at once, so the controller never idles for want of work.
@@ -101,10 +101,6 @@ struct Paced<K: kube::Resource<DynamicType = ()> + 'static> {
     ready: Box<dyn Fn() -> bool + Send>,
     counts: Check<ObjectRef<K>>,
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-fn key_of<K: kube::Resource<DynamicType = ()>>(object: &ObjectRef<K>) -> Key {
-    key(object.namespace.as_deref(), &object.name)
 }
 
 impl<K: kube::Resource<DynamicType = ()> + 'static> Stream for Paced<K> {

@@ -41,9 +41,9 @@ pub async fn controller(
     options: &Options,
     context: Arc<Context>,
     tenant_stream: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
-    user_stream: impl Stream<Item = Result<DirectoryUser, watcher::Error>> + Send + 'static,
+    user_stream: impl Stream<Item = Arc<DirectoryUser>> + Send + 'static,
     policy_stream: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
-    departure_stream: impl Stream<Item = Result<Departure, watcher::Error>> + Send + 'static,
+    departure_stream: impl Stream<Item = Arc<Departure>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let tenants = context.tenants.clone();
@@ -54,13 +54,11 @@ pub async fn controller(
         .reachability_changes()
         .map(|(namespace, name)| ObjectRef::<Tenant>::new(&name).within(&namespace));
     let users = user_stream.filter_map(|user| async move {
-        let user = user.ok()?;
         let ns = user.namespace()?;
         Some(ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
     });
     // People who left by deletion are counted too, in their Departure's phase.
     let departures = departure_stream.filter_map(|departure| async move {
-        let departure = departure.ok()?;
         let ns = departure.namespace()?;
         Some(ObjectRef::<Tenant>::new(&departure.spec.record.tenant_ref.name).within(&ns))
     });

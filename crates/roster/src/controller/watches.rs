@@ -151,6 +151,12 @@ where
     /// applied or deleted object as it comes; a subscriber that fell behind gets the
     /// whole store again (reconciles are idempotent, and the queue folds duplicates).
     pub fn objects(&self) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+        self.shared().map(owned)
+    }
+
+    /// [`objects`](Self::objects) as the store holds them, for a subscriber that only
+    /// looks at each (to name the objects it wakes): no copy of any.
+    pub fn shared(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
         self.objects_changed(None)
     }
 
@@ -189,12 +195,13 @@ where
                 .hash(&mut h);
             h.finish()
         }))
+        .map(owned)
     }
 
     fn objects_changed(
         &self,
         key: Option<fn(&K) -> u64>,
-    ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+    ) -> impl Stream<Item = Arc<K>> + Send + 'static {
         // Subscribe before taking the snapshot, so nothing falls between the two.
         let changes = self.changes();
         let store = self.store.clone();
@@ -209,56 +216,48 @@ where
         }
         // `lagged`: this subscriber fell behind while a (re)list was under way, when
         // the store does not hold the list's objects yet: it resyncs when the list ends.
-        futures::stream::iter(now)
-            .map(owned)
-            .chain(futures::stream::unfold(
-                (changes, (store, listing), Vec::<Arc<K>>::new(), seen, false),
-                move |(mut changes, source, mut pending, mut seen, mut lagged)| async move {
-                    loop {
-                        if let Some(object) = pending.pop() {
-                            return Some((owned(object), (changes, source, pending, seen, lagged)));
-                        }
-                        match changes.recv().await {
-                            Ok(Change::Applied(k)) => {
-                                if let Some(key) = key {
-                                    let value = key(&k);
-                                    if seen.insert(uid(&*k), value) == Some(value) {
-                                        continue;
-                                    }
-                                }
-                                return Some((
-                                    Ok((*k).clone()),
-                                    (changes, source, pending, seen, lagged),
-                                ));
-                            }
-                            // Deleted objects too (kube's `touched_objects`): a Departure
-                            // that goes wakes its person, a Tenant that goes its users.
-                            Ok(Change::Deleted(k)) => {
-                                seen.remove(&uid(&*k));
-                                return Some((
-                                    Ok((*k).clone()),
-                                    (changes, source, pending, seen, lagged),
-                                ));
-                            }
-                            Ok(Change::Listed) => {
-                                if std::mem::take(&mut lagged) {
-                                    pending = source.0.state();
-                                }
-                            }
-                            Err(broadcast::error::RecvError::Lagged(_)) => {
-                                // What is still buffered is older than the store: go
-                                // on from the newest change instead of repeating it.
-                                changes = changes.resubscribe();
-                                lagged = source.1.load(Ordering::Acquire);
-                                if !lagged {
-                                    pending = source.0.state();
-                                }
-                            }
-                            Err(broadcast::error::RecvError::Closed) => return None,
-                        }
+        futures::stream::iter(now).chain(futures::stream::unfold(
+            (changes, (store, listing), Vec::<Arc<K>>::new(), seen, false),
+            move |(mut changes, source, mut pending, mut seen, mut lagged)| async move {
+                loop {
+                    if let Some(object) = pending.pop() {
+                        return Some((object, (changes, source, pending, seen, lagged)));
                     }
-                },
-            ))
+                    match changes.recv().await {
+                        Ok(Change::Applied(k)) => {
+                            if let Some(key) = key {
+                                let value = key(&k);
+                                if seen.insert(uid(&*k), value) == Some(value) {
+                                    continue;
+                                }
+                            }
+                            return Some((k, (changes, source, pending, seen, lagged)));
+                        }
+                        // Deleted objects too (kube's `touched_objects`): a Departure
+                        // that goes wakes its person, a Tenant that goes its users.
+                        Ok(Change::Deleted(k)) => {
+                            seen.remove(&uid(&*k));
+                            return Some((k, (changes, source, pending, seen, lagged)));
+                        }
+                        Ok(Change::Listed) => {
+                            if std::mem::take(&mut lagged) {
+                                pending = source.0.state();
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            // What is still buffered is older than the store: go
+                            // on from the newest change instead of repeating it.
+                            changes = changes.resubscribe();
+                            lagged = source.1.load(Ordering::Acquire);
+                            if !lagged {
+                                pending = source.0.state();
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
     }
 }
 
@@ -283,9 +282,9 @@ fn uid<K: Resource>(k: &K) -> String {
         .unwrap_or_else(|| format!("{:?}/{:?}", k.meta().namespace, k.meta().name))
 }
 
-/// A store's object as a controller's stream wants it. Snapshots keep the store's
-/// `Arc`s and copy one object at a time as it is taken: a copy of every object at once
-/// was a second store, for as long as the controller took to take them all.
+/// A store's object as kube-runtime's streams want it, copied as it is taken (a
+/// snapshot keeps the store's `Arc`s: a copy of every object at once was a second
+/// store, for as long as the controller took to take them all).
 fn owned<K: Clone>(object: Arc<K>) -> Result<K, watcher::Error> {
     Ok(Arc::unwrap_or_clone(object))
 }

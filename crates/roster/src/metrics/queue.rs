@@ -42,6 +42,13 @@ pub fn key_of(object: &impl kube::Resource) -> Key {
     )
 }
 
+/// The key of the object a reference names.
+pub fn key_of_ref<K: kube::runtime::reflector::Lookup + ?Sized>(
+    object: &kube::runtime::reflector::ObjectRef<K>,
+) -> Key {
+    key(object.namespace.as_deref(), &object.name)
+}
+
 /// The controllers whose queues are reported (always, also when empty).
 const CONTROLLERS: [&str; 3] = ["directoryuser", "departure", "tenant"];
 

@@ -42,7 +42,7 @@ pub(crate) const KIND: &str = "DirectoryUser";
 pub async fn controller(
     options: &Options,
     context: Arc<Context>,
-    user_stream: impl Stream<Item = Result<DirectoryUser, watcher::Error>> + Send + 'static,
+    user_stream: impl Stream<Item = Arc<DirectoryUser>> + Send + 'static,
     tenant_stream: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
     policy_stream: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
     departure_stream: impl Stream<Item = Result<Departure, watcher::Error>> + Send + 'static,
@@ -61,15 +61,13 @@ pub async fn controller(
     // A user's change also wakes their reports (one watch, teed): a manager who arrives
     // or gets an account after their reports resolves them.
     let (reports_tx, reports_rx) = futures::channel::mpsc::unbounded();
-    let user_stream = user_stream.inspect(move |event| {
-        if let Ok(user) = event {
-            // Gone from the store (deleted): kube-runtime will not reconcile it.
-            let present = in_store.get(&ObjectRef::from_obj(user)).is_some();
-            queued.object(user, present);
-            for report in gather::reports_of(&by_manager, user) {
-                queued.of_ref(&report);
-                let _ = reports_tx.unbounded_send(report);
-            }
+    let user_stream = user_stream.inspect(move |user| {
+        // Gone from the store (deleted): kube-runtime will not reconcile it.
+        let present = in_store.get(&ObjectRef::from_obj(&**user)).is_some();
+        queued.object(user, present);
+        for report in gather::reports_of(&by_manager, user) {
+            queued.of_ref(&report);
+            let _ = reports_tx.unbounded_send(report);
         }
     });
     // A Tenant change (suspend, time zone, policyRef...) wakes exactly its users.
@@ -107,8 +105,7 @@ pub async fn controller(
     // server outage. It hands nothing over before the stores are filled: kube-runtime
     // holds what it gets before its own store is (a start's every user, as the list
     // arrives), and a reconcile before the others are only comes back later.
-    let own = user_stream
-        .filter_map(|event| async move { event.ok().map(|user| ObjectRef::from_obj(&user)) });
+    let own = user_stream.map(|user| ObjectRef::from_obj(&*user));
     let triggers = futures::stream::select_all([
         own.boxed(),
         reports_rx.boxed(),
@@ -203,8 +200,8 @@ impl Queued {
     }
 
     fn of_ref(&self, user: &ObjectRef<DirectoryUser>) {
-        let key = crate::metrics::queue::key(user.namespace.as_deref(), &user.name);
-        self.0.triggered(KIND_LABEL, key);
+        self.0
+            .triggered(KIND_LABEL, crate::metrics::queue::key_of_ref(user));
     }
 
     fn all(&self, users: Vec<ObjectRef<DirectoryUser>>) -> Vec<ObjectRef<DirectoryUser>> {
