@@ -11,6 +11,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use roster_api::{DirectoryUser, Phase, UserCounts};
 
+use super::stored::{StoredUser, Users};
 use super::watches::Change;
 
 // Compact on purpose: one entry per user of a 100k tenant. Strings are shared
@@ -237,22 +238,36 @@ pub struct Directory {
 
 impl Directory {
     /// Takes in one change of the watch (the store is already up to date with it).
-    pub fn apply(&self, change: &Change<DirectoryUser>, store: &Store<DirectoryUser>) {
+    pub fn apply(&self, change: &Change<StoredUser>, store: &Store<StoredUser>) {
         match change {
-            Change::Applied(du) => self.write().observe(du),
-            Change::Deleted(du) => {
-                if let Some(namespace) = du.namespace() {
-                    self.write().remove(&namespace, &du.name_any());
+            Change::Applied(stored) => match stored.user() {
+                Ok(du) => self.write().observe(&du),
+                Err(error) => tracing::error!(%error, "a user left out of the index"),
+            },
+            Change::Deleted(stored) => {
+                if let Some(namespace) = stored.namespace() {
+                    self.write().remove(&namespace, &stored.name_any());
                 }
             }
-            // After a (re)list the store is exactly what exists: rebuild from it, so
-            // objects deleted while the watch was down go too.
+            // After a (re)list the store is exactly what exists, and the list's every
+            // object was taken in as it came: what the store no longer has (deleted
+            // while the watch was down) goes.
             Change::Listed => {
-                let mut maps = Maps::default();
-                for du in store.state() {
-                    maps.observe(&du);
+                let present: std::collections::HashSet<(String, String)> = store
+                    .state()
+                    .iter()
+                    .map(|u| (u.namespace().unwrap_or_default(), u.name_any()))
+                    .collect();
+                let mut maps = self.write();
+                let gone: Vec<(Text, Text)> = maps
+                    .entries
+                    .keys()
+                    .filter(|(ns, name)| !present.contains(&(ns.to_string(), name.to_string())))
+                    .cloned()
+                    .collect();
+                for (namespace, name) in gone {
+                    maps.remove(&namespace, &name);
                 }
-                *self.write() = maps;
             }
         }
     }
@@ -335,6 +350,42 @@ impl Directory {
         )
     }
 
+    /// The tenant and phase of a user the index holds (nothing unpacked).
+    fn entry(&self, namespace: &str, name: &str) -> Option<(String, Entry)> {
+        let maps = self.read();
+        let entry = maps.entries.get(&(namespace.into(), name.into()))?.clone();
+        let tenant = maps
+            .tenant_ids
+            .iter()
+            .find(|(_, id)| **id == entry.tenant)
+            .map(|((_, tenant), _)| tenant.clone())?;
+        Some((tenant, entry))
+    }
+
+    /// The tenant of a user the index holds.
+    pub fn tenant_of(&self, namespace: &str, name: &str) -> Option<String> {
+        self.entry(namespace, name).map(|(tenant, _)| tenant)
+    }
+
+    /// The phase of a user the index holds (Active before any status).
+    pub fn phase_of(&self, namespace: &str, name: &str) -> Option<Phase> {
+        self.entry(namespace, name).map(|(_, e)| e.phase)
+    }
+
+    /// The users of the user's tenant who name the user's email as their manager;
+    /// `None` when the index does not hold the user (deleted).
+    pub fn reports_of_user(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Vec<ObjectRef<DirectoryUser>>> {
+        let (tenant, entry) = self.entry(namespace, name)?;
+        if entry.email.is_empty() {
+            return Some(Vec::new());
+        }
+        Some(self.reports_of(namespace, &tenant, &entry.email))
+    }
+
     /// How many of a tenant's users are in each phase.
     pub fn counts(&self, namespace: &str, tenant: &str) -> UserCounts {
         let maps = self.read();
@@ -345,18 +396,15 @@ impl Directory {
     }
 }
 
-/// The objects of `refs` that the store has.
-pub fn resolve(
-    store: &Store<DirectoryUser>,
-    refs: &[ObjectRef<DirectoryUser>],
-) -> Vec<Arc<DirectoryUser>> {
-    refs.iter().filter_map(|r| store.get(r)).collect()
+/// The objects of `refs` that the store has, unpacked.
+pub fn resolve(users: &Users, refs: &[ObjectRef<DirectoryUser>]) -> Vec<Arc<DirectoryUser>> {
+    refs.iter().filter_map(|r| users.get(r)).collect()
 }
 
 /// One tenant's users through the indexes and the store: what a hand-over looks up.
 pub struct TenantUsers<'a> {
     directory: &'a Directory,
-    store: &'a Store<DirectoryUser>,
+    store: &'a Users,
     namespace: &'a str,
     tenant: &'a str,
 }
@@ -364,7 +412,7 @@ pub struct TenantUsers<'a> {
 impl<'a> TenantUsers<'a> {
     pub fn new(
         directory: &'a Directory,
-        store: &'a Store<DirectoryUser>,
+        store: &'a Users,
         namespace: &'a str,
         tenant: &'a str,
     ) -> Self {

@@ -12,6 +12,8 @@ pub enum Error {
     Serialize(#[from] serde_json::Error),
     #[error("erasure receipt: {0}")]
     Receipts(String),
+    #[error(transparent)]
+    Unpack(#[from] super::stored::UnpackError),
 }
 
 impl Error {
@@ -24,6 +26,7 @@ impl Error {
             Self::Kube(_) => "api",
             Self::Serialize(_) => "serialize",
             Self::Receipts(_) => "receipts",
+            Self::Unpack(_) => "unpack",
         }
     }
 }

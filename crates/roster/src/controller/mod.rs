@@ -10,6 +10,7 @@ pub mod directory_user;
 mod error;
 mod pace;
 mod patch;
+pub mod stored;
 pub mod tenant;
 pub mod watches;
 pub(crate) mod written;
@@ -34,7 +35,7 @@ use crate::effects::Effects;
 use crate::metrics::queue::key_of;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use roster_api::{Departure, DirectoryUser, Tenant};
+use roster_api::{Departure, Tenant};
 
 /// Field manager for status written by roster.
 pub const MANAGER: &str = "roster";
@@ -86,8 +87,8 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub tenants: Store<roster_api::Tenant>,
     pub policies: Store<roster_api::DeprovisionPolicy>,
-    /// Every DirectoryUser, for finding colleagues (new owners, managers).
-    pub users: Store<roster_api::DirectoryUser>,
+    /// Every DirectoryUser, packed, for finding colleagues (new owners, managers).
+    pub users: stored::Users,
     /// Indexes over `users` (kept by its watch): look up, never scan.
     pub directory: Arc<directory::Directory>,
     /// Leavers whose DirectoryUser was deleted (see `directory_user::departure`).
@@ -289,7 +290,7 @@ async fn run_scope(
         metrics,
         tenants: scope.tenants.store.clone(),
         policies: scope.policies.store.clone(),
-        users: scope.users.store.clone(),
+        users: stored::Users::new(scope.users.store.clone()),
         directory: scope.directory.clone(),
         departures: scope.departures.store.clone(),
         endpoints: options.endpoints.clone(),
@@ -351,9 +352,16 @@ async fn run_scope(
                 present.then(|| key_of(t))
             }
         }),
-        queued_tenants(&context, scope.users.shared(), |u: &Arc<DirectoryUser>| {
-            Some(tenant_key(u.namespace(), &u.spec.tenant_ref.name))
-        }),
+        queued_tenants(
+            &context,
+            {
+                let directory = context.directory.clone();
+                futures::StreamExt::filter_map(scope.users.shared(), move |user| {
+                    futures::future::ready(tenant::tenant_of_user(&directory, &user))
+                })
+            },
+            |t: &ObjectRef<Tenant>| Some(tenant_key(t.namespace.clone(), &t.name)),
+        ),
         scope.policies.objects(),
         queued_tenants(&context, scope.departures.shared(), |d: &Arc<Departure>| {
             Some(tenant_key(d.namespace(), &d.spec.record.tenant_ref.name))

@@ -41,7 +41,8 @@ pub async fn controller(
     options: &Options,
     context: Arc<Context>,
     tenant_stream: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
-    user_stream: impl Stream<Item = Arc<DirectoryUser>> + Send + 'static,
+    // The Tenant of each user that changed ([`tenant_of_user`]).
+    user_tenants: impl Stream<Item = ObjectRef<Tenant>> + Send + 'static,
     policy_stream: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
     departure_stream: impl Stream<Item = Arc<Departure>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -53,17 +54,13 @@ pub async fn controller(
         .effects
         .reachability_changes()
         .map(|(namespace, name)| ObjectRef::<Tenant>::new(&name).within(&namespace));
-    let users = user_stream.filter_map(|user| async move {
-        let ns = user.namespace()?;
-        Some(ObjectRef::<Tenant>::new(&user.spec.tenant_ref.name).within(&ns))
-    });
     // People who left by deletion are counted too, in their Departure's phase.
     let departures = departure_stream.filter_map(|departure| async move {
         let ns = departure.namespace()?;
         Some(ObjectRef::<Tenant>::new(&departure.spec.record.tenant_ref.name).within(&ns))
     });
     let people = throttle::throttled(
-        futures::stream::select(users, departures),
+        futures::stream::select(user_tenants, departures),
         Duration::from_secs(1),
     );
     let controller = Controller::for_stream(tenant_stream, tenants)
@@ -97,10 +94,24 @@ pub async fn controller(
         .await;
 }
 
+/// The Tenant a user's change concerns: from the index, or for a user it no longer
+/// holds (deleted), from the user's last version.
+pub fn tenant_of_user(
+    directory: &super::directory::Directory,
+    user: &super::stored::StoredUser,
+) -> Option<ObjectRef<Tenant>> {
+    let namespace = user.namespace()?;
+    let tenant = match directory.tenant_of(&namespace, &user.name_any()) {
+        Some(tenant) => tenant,
+        None => user.user().ok()?.spec.tenant_ref.name,
+    };
+    Some(ObjectRef::new(&tenant).within(&namespace))
+}
+
 #[instrument(skip_all, fields(namespace = tenant.namespace(), tenant = tenant.name_any()))]
 async fn reconcile(tenant: Arc<Tenant>, context: Arc<Context>) -> Result<Action> {
     // Counting before the user store is filled would publish zeros.
-    if !super::ready(&context.users) || !super::ready(&context.policies) {
+    if !context.users.is_ready() || !super::ready(&context.policies) {
         return Ok(Action::requeue(super::STORE_WAIT));
     }
     if let Some(wait) = context.wait_out_outage() {

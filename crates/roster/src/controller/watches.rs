@@ -16,7 +16,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Tenant};
+use roster_api::{Departure, DeprovisionPolicy, Tenant};
+
+use super::stored::StoredUser;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
@@ -264,7 +266,7 @@ where
 /// What a store need not keep of an object: nothing roster decides on, and each a
 /// copy of much of the object (the field managers, and `kubectl apply`'s copy of the
 /// last manifest).
-fn strip(meta: &mut ObjectMeta) {
+pub(crate) fn strip(meta: &mut ObjectMeta) {
     meta.managed_fields = None;
     if let Some(annotations) = &mut meta.annotations {
         annotations.remove(LAST_APPLIED);
@@ -295,7 +297,8 @@ pub struct ScopeWatches {
     pub namespace: Option<String>,
     pub tenants: Watched<Tenant>,
     pub policies: Watched<DeprovisionPolicy>,
-    pub users: Watched<DirectoryUser>,
+    /// Packed as they arrive (`stored`): the store keeps no typed user.
+    pub users: Watched<StoredUser>,
     /// Indexes over `users`, kept by its watch.
     pub directory: Arc<super::directory::Directory>,
     /// Roster's own writes to `users`, and whether the watch has delivered them.
@@ -318,7 +321,7 @@ impl ScopeWatches {
                 Some(Arc::new(move |change, store| {
                     index.apply(change, store);
                     if let Change::Applied(user) = change {
-                        delivered.observe(super::directory_user::KIND, user, || {
+                        delivered.observe(super::directory_user::KIND, &**user, || {
                             let stored = store.get(&ObjectRef::from_obj(&**user));
                             stored.and_then(|s| s.resource_version()) == user.resource_version()
                         });

@@ -71,11 +71,12 @@ fn key(kind: &'static str, namespace: &str, name: &str) -> Key {
     (kind, namespace.to_string(), name.to_string())
 }
 
-fn key_of(kind: &'static str, object: &DirectoryUser) -> Key {
+fn key_of(kind: &'static str, object: &impl kube::Resource) -> Key {
+    let meta = object.meta();
     key(
         kind,
-        object.metadata.namespace.as_deref().unwrap_or_default(),
-        object.metadata.name.as_deref().unwrap_or_default(),
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
     )
 }
 
@@ -135,7 +136,7 @@ impl Written {
     pub fn observe(
         &self,
         kind: &'static str,
-        object: &DirectoryUser,
+        object: &impl kube::Resource,
         in_store: impl FnOnce() -> bool,
     ) {
         let Some(version) = object.resource_version() else {

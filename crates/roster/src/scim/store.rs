@@ -20,6 +20,7 @@ use roster_scim::store::{Index, Record, ScimTenant, Scope, Store};
 use roster_scim::{ScimError, ScimType};
 
 use crate::clock::Clock;
+use crate::controller::stored::StoredUser;
 use crate::controller::watches::{Change, Watched};
 
 type Limiter = governor::DefaultKeyedRateLimiter<Scope>;
@@ -169,12 +170,12 @@ impl KubeStore {
 
     /// Keeps the index in step with one watch of DirectoryUsers, for the life of the
     /// process. A (re)list, or falling behind the watch, rebuilds from the store.
-    pub async fn follow(self: Arc<Self>, users: Watched<DirectoryUser>) {
+    pub async fn follow(self: Arc<Self>, users: Watched<StoredUser>) {
         let mut changes = users.changes();
         self.rebuild(&users);
         loop {
             match changes.recv().await {
-                Ok(Change::Applied(du)) => self.write().observe(&du),
+                Ok(Change::Applied(stored)) => self.observe_stored(&stored),
                 Ok(Change::Deleted(du)) => {
                     let key = (du.namespace().unwrap_or_default(), du.name_any());
                     self.write().forget(&key);
@@ -228,7 +229,15 @@ impl KubeStore {
         }
     }
 
-    fn rebuild(&self, users: &Watched<DirectoryUser>) {
+    /// Takes in a user as the store keeps it, unpacked for the SCIM records.
+    fn observe_stored(&self, stored: &StoredUser) {
+        match stored.user() {
+            Ok(du) => self.write().observe(&du),
+            Err(error) => tracing::error!(%error, "a user left out of the SCIM index"),
+        }
+    }
+
+    fn rebuild(&self, users: &Watched<StoredUser>) {
         let objects = users.store.state();
         let present: std::collections::HashSet<(String, String)> = objects
             .iter()
@@ -246,8 +255,9 @@ impl KubeStore {
         for key in gone {
             index.forget(&key);
         }
-        for du in &objects {
-            index.observe(du);
+        drop(index);
+        for stored in &objects {
+            self.observe_stored(stored);
         }
     }
 

@@ -206,8 +206,16 @@ pub fn manager<'a>(user: &DirectoryUser, directory: &'a [Arc<DirectoryUser>]) ->
 /// provisioning resolves them (feeds often deliver managers after their reports).
 pub fn reports_of(
     directory: &crate::controller::directory::Directory,
-    manager: &DirectoryUser,
+    manager: &crate::controller::stored::StoredUser,
 ) -> Vec<ObjectRef<DirectoryUser>> {
+    let namespace = manager.namespace().unwrap_or_default();
+    if let Some(reports) = directory.reports_of_user(&namespace, &manager.name_any()) {
+        return reports;
+    }
+    // Not in the index any more (deleted): its last version.
+    let Ok(manager) = manager.user() else {
+        return Vec::new();
+    };
     let email = manager.spec.email.trim();
     if email.is_empty() {
         return Vec::new();

@@ -18,7 +18,6 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use roster_api::tenant::{APPROVE_REMOVALS_ANNOTATION, REJECT_REMOVALS_ANNOTATION};
 use roster_api::{DirectoryUser, GuardTrip, MassDeprovisionGuard, Phase, Tenant};
@@ -141,9 +140,9 @@ pub async fn admit(
             .values()
             .filter(|(_, name)| {
                 context
-                    .users
-                    .get(&ObjectRef::new(name).within(&namespace))
-                    .is_none_or(|u| u.status.as_ref().is_some_and(|s| s.phase != Phase::Active))
+                    .directory
+                    .phase_of(&namespace, name)
+                    .is_none_or(|phase| phase != Phase::Active)
             })
             .count();
         let tally = Tally {

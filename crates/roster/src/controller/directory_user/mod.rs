@@ -29,6 +29,7 @@ use tracing::{instrument, warn};
 
 use roster_api::{Departure, DeprovisionPolicy, DirectoryUser, Phase, Tenant};
 
+use super::stored::{self, StoredUser};
 use super::written::Freshness;
 use super::{Context, Error, FINALIZER, Options, Result, jitter};
 use decide::Decided;
@@ -42,7 +43,7 @@ pub(crate) const KIND: &str = "DirectoryUser";
 pub async fn controller(
     options: &Options,
     context: Arc<Context>,
-    user_stream: impl Stream<Item = Arc<DirectoryUser>> + Send + 'static,
+    user_stream: impl Stream<Item = Arc<StoredUser>> + Send + 'static,
     tenant_stream: impl Stream<Item = Result<Tenant, watcher::Error>> + Send + 'static,
     policy_stream: impl Stream<Item = Result<DeprovisionPolicy, watcher::Error>> + Send + 'static,
     departure_stream: impl Stream<Item = Result<Departure, watcher::Error>> + Send + 'static,
@@ -63,8 +64,8 @@ pub async fn controller(
     let (reports_tx, reports_rx) = futures::channel::mpsc::unbounded();
     let user_stream = user_stream.inspect(move |user| {
         // Gone from the store (deleted): kube-runtime will not reconcile it.
-        let present = in_store.get(&ObjectRef::from_obj(&**user)).is_some();
-        queued.object(user, present);
+        let named = stored::user_ref(user);
+        queued.object(&named, in_store.contains(&named));
         for report in gather::reports_of(&by_manager, user) {
             queued.of_ref(&report);
             let _ = reports_tx.unbounded_send(report);
@@ -91,21 +92,17 @@ pub async fn controller(
         });
     // The end of an API server outage retries what it held up.
     let all_users = users.clone();
-    let recovered = options.apiserver.recoveries().flat_map(move |()| {
-        futures::stream::iter(
-            all_users
-                .state()
-                .into_iter()
-                .map(|user| ObjectRef::from_obj(&*user)),
-        )
-    });
+    let recovered = options
+        .apiserver
+        .recoveries()
+        .flat_map(move |()| futures::stream::iter(all_users.refs()));
     // Every trigger that can name many users at once goes through one paced queue
     // (`controller::pace`): the users of a start or resync (and the reports each of
     // their managers wakes), a Tenant's or a policy's change, the end of an API
     // server outage. It hands nothing over before the stores are filled: kube-runtime
     // holds what it gets before its own store is (a start's every user, as the list
     // arrives), and a reconcile before the others are only comes back later.
-    let own = user_stream.map(|user| ObjectRef::from_obj(&*user));
+    let own = user_stream.map(|user| stored::user_ref(&user));
     let triggers = futures::stream::select_all([
         own.boxed(),
         reports_rx.boxed(),
@@ -118,26 +115,29 @@ pub async fn controller(
     let paced = context.pace.clone().queue(
         triggers,
         super::pace::LIMIT,
-        move || super::ready(&filled.users) && stores_ready(&filled),
+        move || filled.users.is_ready() && stores_ready(&filled),
         // A user gone from the store (deleted) is not reconciled: it waits for nothing.
-        move |user| in_store.get(user).is_some(),
+        move |user| in_store.contains(user),
     );
     // The users' own changes come through `paced`.
-    let controller = Controller::for_stream(futures::stream::pending(), users.clone())
-        .reconcile_on(paced)
+    let controller = Controller::for_stream(futures::stream::pending(), users.store().clone())
+        .reconcile_on(paced.map(stored::stored_ref))
         // A released stage-2 slot (or receipt turn) wakes the user waiting longest.
-        .reconcile_on(context.stage_two.woken_users())
-        .reconcile_on(context.receipt_turn.woken_users())
+        .reconcile_on(context.stage_two.woken_users().map(stored::stored_ref))
+        .reconcile_on(context.receipt_turn.woken_users().map(stored::stored_ref))
         .with_config(Config::default().concurrency(options.concurrency))
         // A Departure that appears or goes wakes the objects of the same person: one that
         // waited for it takes over, or takes the lifecycle back.
         .watches_stream(departure_stream, move |departure: Departure| {
             let record = &departure.spec.record;
-            queued_departure.all(by_departure.with_employee_id(
-                &departure.namespace().unwrap_or_default(),
-                &record.tenant_ref.name,
-                &record.employee_id,
-            ))
+            queued_departure
+                .all(by_departure.with_employee_id(
+                    &departure.namespace().unwrap_or_default(),
+                    &record.tenant_ref.name,
+                    &record.employee_id,
+                ))
+                .into_iter()
+                .map(stored::stored_ref)
         })
         .graceful_shutdown_on(shutdown);
     controller
@@ -166,8 +166,10 @@ fn users_of_tenant(
     directory.users_of(&tenant.namespace().unwrap_or_default(), &tenant.name_any())
 }
 
-async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Action> {
-    context.pace.started(crate::metrics::queue::key_of(&*user));
+async fn reconcile(stored: Arc<StoredUser>, context: Arc<Context>) -> Result<Action> {
+    context
+        .pace
+        .started(crate::metrics::queue::key_of(&*stored));
     if !stores_ready(&context) {
         return Ok(Action::requeue(super::STORE_WAIT));
     }
@@ -175,8 +177,11 @@ async fn reconcile(user: Arc<DirectoryUser>, context: Arc<Context>) -> Result<Ac
         return Ok(wait);
     }
     let metrics = context.metrics.clone();
-    let reconciling = metrics.reconciling(KIND_LABEL, crate::metrics::queue::key_of(&*user));
-    let result = reconcile_user(user, &context).await;
+    let reconciling = metrics.reconciling(KIND_LABEL, crate::metrics::queue::key_of(&*stored));
+    let result = match stored.user() {
+        Ok(user) => reconcile_user(Arc::new(user), &context).await,
+        Err(error) => Err(error.into()),
+    };
     reconciling.finished(&result);
     result
 }
@@ -190,8 +195,8 @@ const KIND_LABEL: &str = "directoryuser";
 struct Queued(Arc<crate::metrics::queue::Queues>);
 
 impl Queued {
-    fn object(&self, user: &DirectoryUser, present: bool) {
-        let key = crate::metrics::queue::key_of(user);
+    fn object(&self, user: &ObjectRef<DirectoryUser>, present: bool) {
+        let key = crate::metrics::queue::key_of_ref(user);
         if present {
             self.0.triggered(KIND_LABEL, key);
         } else {
@@ -476,7 +481,7 @@ pub(super) async fn lifecycle(
 /// Decisions a reconcile carries out before it lets other users have its turn.
 const MAX_ROUNDS: usize = 6;
 
-fn error_policy(user: Arc<DirectoryUser>, error: &Error, context: Arc<Context>) -> Action {
+fn error_policy(user: Arc<StoredUser>, error: &Error, context: Arc<Context>) -> Action {
     context.count_error(KIND_LABEL, error);
     let delay = context.failure_backoff(&user.uid().unwrap_or_default());
     let key = crate::metrics::queue::key_of(&*user);
