@@ -225,7 +225,7 @@ async fn main() -> anyhow::Result<()> {
                 allow_loopback_http: !args.no_loopback_http,
             };
             let effects: Arc<dyn roster::effects::Effects> = match args.effects {
-                EffectsKind::Memory => Arc::new(roster::effects::memory::MemoryEffects::new()),
+                EffectsKind::Memory => Arc::new(roster::effects::memory::MemoryEffects::unlogged()),
                 EffectsKind::Http => Arc::new(roster::effects::platform::PlatformEffects::new(
                     client.clone(),
                     Arc::new(roster::clock::SystemClock),

@@ -20,6 +20,13 @@
 //! acknowledged before this process's first write, so the store holds them all; a copy
 //! of what the store holds *now* is then fresh. Until then (and after a write whose
 //! outcome is unknown) such an object is read afresh.
+//!
+//! So once the store holds roster's last write of an object (and any of its writes of
+//! the kind), the object's record goes: it would say no more than the store does, and
+//! kept for every user it cost a quarter of a KB each. A write whose event the watch
+//! delivered before the write's response is then not known to be delivered: the next
+//! version someone else writes is read afresh once, until roster's next write is
+//! delivered.
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -151,12 +158,19 @@ impl Written {
             return;
         };
         if entry.last == version {
-            entry.seen = true;
-            entry.after = String::new();
-            entry.earlier = Vec::new();
             if !caught_up.contains(kind) && in_store() {
                 caught_up.insert(kind);
             }
+            if caught_up.contains(kind) {
+                // The store holds roster's last write: a copy of what it holds now is
+                // fresh, as for an object this process never wrote. Remembering it
+                // costs a quarter of a KB a user, so the record goes.
+                versions.remove(&key_of(kind, object));
+                return;
+            }
+            entry.seen = true;
+            entry.after = String::new();
+            entry.earlier = Vec::new();
         } else if entry.seen {
             entry.after = version.to_string();
         }
@@ -238,16 +252,18 @@ mod tests {
         assert_eq!(fresh(at("3")), Freshness::Behind);
         assert_eq!(fresh(at("4")), Freshness::Current);
         observe(&written, &at("4"));
-        assert_eq!(fresh(at("4")), Freshness::Current);
+        // Delivered: fresh as long as the store holds it (its record is gone).
+        assert_eq!(fresh_as(&written, &at("4"), Some("4")), Freshness::Newer);
+        assert_eq!(fresh_as(&written, &at("4"), Some("5")), Freshness::Unknown);
         // Someone else's write after roster's: newer.
         observe(&written, &at("5"));
-        assert!(written.is_fresh("K", &at("5"), None));
+        assert!(written.is_fresh("K", &at("5"), Some("5")));
         // A new write: the version before it is no longer known to be newer.
         written.wrote("K", &at("6"));
-        assert_eq!(fresh(at("5")), Freshness::Unknown);
+        assert_eq!(fresh_as(&written, &at("5"), Some("5")), Freshness::Unknown);
         observe(&written, &at("6"));
         observe(&written, &at("7"));
-        assert_eq!(fresh(at("7")), Freshness::Newer);
+        assert_eq!(fresh_as(&written, &at("7"), Some("7")), Freshness::Newer);
         written.wrote("K", &at("8"));
         assert_eq!(
             written.freshness("Other", &at("8"), None),
@@ -278,13 +294,36 @@ mod tests {
 
     #[test]
     fn a_write_the_watch_delivered_before_its_response_counts_as_seen() {
+        // Until the store holds one of this process's writes, records are kept.
+        let written = Written::default();
+        written.wrote("K", &at("2"));
+        written.observe("K", &at("2"), || false);
+        written.observe("K", &at("3"), || false); // roster's next write, delivered first
+        written.wrote("K", &at("3"));
+        written.observe("K", &at("4"), || false);
+        assert_eq!(fresh_as(&written, &at("4"), None), Freshness::Newer);
+    }
+
+    #[test]
+    fn once_delivered_a_write_is_forgotten_and_only_costs_a_read_when_raced() {
         let written = Written::default();
         written.wrote("K", &at("2"));
         observe(&written, &at("2"));
-        observe(&written, &at("3")); // roster's next write, delivered first
+        assert!(
+            written.lock().versions.is_empty(),
+            "nothing kept once delivered"
+        );
+        // Roster's next write delivered before its response: not known to be
+        // delivered, so someone else's later version is read afresh (never decided
+        // on unread) until roster's next write is delivered.
+        observe(&written, &at("3"));
         written.wrote("K", &at("3"));
+        assert_eq!(fresh_as(&written, &at("3"), Some("3")), Freshness::Current);
         observe(&written, &at("4"));
-        assert_eq!(fresh_as(&written, &at("4"), None), Freshness::Newer);
+        assert_eq!(fresh_as(&written, &at("4"), Some("4")), Freshness::Unknown);
+        written.wrote("K", &at("5"));
+        observe(&written, &at("5"));
+        assert!(written.lock().versions.is_empty());
     }
 
     #[test]
@@ -316,8 +355,9 @@ mod tests {
         observe(&written, &at("3"));
         assert_eq!(fresh_as(&written, &at("3"), Some("3")), Freshness::Unknown);
         written.wrote("K", &at("4"));
+        assert_eq!(fresh_as(&written, &at("4"), Some("3")), Freshness::Current);
         observe(&written, &at("4"));
-        assert_eq!(fresh_as(&written, &at("4"), Some("4")), Freshness::Current);
+        assert_eq!(fresh_as(&written, &at("4"), Some("4")), Freshness::Newer);
         // Forgotten objects count among those not written since the process started.
         written.forget("K", &at("4"));
         assert_eq!(fresh_as(&written, &at("4"), Some("4")), Freshness::Newer);

@@ -1,7 +1,8 @@
 //! In-memory effects: test and demo equipment that records every call and
 //! deduplicates by idempotency key the way the real services do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
@@ -34,10 +35,13 @@ pub struct SyncCall {
 
 #[derive(Default)]
 struct State {
+    /// Without a log only `seen` is kept: which keys took effect.
+    unlogged: bool,
     exits: Vec<(String, String, bool)>,
     calls: Vec<Call>,
     sync_calls: Vec<SyncCall>,
     applied: HashMap<String, u32>,
+    seen: HashSet<u64>,
 }
 
 /// Records calls; every call succeeds.
@@ -49,6 +53,19 @@ pub struct MemoryEffects {
 impl MemoryEffects {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Deduplicates as [`MemoryEffects::new`] does but keeps no record of the calls
+    /// (its accessors return nothing): the operator binary's `--effects memory`, where
+    /// nobody reads the record and it would grow with every user (a quarter of a KB
+    /// each, a tenth of the operator's memory at 100,000 users).
+    pub fn unlogged() -> Self {
+        Self {
+            state: Mutex::new(State {
+                unlogged: true,
+                ..State::default()
+            }),
+        }
     }
 
     /// Every call so far, in order.
@@ -74,6 +91,13 @@ impl MemoryEffects {
     /// Whether `key` takes effect now (its first call), as a service's idempotency
     /// store decides.
     fn first_application(state: &mut State, key: &str) -> bool {
+        if state.unlogged {
+            // A 64-bit hash: two of a process's keys colliding is a one in 10^9
+            // chance at 100,000 users, and this is test equipment.
+            let mut hasher = DefaultHasher::new();
+            key.hash(&mut hasher);
+            return state.seen.insert(hasher.finish());
+        }
         let first = !state.applied.contains_key(key);
         if first {
             state.applied.insert(key.to_string(), 1);
@@ -93,6 +117,9 @@ impl Effects for MemoryEffects {
         let mut state = self.lock();
         let key = request.action.idempotency_key.clone();
         let first = Self::first_application(&mut state, &key);
+        if state.unlogged {
+            return Box::pin(async { SyncOutcome::Done });
+        }
         state.sync_calls.push(SyncCall {
             namespace: request.user.metadata.namespace.clone().unwrap_or_default(),
             employee_id: request.user.spec.employee_id.clone(),
@@ -107,13 +134,15 @@ impl Effects for MemoryEffects {
         let mut state = self.lock();
         let key = request.action.idempotency_key.clone();
         let first = Self::first_application(&mut state, &key);
-        state.calls.push(Call {
-            namespace: request.user.metadata.namespace.clone().unwrap_or_default(),
-            employee_id: request.user.spec.employee_id.clone(),
-            step: request.action.step,
-            idempotency_key: key,
-            applied: first,
-        });
+        if !state.unlogged {
+            state.calls.push(Call {
+                namespace: request.user.metadata.namespace.clone().unwrap_or_default(),
+                employee_id: request.user.spec.employee_id.clone(),
+                step: request.action.step,
+                idempotency_key: key,
+                applied: first,
+            });
+        }
         let summary = format!("{} done", request.action.step);
         Box::pin(async move {
             Outcome::Succeeded {
@@ -135,7 +164,30 @@ impl Effects for MemoryEffects {
             tenant.metadata.namespace.clone().unwrap_or_default(),
             tenant.metadata.name.clone().unwrap_or_default()
         );
-        state.exits.push((who, idempotency_key.to_string(), first));
+        if !state.unlogged {
+            state.exits.push((who, idempotency_key.to_string(), first));
+        }
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlogged_effects_deduplicate_by_key_and_keep_no_record() {
+        let mut state = State {
+            unlogged: true,
+            ..State::default()
+        };
+        assert!(MemoryEffects::first_application(&mut state, "k-1"));
+        assert!(!MemoryEffects::first_application(&mut state, "k-1"));
+        assert!(MemoryEffects::first_application(&mut state, "k-2"));
+        assert!(state.applied.is_empty() && state.calls.is_empty());
+        let mut logged = State::default();
+        assert!(MemoryEffects::first_application(&mut logged, "k-1"));
+        assert!(!MemoryEffects::first_application(&mut logged, "k-1"));
+        assert_eq!(logged.applied.get("k-1"), Some(&1));
     }
 }

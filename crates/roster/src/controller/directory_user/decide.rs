@@ -67,10 +67,7 @@ pub async fn decide(
 /// The version the store holds now of the object `copy` was taken from.
 fn stored(home: &Home, copy: &DirectoryUser, context: &Context) -> Option<String> {
     match home {
-        Home::User(_) => context
-            .users
-            .get(&ObjectRef::from_obj(copy))?
-            .resource_version(),
+        Home::User(_) => context.users.resource_version(&ObjectRef::from_obj(copy)),
         Home::Departure(_) => context
             .departures
             .get(&ObjectRef::new(&copy.name_any()).within(home.namespace()))?

@@ -183,6 +183,15 @@ impl Users {
         self.store.get(&stored_ref(user.clone())).is_some()
     }
 
+    /// The resourceVersion the store holds of the user (nothing unpacked).
+    pub fn resource_version(&self, user: &ObjectRef<DirectoryUser>) -> Option<String> {
+        self.store
+            .get(&stored_ref(user.clone()))?
+            .metadata
+            .resource_version
+            .clone()
+    }
+
     /// Every user's reference (nothing unpacked).
     pub fn refs(&self) -> Vec<ObjectRef<DirectoryUser>> {
         self.store.state().iter().map(|u| user_ref(u)).collect()
